@@ -1,0 +1,53 @@
+"""Dedup keys: which rows are "the same record" across primary and secondary.
+
+A table's key is either the record id (the default) or a list of fields (a
+natural key, for applications that rewrite a record under a new id). The key
+is rendered as a canonical string so it can be hashed stably across processes
+(lane choice), compared, and written to files. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def canonical(value: Any) -> Any:
+    """Turn a SurrealDB value into plain JSON-able data with a stable rendering.
+
+    SDK types (``RecordID``, ``Datetime``, ``Decimal``, ...) render through
+    ``str()``, which is what SurrealQL prints for them; mappings are sorted.
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return str(value)
+
+
+def record_key(table: str, record: Mapping[str, Any], fields: Sequence[str] | None) -> str | None:
+    """The dedup key of ``record`` in ``table``, or ``None`` when it has no usable key.
+
+    With ``fields`` (a natural key) the key is the table plus those fields'
+    values; a record missing one of them has no key. Without, it is the
+    record id rendered as ``table:id``.
+    """
+    if fields:
+        if any(f not in record for f in fields):
+            return None
+        values = [canonical(record[f]) for f in fields]
+        return table + "|" + json.dumps(values, separators=(",", ":"), sort_keys=True)
+    rid = record.get("id")
+    if rid is None:
+        return None
+    return str(rid) if ":" in str(rid) else f"{table}:{rid}"
+
+
+def table_of(record: Mapping[str, Any]) -> str | None:
+    """The table named by the record's ``id`` (an SDK ``RecordID``), if any."""
+    rid = record.get("id")
+    name = getattr(rid, "table_name", None)
+    return name if isinstance(name, str) else None
