@@ -1,0 +1,310 @@
+"""The sync queue: a bounded in-memory FIFO per lane that overflows to a durable spool.
+
+Rules this module keeps:
+
+- ``put`` never blocks and never fails for lack of room: the application's
+  write path calls it right after the primary answered.
+- Logically the queue is one FIFO: memory (older) followed by the spool
+  (newer). Once anything is spooled, every new operation goes to the spool too
+  until it is empty again; the refill task moves the spool's head back into
+  memory. So the operations of one record come out in the order they went in,
+  whichever of the two held them.
+- An operation is *pending* from ``put`` until ``finish``: in a lane, in a
+  worker's hands, parked for a retry, or spooled. ``flush`` waits on that.
+- At shutdown, whatever is pending in memory is written to the spool's head
+  (it is older than the spool's content), so the next start resumes in order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from syncd.batching import lane_for
+from syncd.ops import Operation
+from syncd.watermark import Watermark
+
+if TYPE_CHECKING:
+    from syncd.metrics import Metrics
+    from syncd.spool import Spool
+
+log = structlog.get_logger("syncd.queue")
+
+# Spilled operations are buffered briefly and written to the spool in chunks:
+# one write() per operation would cost a syscall on the application's path.
+_SPILL_CHUNK = 512
+_SPILL_LINGER = 0.05
+_REFILL_CHUNK = 2000
+_SYNC_INTERVAL = 1.0
+
+
+class SyncQueue:
+    """Bounded, lane-partitioned operation queue with a durable overflow."""
+
+    def __init__(
+        self,
+        *,
+        lanes: int,
+        capacity: int,
+        spool: Spool,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._lanes: list[deque[Operation]] = [deque() for _ in range(lanes)]
+        self._wakeups: list[anyio.Event] = [anyio.Event() for _ in range(lanes)]
+        self._held: list[dict[int, Operation]] = [{} for _ in range(lanes)]
+        self._capacity = capacity
+        self._spool = spool
+        self._metrics = metrics
+        self._in_memory = 0
+        self._spill_buffer: list[Operation] = []
+        # Operations spooled, buffered for the spool, or being read back;
+        # while non-zero, put() must spill to keep FIFO order.
+        self._spooled = 0
+        self._spool_head_seq = 0
+        self._spool_head_time = 0.0
+        self._spill_wakeup = anyio.Event()
+        self._refill_wakeup = anyio.Event()
+        self._finished = anyio.Event()
+        self._pending = Watermark()
+        self._enqueued_at: dict[int, float] = {}
+        self._next_seq = 1
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the spool and continue numbering after what it holds."""
+        self._spool.open()
+        self._next_seq = self._spool.max_seq + 1
+        self._spooled = len(self._spool)
+        if self._spooled:
+            # Operations left by an earlier run: their times are unknown until
+            # read, so count their age from now rather than guess.
+            self._spool_head_seq = 0
+            self._spool_head_time = time.time()
+            log.info("spool_resumed", operations=self._spooled)
+        self._update_gauges()
+
+    @property
+    def lanes(self) -> int:
+        """Number of lanes (one per worker)."""
+        return len(self._lanes)
+
+    @property
+    def depth(self) -> int:
+        """Operations pending in memory (lanes and workers' hands)."""
+        return self._in_memory + sum(len(h) for h in self._held)
+
+    @property
+    def spooled(self) -> int:
+        """Operations waiting in the spool (or on their way to or from it)."""
+        return self._spooled
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest operation put so far."""
+        return self._next_seq - 1
+
+    # -- producer side ---------------------------------------------------
+
+    def put(self, op: Operation) -> None:
+        """Enqueue ``op``; O(1), never blocks. Spills to the spool when full."""
+        if self._closed:
+            raise RuntimeError("queue is closed")
+        op.seq = self._next_seq
+        self._next_seq += 1
+        if self._spooled or self._in_memory >= self._capacity:
+            if not self._spooled:
+                self._spool_head_seq = op.seq
+                self._spool_head_time = op.enqueued_at
+            self._spooled += 1
+            self._spill_buffer.append(op)
+            if len(self._spill_buffer) >= _SPILL_CHUNK:
+                self._write_spill()
+            else:
+                self._spill_wakeup.set()
+        else:
+            self._admit(op)
+        if self._metrics is not None:
+            self._metrics.enqueued.labels(op.table, op.source).inc()
+            self._update_gauges()
+
+    def put_many(self, ops: Iterable[Operation]) -> None:
+        """Enqueue several operations in order."""
+        for op in ops:
+            self.put(op)
+
+    def _admit(self, op: Operation) -> None:
+        lane = lane_for(op.key, len(self._lanes))
+        self._lanes[lane].append(op)
+        self._in_memory += 1
+        self._pending.add(op.seq)
+        self._enqueued_at[op.seq] = op.enqueued_at
+        self._wakeups[lane].set()
+
+    def _write_spill(self) -> None:
+        if self._spill_buffer:
+            chunk, self._spill_buffer = self._spill_buffer, []
+            self._spool.append(chunk)
+
+    # -- consumer side ---------------------------------------------------
+
+    async def take(self, lane: int, max_ops: int, linger: float, wait: float) -> list[Operation]:
+        """Take up to ``max_ops`` from ``lane``; they stay pending until finished.
+
+        Waits up to ``wait`` seconds for a first operation, then up to
+        ``linger`` for the batch to fill. Returns ``[]`` on timeout.
+        """
+        queue = self._lanes[lane]
+        if not queue:
+            with anyio.move_on_after(wait):
+                await self._wait_lane(lane)
+        if queue and len(queue) < max_ops and linger > 0:
+            with anyio.move_on_after(linger):
+                while len(queue) < max_ops:
+                    await self._wait_lane(lane)
+        batch: list[Operation] = []
+        while queue and len(batch) < max_ops:
+            op = queue.popleft()
+            batch.append(op)
+            self._held[lane][op.seq] = op
+        self._in_memory -= len(batch)
+        if batch and self._spooled:
+            self._refill_wakeup.set()
+        return batch
+
+    async def _wait_lane(self, lane: int) -> None:
+        event = self._wakeups[lane]
+        if event.is_set():
+            self._wakeups[lane] = event = anyio.Event()
+        await event.wait()
+
+    def finish(self, lane: int, ops: Sequence[Operation]) -> None:
+        """Mark ``ops`` (taken from ``lane``) applied, dead-lettered or superseded."""
+        held = self._held[lane]
+        for op in ops:
+            if held.pop(op.seq, None) is not None:
+                self._pending.finish(op.seq)
+                self._enqueued_at.pop(op.seq, None)
+        self._finished.set()
+        self._update_gauges()
+
+    # -- flush and lag ---------------------------------------------------
+
+    def _low(self) -> int | None:
+        low = self._pending.low()
+        if self._spooled:
+            low = self._spool_head_seq if low is None else min(low, self._spool_head_seq)
+        return low
+
+    async def wait_finished(self, through_seq: int) -> None:
+        """Return once every operation with ``seq <= through_seq`` has finished."""
+        while True:
+            low = self._low()
+            if low is None or low > through_seq:
+                return
+            if self._finished.is_set():
+                self._finished = anyio.Event()
+            await self._finished.wait()
+
+    def lag_seconds(self, now: float | None = None) -> float:
+        """Age of the oldest unfinished operation; 0 when idle."""
+        now = time.time() if now is None else now
+        low = self._pending.low()
+        oldest = math.inf
+        if low is not None:
+            oldest = self._enqueued_at.get(low, now)
+        if self._spooled:
+            oldest = min(oldest, self._spool_head_time)
+        return 0.0 if oldest is math.inf else max(0.0, now - oldest)
+
+    # -- background: spill writer and refill -----------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Move spilled operations to disk and back into memory; fsync now and then."""
+        task_status.started()
+        last_sync = time.monotonic()
+        while True:
+            with anyio.move_on_after(_SPILL_LINGER if self._spill_buffer else _SYNC_INTERVAL):
+                await self._either_wakeup()
+            self._spill_wakeup = anyio.Event()
+            self._refill_wakeup = anyio.Event()
+            self._write_spill()
+            await self._refill()
+            if time.monotonic() - last_sync >= _SYNC_INTERVAL and len(self._spool):
+                await anyio.to_thread.run_sync(self._spool.sync)
+                last_sync = time.monotonic()
+            self._update_gauges()
+
+    async def _either_wakeup(self) -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def wait(event: anyio.Event) -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wait, self._spill_wakeup)
+            tg.start_soon(wait, self._refill_wakeup)
+
+    async def _refill(self) -> None:
+        # Hysteresis: refill once memory is half empty, so reads from disk come
+        # in large chunks rather than one operation at a time.
+        while self._spooled and self._in_memory <= self._capacity // 2:
+            room = min(self._capacity - self._in_memory, _REFILL_CHUNK)
+            if len(self._spool) == 0:
+                # Nothing on disk: the buffer is the head, no need for a round trip.
+                ops = self._spill_buffer[:room]
+                del self._spill_buffer[:room]
+            else:
+                ops = await anyio.to_thread.run_sync(self._spool.read, room)
+            if not ops:
+                if not len(self._spool) and not self._spill_buffer:
+                    # Only reachable if segments were quarantined as corrupt.
+                    log.error("spool_count_mismatch", expected=self._spooled)
+                    self._spooled = 0
+                return
+            for op in ops:
+                self._admit(op)
+            self._spooled -= len(ops)
+            self._spool_head_seq = ops[-1].seq + 1
+            self._spool_head_time = ops[-1].enqueued_at
+
+    # -- shutdown --------------------------------------------------------
+
+    def persist(self) -> int:
+        """Write every pending in-memory operation to the spool; return how many.
+
+        Called once the workers have stopped. In-memory operations are older
+        than the spool's content, so they go to its head; per lane, operations
+        a worker held come before those still queued.
+        """
+        self._closed = True
+        head: list[Operation] = []
+        for lane, queue in enumerate(self._lanes):
+            head.extend(sorted(self._held[lane].values(), key=lambda op: op.seq))
+            head.extend(queue)
+            queue.clear()
+            self._held[lane].clear()
+        head.sort(key=lambda op: op.seq)
+        if head:
+            self._spool.prepend(head)
+        self._write_spill()
+        self._spool.sync()
+        self._in_memory = 0
+        return len(head)
+
+    def close(self) -> None:
+        """Close the spool (after :meth:`persist`)."""
+        self._spool.close()
+
+    def _update_gauges(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_depth.set(self.depth)
+            self._metrics.spool_depth.set(self._spooled)

@@ -1,0 +1,327 @@
+"""The Replicator: owns the pipeline — queue, workers, secondary connection, metrics.
+
+Usage (the public contract)::
+
+    config = syncd.load_config("syncd.yaml")
+    async with syncd.Replicator(config) as rep:
+        db = rep.wrap(primary)            # a connected SurrealDB SDK connection
+        await db.upsert(RecordID("kv_memories", "a"), {...})
+        rows = await db.select("kv_memories")
+        await rep.flush(timeout=30)
+
+Start-up order matters and is explicit: the spool is opened (so operations left
+by an earlier run come first), then the connection manager, the spool mover
+and the workers are started in one task group. Start-up never waits for the
+secondary: if it is down, operations queue and spill until it is back.
+
+Shutdown (``__aexit__``): drain for up to ``drain_timeout`` while the secondary
+is reachable, then stop the workers and write whatever is still pending to the
+spool's head, where the next start picks it up in order.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+from prometheus_client import CollectorRegistry
+
+from syncd.config import Config
+from syncd.connection import ManagedConnection
+from syncd.deadletter import DeadLetterFile
+from syncd.executor import Executor
+from syncd.httpserver import HttpEndpoint
+from syncd.keys import record_key, table_of
+from syncd.metrics import Metrics
+from syncd.ops import Operation
+from syncd.queue import SyncQueue
+from syncd.spool import Spool
+from syncd.worker import Worker, WorkerSettings
+from syncd.wrapper import ReplicatedConnection
+
+T = TypeVar("T")
+log = structlog.get_logger("syncd.replicator")
+
+_RETRY_CAP = 300.0
+
+
+def state_files(state_dir: Path) -> tuple[Path, Path]:
+    """Where the spool and the dead-letter file live under ``state_dir``."""
+    return state_dir / "spool", state_dir / "deadletters.jsonl"
+
+
+class Replicator:
+    """Replicates captured writes to the secondary and merges reads from it."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        serve_http: bool = True,
+    ) -> None:
+        self.config = config
+        self.metrics = Metrics(registry)
+        self._serve_http = serve_http
+        state = config.state_path
+        spool_dir, dlq_path = state_files(state)
+        self.deadletters = DeadLetterFile(dlq_path)
+        self.queue = SyncQueue(
+            lanes=config.sync_workers,
+            capacity=config.queue_size,
+            spool=Spool(spool_dir),
+            metrics=self.metrics,
+        )
+        self.secondary = ManagedConnection(
+            role="secondary",
+            url=config.secondary_url,
+            user=config.secondary_user,
+            password=config.secondary_pass.get_secret_value(),
+            namespace=config.secondary_namespace,
+            database=config.secondary_database,
+            connect_timeout=config.connect_timeout,
+            health_check_interval=config.health_check_interval,
+            reconnect_backoff=config.reconnect_backoff,
+            on_state=self._on_secondary_state,
+            on_reconnect=self.metrics.reconnects.inc,
+        )
+        self._table_keys: dict[str, list[str] | None] = {
+            name: table.key for name, table in (config.tables or {}).items()
+        }
+        self._executor = Executor(
+            self.secondary,
+            table_keys=self._table_keys,
+            write_timeout=config.write_timeout,
+            metrics=self.metrics,
+        )
+        settings = WorkerSettings(
+            batch_size=config.sync_batch_size,
+            batch_timeout=config.batch_timeout,
+            retry_interval=config.sync_retry_interval,
+            max_retries=config.sync_max_retries,
+            retry_cap=max(_RETRY_CAP, config.sync_retry_interval),
+        )
+        self.workers = [
+            Worker(
+                lane,
+                queue=self.queue,
+                executor=self._executor,
+                conn=self.secondary,
+                deadletters=self.deadletters,
+                settings=settings,
+                metrics=self.metrics,
+            )
+            for lane in range(config.sync_workers)
+        ]
+        self.http: HttpEndpoint | None = None
+        self._tg: TaskGroup | None = None
+        self._started = False
+        self.metrics.set_lag_source(self.queue.lag_seconds)
+        self.metrics.secondary_up.set(0)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Replicator:
+        """Open the state, start the connection manager and the workers."""
+        state = self.config.state_path
+        state.mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
+        await anyio.to_thread.run_sync(self.queue.open)
+        self.metrics.dead_letters.set(await anyio.to_thread.run_sync(self.deadletters.count))
+        if self._serve_http and self.config.metrics_listen:
+            self.http = HttpEndpoint(
+                self.config.metrics_listen,
+                self.metrics.registry,
+                ready=self.readiness,
+                status=self.status,
+            )
+            self.http.start()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            if self.config.sync_enabled:
+                await tg.start(self.secondary.run)
+                await tg.start(self.queue.run)
+                for worker in self.workers:
+                    await tg.start(worker.run)
+        except BaseException:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
+        self._started = True
+        log.info(
+            "replicator_started",
+            workers=len(self.workers),
+            spooled=self.queue.spooled,
+            sync_enabled=self.config.sync_enabled,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Drain within ``drain_timeout``, then persist what is left and stop."""
+        tg, self._tg = self._tg, None
+        if tg is None:
+            return
+        with anyio.CancelScope(shield=True):
+            drained = await self._drain(self.config.drain_timeout)
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            persisted = await anyio.to_thread.run_sync(self.queue.persist)
+            await anyio.to_thread.run_sync(self.queue.close)
+            if self.http is not None:
+                self.http.stop()
+        log.info("replicator_stopped", drained=drained, persisted=persisted)
+
+    async def _drain(self, seconds: float) -> bool:
+        if not self.config.sync_enabled:
+            return True
+        target = self.queue.last_seq
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.secondary.is_up:
+                # Nothing drains while the secondary is down; a short grace
+                # covers a reconnect in progress, the spool covers the rest.
+                with anyio.move_on_after(min(2.0, deadline - time.monotonic())):
+                    await self.secondary.wait_up()
+                if not self.secondary.is_up:
+                    return False
+            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
+                await self.queue.wait_finished(target)
+                return True
+        return False
+
+    # -- public API --------------------------------------------------------
+
+    def wrap(self, primary: Any) -> ReplicatedConnection:
+        """Wrap a connected SDK connection: writes replicate, reads merge."""
+        return ReplicatedConnection(primary, self)
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything enqueued so far is applied or dead-lettered.
+
+        Raises ``TimeoutError`` if that takes longer than ``timeout`` seconds.
+        """
+        target = self.queue.last_seq
+        try:
+            with anyio.fail_after(timeout):
+                await self.queue.wait_finished(target)
+        except TimeoutError:
+            raise TimeoutError(
+                f"flush: not everything was applied within {timeout}s "
+                f"({self.queue.depth} in memory, {self.queue.spooled} spooled, "
+                f"secondary {'up' if self.secondary.is_up else 'down'})"
+            ) from None
+
+    def capture(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        source: str = "wrapper",
+        copy: Callable[[Any], Any] = dict,
+    ) -> int:
+        """Enqueue the given records (as the primary returned them); return how many.
+
+        Rows without a record id, or of tables not replicated, are skipped.
+        """
+        if not self.config.sync_enabled:
+            return 0
+        count = 0
+        for row in rows:
+            table = table_of(row)
+            if table is None or not self.config.replicates(table):
+                continue
+            key = record_key(table, row, self._table_keys.get(table)) or record_key(
+                table, row, None
+            )
+            if key is None:
+                continue
+            self.queue.put(Operation(table=table, key=key, record=copy(row), source=source))
+            count += 1
+        return count
+
+    def enqueue(self, ops: Iterable[Operation]) -> None:
+        """Enqueue ready-made operations (daemon, backfill, replay)."""
+        self.queue.put_many(ops)
+
+    def row_key(self, row: Mapping[str, Any]) -> str | None:
+        """The dedup key of a row read back from either database."""
+        table = table_of(row)
+        if table is None:
+            rid = row.get("id")
+            return None if rid is None else str(rid)
+        return record_key(table, row, self._table_keys.get(table))
+
+    # -- used by the wrapper's read path -----------------------------------
+
+    @property
+    def merges_reads(self) -> bool:
+        """Whether reads consult the secondary at all."""
+        return self.config.sync_enabled and self._started
+
+    @property
+    def secondary_up(self) -> bool:
+        """Whether the secondary is currently reachable."""
+        return self.secondary.is_up
+
+    async def read_secondary(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """Run a read on the secondary under ``query_timeout``.
+
+        A slow read does not mark the secondary down (the health check and
+        the writes decide that); it just times out.
+        """
+        return await self.secondary.call(fn, self.config.query_timeout, timeout_marks_down=False)
+
+    def count_read(self, outcome: str) -> None:
+        """Count a merged read by outcome; warn when the secondary was left out."""
+        self.metrics.merged_reads.labels(outcome).inc()
+        if outcome != "merged":
+            log.warning("merged_read_primary_only", reason=outcome)
+
+    def count_uncaptured(self, reason: str) -> None:
+        """Count a write whose records the wrapper could not see."""
+        self.metrics.uncaptured_writes.labels(reason).inc()
+        log.warning("write_not_captured", reason=reason)
+
+    # -- health ------------------------------------------------------------
+
+    def _on_secondary_state(self, up: bool) -> None:
+        self.metrics.secondary_up.set(1 if up else 0)
+        self.metrics.secondary_state_since.set(time.time())
+
+    def readiness(self) -> tuple[bool, str]:
+        """``/readyz``: not ready while starting or while the secondary is down too long."""
+        if not self._started:
+            return False, "starting"
+        if self._tg is None:
+            return False, "stopping"
+        down_for = time.time() - self.secondary.since
+        if not self.secondary.is_up and down_for > self.config.readyz_down_threshold:
+            return False, f"secondary down for {down_for:.0f}s"
+        return True, "ready"
+
+    def status(self) -> dict[str, object]:
+        """A snapshot for ``/status`` and ``syncd status``."""
+        return {
+            "secondary": {
+                "up": self.secondary.is_up,
+                "since": self.secondary.since,
+                "last_error": self.secondary.last_error,
+            },
+            "lag_seconds": self.queue.lag_seconds(),
+            "queue_depth": self.queue.depth,
+            "spool_depth": self.queue.spooled,
+            "metrics": self.metrics.snapshot(),
+        }
