@@ -31,6 +31,7 @@ from anyio.abc import TaskStatus
 from surrealdb import AsyncSurreal
 
 from syncd.backoff import exponential_backoff, with_jitter
+from syncd.config import sdk_url
 from syncd.errors import PrimaryUnavailable, SecondaryUnavailable, SyncdError
 
 T = TypeVar("T")
@@ -51,18 +52,12 @@ _CLOSE_TIMEOUT = 1.0
 
 def is_transport_error(exc: BaseException) -> bool:
     """Whether ``exc`` means the connection is unusable (as opposed to a refused query)."""
-    if isinstance(exc, _TRANSPORT_ERRORS | TimeoutError):
+    # TimeoutError is an OSError, so the tuple covers our own deadlines too.
+    if isinstance(exc, _TRANSPORT_ERRORS):
         return True
     # The SDK's ConnectionUnavailableError; matched by name to avoid depending
     # on where the SDK defines it.
     return type(exc).__name__ == "ConnectionUnavailableError"
-
-
-def sdk_url(url: str) -> str:
-    """The URL as the SDK wants it: it appends ``/rpc`` to ws URLs itself."""
-    if url.startswith(("ws://", "wss://")) and url.rstrip("/").endswith("/rpc"):
-        return url.rstrip("/")[: -len("/rpc")]
-    return url
 
 
 class ManagedConnection:
@@ -97,6 +92,8 @@ class ManagedConnection:
         self._on_reconnect = on_reconnect
         self._rng = rng or random.Random()
         self._conn: Any = None
+        self._connected_before = False
+        self._first_attempt = anyio.Event()
         self._up = anyio.Event()
         self._down = anyio.Event()
         self.since = time.time()
@@ -109,6 +106,10 @@ class ManagedConnection:
     def is_up(self) -> bool:
         """Whether the last call or health check succeeded."""
         return self._up.is_set()
+
+    async def wait_first_attempt(self) -> None:
+        """Block until the first connection attempt has succeeded or failed."""
+        await self._first_attempt.wait()
 
     async def wait_up(self) -> None:
         """Block until the connection is up."""
@@ -178,6 +179,7 @@ class ManagedConnection:
                 if not is_transport_error(exc) and not _is_server_error(exc):
                     raise
                 self.last_error = _describe(exc)
+                self._first_attempt.set()
                 delay = next(delays)
                 log.info(
                     "connection_retry",
@@ -190,7 +192,7 @@ class ManagedConnection:
 
     async def _connect_once(self) -> None:
         await self._discard()
-        conn = AsyncSurreal(sdk_url(self._url))
+        conn: Any = AsyncSurreal(sdk_url(self._url))
         self._conn = conn
         try:
             with anyio.fail_after(self._connect_timeout):
@@ -205,11 +207,13 @@ class ManagedConnection:
         self.since = time.time()
         self.last_error = ""
         self._up.set()
+        self._first_attempt.set()
         log.info("connection_up", role=self.role)
         if self._on_state is not None:
             self._on_state(True)
-        if self._on_reconnect is not None:
+        if self._connected_before and self._on_reconnect is not None:
             self._on_reconnect()
+        self._connected_before = True
 
     async def _watch_health(self) -> None:
         while True:

@@ -152,6 +152,10 @@ class Replicator:
                 await tg.start(self.queue.run)
                 for worker in self.workers:
                     await tg.start(worker.run)
+                # Let the first attempt finish so the first reads can merge; a
+                # down or silent secondary costs at most connect_timeout here.
+                with anyio.move_on_after(self.config.connect_timeout):
+                    await self.secondary.wait_first_attempt()
         except BaseException:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -177,8 +181,11 @@ class Replicator:
             return
         with anyio.CancelScope(shield=True):
             drained = await self._drain(self.config.drain_timeout)
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+        # The task group must be exited in the scope it was entered in, so
+        # this step cannot sit inside the shield.
+        tg.cancel_scope.cancel()
+        await tg.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):
             persisted = await anyio.to_thread.run_sync(self.queue.persist)
             await anyio.to_thread.run_sync(self.queue.close)
             if self.http is not None:
@@ -287,7 +294,7 @@ class Replicator:
     def count_read(self, outcome: str) -> None:
         """Count a merged read by outcome; warn when the secondary was left out."""
         self.metrics.merged_reads.labels(outcome).inc()
-        if outcome != "merged":
+        if outcome not in ("merged", "primary_only_unsupported"):
             log.warning("merged_read_primary_only", reason=outcome)
 
     def count_uncaptured(self, reason: str) -> None:

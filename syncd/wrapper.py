@@ -31,7 +31,7 @@ from surrealdb.connections.utils_mixin import UtilsMixin
 
 from syncd.errors import SyncdError
 from syncd.merger import merge_rows
-from syncd.statements import Statement, parse
+from syncd.statements import Statement, is_read_only, parse, result_index
 
 if TYPE_CHECKING:
     from syncd.replicator import Replicator
@@ -130,8 +130,13 @@ class ReplicatedConnection:
         primary and the records their write statements return are captured.
         """
         statements = parse_safely(query)
-        if statements and self._rep.merges_reads and _mergeable(statements) and not kw:
-            response = await self._merged_raw(query, vars, statements)
+        reads_only = bool(statements) and is_read_only(statements or [])
+        if reads_only and self._rep.merges_reads and not kw and _mergeable(statements or []):
+            response = await self._merged_raw(query, vars, statements or [])
+        elif reads_only:
+            if self._rep.merges_reads:
+                self._rep.count_read("primary_only_unsupported")
+            response = await self._primary.query_raw(query, vars, **kw)
         else:
             response = await self._primary.query_raw(query, vars, **kw)
             self._capture_statements(statements, response)
@@ -145,16 +150,18 @@ class ReplicatedConnection:
         if not isinstance(response, Mapping) or not isinstance(response.get("result"), list):
             return
         results: list[Any] = response["result"]
-        if statements is None or len(statements) != len(results):
+        index = result_index(statements) if statements is not None else None
+        if index is None or sum(i is not None for i in index) != len(results):
             # Cannot tell which result belongs to which statement: capture
             # nothing rather than replicate the rows of a SELECT or a DELETE.
             if statements is None or any(s.is_write for s in statements):
-                self._rep.count_uncaptured("unparsed_query")
+                self._rep.count_uncaptured("unaligned_query")
             return
-        for statement, result in zip(statements, results, strict=True):
-            if not statement.is_write or not isinstance(result, Mapping):
+        for statement, position in zip(statements or [], index, strict=True):
+            if position is None or not statement.is_write:
                 continue
-            if result.get("status") != "OK":
+            result = results[position]
+            if not isinstance(result, Mapping) or result.get("status") != "OK":
                 continue
             if statement.captures_records:
                 self._rep.capture(rows_of(result.get("result")), copy=_copy)
@@ -261,9 +268,17 @@ def parse_safely(query: str) -> list[Statement] | None:
 
 
 def _mergeable(statements: list[Statement]) -> bool:
-    # GROUP BY, SPLIT, aggregates and START cannot be merged by deduplicating
-    # rows; such queries read the primary only.
+    # Only plain SELECTs whose rows can be deduplicated and re-sorted here:
+    # GROUP BY, SPLIT, aggregates, START, parameterised LIMITs, expression
+    # orders, SELECT VALUE and subqueries that write read the primary only.
     return all(
-        s.kind == "SELECT" and not s.group_or_split and s.start is None and not s.fetch
+        s.kind == "SELECT"
+        and not s.is_write
+        and not s.group_or_split
+        and s.start is None
+        and s.start_param is None
+        and s.limit_param is None
+        and s.order_exact
+        and not (s.value or s.only or s.fetch or s.explain)
         for s in statements
     )

@@ -1,11 +1,45 @@
-"""Shared fixtures: the anyio backend (asyncio: the SurrealDB SDK is asyncio-only)."""
+"""Shared fixtures: the anyio backend, a real secondary process, an embedded primary."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
 import pytest
+from surrealdb import AsyncSurreal
+
+from tests.support.server import ServerProcess
 
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """Run every async test on asyncio."""
+    """Run every async test on asyncio (the SurrealDB SDK is asyncio-only)."""
     return "asyncio"
+
+
+@pytest.fixture
+def secondary_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A devserver process on 127.0.0.1 whose store survives kill and restart."""
+    server = ServerProcess(store=f"surrealkv://{tmp_path / 'secondary-store'}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def primary() -> AsyncIterator[Any]:
+    """An embedded in-memory primary, connected and using app/main."""
+    db = AsyncSurreal("mem://")
+    await db.connect()
+    await db.use("app", "main")
+    try:
+        yield db
+    finally:
+        await db.close()
+        # Measured: the embedded engine can abort the process at exit (a Rust
+        # panic) when it is torn down right after close(); a pause avoids it.
+        await anyio.sleep(0.1)

@@ -1,0 +1,230 @@
+"""Every Prometheus metric syncd exports, in one place.
+
+Conventions: names start with ``syncd_`` and carry their unit
+(``_seconds``, ``_bytes``, ``_operations``, ``_total`` for counters); labels
+are low-cardinality only (table names, a fixed set of sources, reasons and
+outcomes), never record keys or ids.
+
+Each :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`
+(one per Replicator, one per test), never the process-global default, so two
+replicators in one process, or two tests, never see each other's numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Batches are counted in operations: 1 (a lone write) up to the largest batch
+# size anyone should configure.
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# One round trip to the secondary: a local engine answers in ~1 ms, a stalled
+# one hits the request timeout (seconds).
+APPLY_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Enqueue to applied: milliseconds when healthy, up to a minute through
+# retries and brief outages (longer ones show in the lag gauge instead).
+END_TO_END_SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+Metric = Counter | Gauge | Histogram
+
+
+class Metrics:
+    """The metrics of one replicator or daemon, registered in their own registry.
+
+    Attributes are plain ``prometheus_client`` objects; callers use them
+    directly (``metrics.applied.labels(table="user").inc()``).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Create every metric in ``registry`` (a fresh one when ``None``)."""
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # Flow of operations through the pipeline.
+        self.enqueued = Counter(
+            "syncd_operations_enqueued_total",
+            "Operations queued for the secondary, by table and by where they came from "
+            "(wrapper, changefeed, backfill, replay, repair).",
+            ["table", "source"],
+            registry=r,
+        )
+        self.applied = Counter(
+            "syncd_operations_applied_total",
+            "Operations the secondary accepted.",
+            ["table"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "syncd_operations_retried_total",
+            "Operations sent again after a retriable failure.",
+            ["table"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "syncd_operations_dead_lettered_total",
+            "Operations given up on and written to the dead-letter file.",
+            ["table"],
+            registry=r,
+        )
+        self.superseded = Counter(
+            "syncd_operations_superseded_total",
+            "Unapplied operations dropped because a newer version of the same record was queued.",
+            ["table"],
+            registry=r,
+        )
+        self.uncaptured_writes = Counter(
+            "syncd_uncaptured_writes_total",
+            "Writes through query() whose records the wrapper could not see "
+            "(e.g. RETURN NONE), so they were not replicated.",
+            ["reason"],
+            registry=r,
+        )
+
+        # Backlog.
+        self.queue_depth = Gauge(
+            "syncd_queue_depth_operations",
+            "Operations waiting in memory.",
+            registry=r,
+        )
+        self.spool_depth = Gauge(
+            "syncd_spool_depth_operations",
+            "Operations waiting in the on-disk spool.",
+            registry=r,
+        )
+        self.spool_bytes = Gauge(
+            "syncd_spool_bytes",
+            "Size of the on-disk spool.",
+            registry=r,
+        )
+
+        # Apply path.
+        self.batch_size = Histogram(
+            "syncd_batch_size_operations",
+            "Operations per batch sent to the secondary.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.apply_seconds = Histogram(
+            "syncd_apply_duration_seconds",
+            "Round trip of one batch to the secondary.",
+            buckets=APPLY_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "syncd_replication_lag_seconds",
+            "Age of the oldest operation not yet applied; 0 when idle.",
+            registry=r,
+        )
+        self.set_lag_source(lambda: 0.0)
+        self.end_to_end_seconds = Histogram(
+            "syncd_end_to_end_lag_seconds",
+            "Time from enqueue to applied, per operation.",
+            buckets=END_TO_END_SECONDS_BUCKETS,
+            registry=r,
+        )
+
+        # Secondary health.
+        self.secondary_up = Gauge(
+            "syncd_secondary_up",
+            "1 when the secondary is reachable, 0 when not.",
+            registry=r,
+        )
+        self.secondary_state_since = Gauge(
+            "syncd_secondary_state_since_timestamp_seconds",
+            "Unix time when syncd_secondary_up last changed.",
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "syncd_secondary_reconnects_total",
+            "Reconnections to the secondary after a lost connection.",
+            registry=r,
+        )
+        self.merged_reads = Counter(
+            "syncd_merged_reads_total",
+            "Reads answered, by outcome: merged, or primary only because the secondary "
+            "was down, timed out, failed, or the query could not be merged.",
+            ["outcome"],
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "syncd_dead_letters",
+            "Entries currently in the dead-letter file.",
+            registry=r,
+        )
+
+        # Daemon (changefeed tailing and backfill).
+        self.checkpoint_position = Gauge(
+            "syncd_checkpoint_position",
+            "Changefeed sequence number up to which everything is applied.",
+            registry=r,
+        )
+        self.checkpoint_timestamp = Gauge(
+            "syncd_checkpoint_timestamp_seconds",
+            "Unix time when the checkpoint last advanced.",
+            registry=r,
+        )
+        self.changefeed_entries = Counter(
+            "syncd_changefeed_changes_total",
+            "Changes read from the primary's changefeeds.",
+            ["table"],
+            registry=r,
+        )
+        self.backfill_records = Counter(
+            "syncd_backfill_records_total",
+            "Records copied by a backfill.",
+            ["table"],
+            registry=r,
+        )
+        self.primary_up = Gauge(
+            "syncd_primary_up",
+            "1 when the primary is reachable, 0 when not.",
+            registry=r,
+        )
+
+    def set_lag_source(self, fn: Callable[[], float]) -> None:
+        """Compute ``syncd_replication_lag_seconds`` with ``fn`` at every read.
+
+        ``fn`` runs on whichever thread collects (the HTTP server thread for
+        a scrape), so it must only read simple attributes. If it raises, the
+        gauge reads NaN ("unknown") rather than failing the whole scrape.
+        """
+
+        def guarded() -> float:
+            try:
+                return float(fn())
+            except Exception:
+                return math.nan
+
+        self.lag_seconds.set_function(guarded)
+
+    def _metrics(self) -> dict[str, Metric]:
+        """Every metric attribute by its attribute name."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, Counter | Gauge | Histogram)}
+
+    def snapshot(self) -> dict[str, float]:
+        """Current values as a flat dict, summed over labels.
+
+        Counters and gauges appear under their attribute name
+        (``applied``, ``queue_depth``, ``lag_seconds``...); histograms as
+        ``<name>_count`` and ``<name>_sum``. A labelled metric never
+        incremented reads 0.0.
+        """
+        out: dict[str, float] = {}
+        for attr, metric in self._metrics().items():
+            if isinstance(metric, Histogram):
+                wanted = {"_count": f"{attr}_count", "_sum": f"{attr}_sum"}
+            elif isinstance(metric, Counter):
+                # Counters also expose a "_created" timestamp sample: skip it.
+                wanted = {"_total": attr}
+            else:
+                wanted = {"": attr}
+            for key in wanted.values():
+                out[key] = 0.0
+            for family in metric.collect():
+                for sample in family.samples:
+                    suffix = sample.name[len(family.name) :]
+                    if suffix in wanted:
+                        out[wanted[suffix]] += sample.value
+        return out

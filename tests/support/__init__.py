@@ -1,0 +1,1 @@
+"""Test helpers that are not fixtures: real server processes and the like."""

@@ -1,0 +1,70 @@
+"""Helpers for integration tests: configs pointing at a test secondary, and reading it back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from surrealdb import AsyncSurreal
+
+from syncd.config import Config
+
+NAMESPACE = "replica"
+DATABASE = "main"
+
+
+def make_config(tmp_path: Path, secondary_url: str, **overrides: Any) -> Config:
+    """A config tuned for tests: short intervals, no HTTP endpoint, state under tmp_path."""
+    data: dict[str, Any] = {
+        "secondary_url": secondary_url,
+        "secondary_user": "root",
+        "secondary_pass": "root",
+        "secondary_namespace": NAMESPACE,
+        "secondary_database": DATABASE,
+        "state_dir": str(tmp_path / "state"),
+        "metrics_listen": None,
+        "health_check_interval": "1s",
+        "reconnect_backoff": "500ms",
+        "connect_timeout": "2s",
+        "write_timeout": "2s",
+        "query_timeout": "500ms",
+        "sync_retry_interval": "50ms",
+        "batch_timeout": "5ms",
+        "drain_timeout": "10s",
+    }
+    data.update(overrides)
+    return Config.from_mapping(data)
+
+
+async def connect_secondary(url: str) -> Any:
+    """A direct SDK connection to the secondary, to look at what arrived."""
+    db: Any = AsyncSurreal(url)
+    with anyio.fail_after(10):
+        await db.connect()
+        await db.signin({"username": "root", "password": "root"})
+        await db.use(NAMESPACE, DATABASE)
+    return db
+
+
+async def rows_by_id(db: Any, table: str) -> dict[str, dict[str, Any]]:
+    """Every row of ``table``, keyed by record id."""
+    with anyio.fail_after(20):
+        rows = await db.query(f"SELECT * FROM {table}")
+    return {str(r["id"]): dict(r) for r in rows}
+
+
+async def secondary_rows(url: str, table: str) -> dict[str, dict[str, Any]]:
+    """Open, read ``table`` from the secondary, close."""
+    db = await connect_secondary(url)
+    try:
+        return await rows_by_id(db, table)
+    finally:
+        with anyio.move_on_after(5):
+            await db.close()
+
+
+def without(rows: Mapping[str, Mapping[str, Any]], *fields: str) -> dict[str, dict[str, Any]]:
+    """The rows with some fields dropped (for natural-key comparisons)."""
+    return {k: {f: v for f, v in r.items() if f not in fields} for k, r in rows.items()}
