@@ -191,8 +191,12 @@ def _not_implemented(command: str) -> NoReturn:
 
 @app.command()
 def run(config: ConfigOption = None) -> None:
-    """Run the replication daemon (not implemented yet)."""
-    _not_implemented("run")
+    """Run the replication daemon: tail the primary's changefeeds into the secondary."""
+    from syncd.daemon import run_daemon  # the daemon's imports are not needed elsewhere
+
+    with handle_errors():
+        cfg = load_cli_config(config)
+        raise typer.Exit(run_daemon(cfg, resolve_config_path(config)))
 
 
 @app.command()
@@ -202,9 +206,39 @@ def status(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def backfill(config: ConfigOption = None) -> None:
-    """Copy existing primary records to the secondary (not implemented yet)."""
-    _not_implemented("backfill")
+def backfill(
+    config: ConfigOption = None,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", "-t", help="Only this table (repeatable).")
+    ] = None,
+) -> None:
+    """Copy what the primary holds to the secondary now, through the normal pipeline."""
+    import anyio
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from syncd.backfill import backfill_now
+    from syncd.logs import configure_logging
+
+    with handle_errors():
+        cfg = load_cli_config(config)
+        configure_logging(cfg.log_level, cfg.log_json)
+        console = Console(stderr=True)
+        counts: dict[str, int] = {}
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("backfill", total=None)
+
+            def progress(name: str, rows: int) -> None:
+                counts[name] = counts.get(name, 0) + rows
+                bar.update(task, description=f"{name}: {counts[name]} records")
+
+            anyio.run(backfill_now, cfg, table or None, progress)
+        for name, rows in counts.items():
+            typer.echo(f"{name}: {rows} records copied")
 
 
 @app.command()

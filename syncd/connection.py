@@ -88,7 +88,7 @@ class ManagedConnection:
         self._connect_timeout = connect_timeout
         self._health_interval = health_check_interval
         self._backoff_cap = reconnect_backoff
-        self._on_state = on_state
+        self.on_state = on_state
         self._on_reconnect = on_reconnect
         self._rng = rng or random.Random()
         self._conn: Any = None
@@ -151,8 +151,8 @@ class ManagedConnection:
             self._up = anyio.Event()
             self.since = time.time()
             log.warning("connection_down", role=self.role, reason=reason)
-            if self._on_state is not None:
-                self._on_state(False)
+            if self.on_state is not None:
+                self.on_state(False)
         self._down.set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -209,8 +209,8 @@ class ManagedConnection:
         self._up.set()
         self._first_attempt.set()
         log.info("connection_up", role=self.role)
-        if self._on_state is not None:
-            self._on_state(True)
+        if self.on_state is not None:
+            self.on_state(True)
         if self._connected_before and self._on_reconnect is not None:
             self._on_reconnect()
         self._connected_before = True

@@ -43,13 +43,34 @@ def _natural(var: str, table_var: str, fields: Sequence[str]) -> str:
     )
 
 
-def build_statement(var: str, table_var: str, fields: Sequence[str] | None, *, many: bool) -> str:
-    """The SurrealQL that upserts the rows (``many``) or the row bound to ``$var``."""
+def _relation(var: str) -> str:
+    # UPSERT cannot write a graph edge (measured: "expected a RELATION"); an
+    # existing edge is replaced with UPDATE, a new one made with INSERT RELATION.
+    return (
+        f"IF record::exists({var}.id) {{ UPDATE {var}.id CONTENT {var} RETURN NONE }} "
+        f"ELSE {{ INSERT RELATION {var} RETURN NONE }}"
+    )
+
+
+def build_statement(
+    var: str, table_var: str, fields: Sequence[str] | None, *, many: bool, edge: bool = False
+) -> str:
+    """The SurrealQL that upserts the rows (``many``) or the row bound to ``$var``.
+
+    ``fields`` selects the natural-key form; ``edge`` the graph-edge form.
+    """
+    if edge:
+        return f"FOR $r IN ${var} {{ {_relation('$r')} }}" if many else _relation(f"${var}")
     if not fields:
         return _BY_ID_FOR.format(rows=var) if many else _BY_ID_ONE.format(row=var)
     if many:
         return f"FOR $r IN ${var} {{ {_natural('$r', table_var, fields)} }}"
     return _natural(f"${var}", table_var, fields)
+
+
+def is_edge(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` is a graph edge (``in`` and ``out`` are record ids)."""
+    return hasattr(record.get("in"), "table_name") and hasattr(record.get("out"), "table_name")
 
 
 def _param(op: Operation, fields: Sequence[str] | None) -> dict[str, Any]:
@@ -61,6 +82,20 @@ def _param(op: Operation, fields: Sequence[str] | None) -> dict[str, Any]:
 
 def _uses_natural_key(op: Operation, fields: Sequence[str] | None) -> bool:
     return bool(fields) and all(f in op.record for f in fields or ())
+
+
+class _Group:
+    """Operations of one table sent with one statement form."""
+
+    __slots__ = ("edge", "fields", "ops", "table")
+
+    def __init__(
+        self, table: str, fields: Sequence[str] | None, ops: list[Operation], edge: bool
+    ) -> None:
+        self.table, self.fields, self.ops, self.edge = table, fields, ops, edge
+
+    def statement(self, var: str, table_var: str, *, many: bool) -> str:
+        return build_statement(var, table_var, self.fields, many=many, edge=self.edge)
 
 
 def _statement_error(result: Any) -> str | None:
@@ -106,10 +141,10 @@ class Executor:
         groups = self._groups(ops)
         statements: list[str] = []
         params: dict[str, Any] = {}
-        for index, (table, fields, group) in enumerate(groups):
-            params[f"b{index}"] = [_param(op, fields) for op in group]
-            params[f"t{index}"] = table
-            statements.append(build_statement(f"b{index}", f"$t{index}", fields, many=True))
+        for index, group in enumerate(groups):
+            params[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            params[f"t{index}"] = group.table
+            statements.append(group.statement(f"b{index}", f"$t{index}", many=True))
         started = time.perf_counter()
         response = await self._conn.call(
             lambda c: c.query_raw(";\n".join(statements), params), self._timeout
@@ -117,31 +152,30 @@ class Executor:
         if self._metrics is not None:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(ops))
-        failed_groups = self._failed_groups(response, groups)
         rejected: Rejected = []
-        for table, fields, group in failed_groups:
-            rejected.extend(await self._apply_one_by_one(table, fields, group))
+        for group in self._failed_groups(response, groups):
+            rejected.extend(await self._apply_one_by_one(group))
         return rejected
 
-    def _groups(
-        self, ops: Sequence[Operation]
-    ) -> list[tuple[str, Sequence[str] | None, list[Operation]]]:
-        groups: list[tuple[str, Sequence[str] | None, list[Operation]]] = []
+    def _groups(self, ops: Sequence[Operation]) -> list[_Group]:
+        groups: list[_Group] = []
         for table, members in group_by_table(ops).items():
             fields = self._keys.get(table)
-            natural = [op for op in members if _uses_natural_key(op, fields)]
-            by_id = [op for op in members if not _uses_natural_key(op, fields)]
-            if natural:
-                groups.append((table, fields, natural))
-            if by_id:
-                groups.append((table, None, by_id))
+            edges = [op for op in members if is_edge(op.record)]
+            rest = [op for op in members if not is_edge(op.record)]
+            natural = [op for op in rest if _uses_natural_key(op, fields)]
+            by_id = [op for op in rest if not _uses_natural_key(op, fields)]
+            for group in (
+                _Group(table, fields, natural, False),
+                _Group(table, None, by_id, False),
+                _Group(table, None, edges, True),
+            ):
+                if group.ops:
+                    groups.append(group)
         return groups
 
     @staticmethod
-    def _failed_groups(
-        response: Mapping[str, Any],
-        groups: list[tuple[str, Sequence[str] | None, list[Operation]]],
-    ) -> list[tuple[str, Sequence[str] | None, list[Operation]]]:
+    def _failed_groups(response: Mapping[str, Any], groups: list[_Group]) -> list[_Group]:
         if _rpc_error(response) is not None:
             return groups
         results = response.get("result")
@@ -149,24 +183,22 @@ class Executor:
             return groups
         return [g for g, r in zip(groups, results, strict=True) if _statement_error(r) is not None]
 
-    async def _apply_one_by_one(
-        self, table: str, fields: Sequence[str] | None, group: list[Operation]
-    ) -> Rejected:
+    async def _apply_one_by_one(self, group: _Group) -> Rejected:
         statements: list[str] = []
-        params: dict[str, Any] = {"t": table}
-        for index, op in enumerate(group):
-            params[f"p{index}"] = _param(op, fields)
-            statements.append(build_statement(f"p{index}", "$t", fields, many=False))
+        params: dict[str, Any] = {"t": group.table}
+        for index, op in enumerate(group.ops):
+            params[f"p{index}"] = _param(op, group.fields)
+            statements.append(group.statement(f"p{index}", "$t", many=False))
         response = await self._conn.call(
             lambda c: c.query_raw(";\n".join(statements), params), self._timeout
         )
         rpc_error = _rpc_error(response)
         results = response.get("result")
-        if rpc_error is not None or not isinstance(results, list) or len(results) != len(group):
+        if rpc_error is not None or not isinstance(results, list) or len(results) != len(group.ops):
             reason = rpc_error or "unexpected response to a per-record upsert"
-            return [(op, reason) for op in group]
+            return [(op, reason) for op in group.ops]
         rejected: Rejected = []
-        for op, result in zip(group, results, strict=True):
+        for op, result in zip(group.ops, results, strict=True):
             error = _statement_error(result)
             if error is not None:
                 rejected.append((op, error))

@@ -75,7 +75,16 @@ class SyncQueue:
         self._pending = Watermark()
         self._enqueued_at: dict[int, float] = {}
         self._next_seq = 1
+        self._resumed_through = 0
         self._closed = False
+        # Changefeed positions of unfinished operations (daemon): the
+        # checkpoint may advance only below the lowest of them.
+        self.positions = Watermark()
+        if metrics is not None:
+            # Read at scrape time: no gauge update on the application's write path.
+            metrics.queue_depth.set_function(lambda: self.depth)
+            metrics.spool_depth.set_function(lambda: self._spooled)
+            metrics.spool_bytes.set_function(lambda: self._spool.bytes)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -83,6 +92,7 @@ class SyncQueue:
         """Open the spool and continue numbering after what it holds."""
         self._spool.open()
         self._next_seq = self._spool.max_seq + 1
+        self._resumed_through = self._spool.max_seq
         self._spooled = len(self._spool)
         if self._spooled:
             # Operations left by an earlier run: their times are unknown until
@@ -90,7 +100,6 @@ class SyncQueue:
             self._spool_head_seq = 0
             self._spool_head_time = time.time()
             log.info("spool_resumed", operations=self._spooled)
-        self._update_gauges()
 
     @property
     def lanes(self) -> int:
@@ -120,6 +129,8 @@ class SyncQueue:
             raise RuntimeError("queue is closed")
         op.seq = self._next_seq
         self._next_seq += 1
+        if op.position is not None:
+            self.positions.add(op.position)
         if self._spooled or self._in_memory >= self._capacity:
             if not self._spooled:
                 self._spool_head_seq = op.seq
@@ -134,7 +145,6 @@ class SyncQueue:
             self._admit(op)
         if self._metrics is not None:
             self._metrics.enqueued.labels(op.table, op.source).inc()
-            self._update_gauges()
 
     def put_many(self, ops: Iterable[Operation]) -> None:
         """Enqueue several operations in order."""
@@ -142,6 +152,10 @@ class SyncQueue:
             self.put(op)
 
     def _admit(self, op: Operation) -> None:
+        if op.seq <= self._resumed_through:
+            # Left by an earlier run: its position is behind the saved
+            # checkpoint already and is not tracked in this one.
+            op.position = None
         lane = lane_for(op.key, len(self._lanes))
         self._lanes[lane].append(op)
         self._in_memory += 1
@@ -193,8 +207,9 @@ class SyncQueue:
             if held.pop(op.seq, None) is not None:
                 self._pending.finish(op.seq)
                 self._enqueued_at.pop(op.seq, None)
+                if op.position is not None:
+                    self.positions.finish(op.position)
         self._finished.set()
-        self._update_gauges()
 
     # -- flush and lag ---------------------------------------------------
 
@@ -241,8 +256,7 @@ class SyncQueue:
             if time.monotonic() - last_sync >= _SYNC_INTERVAL and len(self._spool):
                 await anyio.to_thread.run_sync(self._spool.sync)
                 last_sync = time.monotonic()
-            self._update_gauges()
-
+    
     async def _either_wakeup(self) -> None:
         async with anyio.create_task_group() as tg:
 
@@ -303,8 +317,3 @@ class SyncQueue:
     def close(self) -> None:
         """Close the spool (after :meth:`persist`)."""
         self._spool.close()
-
-    def _update_gauges(self) -> None:
-        if self._metrics is not None:
-            self._metrics.queue_depth.set(self.depth)
-            self._metrics.spool_depth.set(self._spooled)

@@ -66,6 +66,7 @@ class Replicator:
         *,
         registry: CollectorRegistry | None = None,
         serve_http: bool = True,
+        ready_on_start: bool = True,
     ) -> None:
         self.config = config
         self.metrics = Metrics(registry)
@@ -123,6 +124,10 @@ class Replicator:
         self.http: HttpEndpoint | None = None
         self._tg: TaskGroup | None = None
         self._started = False
+        self._ready_on_start = ready_on_start
+        self._ready = False
+        #: Extra fields for :meth:`status` (the daemon adds its checkpoint).
+        self.status_extra: Callable[[], dict[str, object]] | None = None
         self.metrics.set_lag_source(self.queue.lag_seconds)
         self.metrics.secondary_up.set(0)
 
@@ -161,6 +166,7 @@ class Replicator:
             await tg.__aexit__(None, None, None)
             raise
         self._started = True
+        self._ready = self._ready_on_start
         log.info(
             "replicator_started",
             workers=len(self.workers),
@@ -310,9 +316,13 @@ class Replicator:
         self.metrics.secondary_up.set(1 if up else 0)
         self.metrics.secondary_state_since.set(time.time())
 
+    def mark_ready(self) -> None:
+        """Declare start-up finished (for owners that start with ``ready_on_start=False``)."""
+        self._ready = True
+
     def readiness(self) -> tuple[bool, str]:
         """``/readyz``: not ready while starting or while the secondary is down too long."""
-        if not self._started:
+        if not self._ready:
             return False, "starting"
         if self._tg is None:
             return False, "stopping"
@@ -333,4 +343,5 @@ class Replicator:
             "queue_depth": self.queue.depth,
             "spool_depth": self.queue.spooled,
             "metrics": self.metrics.snapshot(),
+            **(self.status_extra() if self.status_extra is not None else {}),
         }

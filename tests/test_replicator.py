@@ -269,3 +269,34 @@ async def test_clean_shutdown_persists_pending_work_for_the_next_start(
     assert await secondary_rows(secondary_server.url, "events") == await rows_by_id(
         primary, "events"
     )
+
+
+async def test_graph_edges_replicate_as_edges(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    async with replicator(tmp_path, secondary_server.url) as rep:
+        db = rep.wrap(primary)
+        await db.create(RecordID("entities", "a"), {"name": "a"})
+        await db.create(RecordID("entities", "b"), {"name": "b"})
+        await db.query("RELATE entities:a->relationships:r1->entities:b SET weight = 1")
+        await db.insert_relation(
+            "relationships",
+            {
+                "id": RecordID("relationships", "r2"),
+                "in": RecordID("entities", "b"),
+                "out": RecordID("entities", "a"),
+                "weight": 2,
+            },
+        )
+        await db.query("UPDATE relationships:r1 SET weight = 5")
+        await rep.flush(timeout=30)
+        assert rep.metrics.snapshot()["dead_lettered"] == 0
+    replica = await connect_secondary(secondary_server.url)
+    try:
+        edges = await rows_by_id(replica, "relationships")
+        walked = await replica.query("SELECT VALUE ->relationships->entities FROM ONLY entities:a")
+    finally:
+        await replica.close()
+    assert edges == await rows_by_id(primary, "relationships")
+    assert edges["relationships:r1"]["weight"] == 5
+    assert walked == [RecordID("entities", "b")]

@@ -1,0 +1,289 @@
+"""``syncd run`` as a real third process between two real database processes.
+
+The primary and the secondary are devserver processes on 127.0.0.1; writes go
+to the primary through the SDK (raw queries, ``RETURN NONE`` included), never
+through syncd. Each test then waits for the secondary to equal the primary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+from surrealdb import AsyncSurreal
+
+from tests.support.replica import DATABASE, NAMESPACE, rows_by_id, secondary_rows
+from tests.support.server import ServerProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+APP_NS, APP_DB = "app", "main"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def primary_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(store=f"surrealkv://{tmp_path / 'primary-store'}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class SyncdProcess:
+    """``python -m syncd run`` with a config in tmp_path."""
+
+    def __init__(self, tmp_path: Path, primary: str, secondary: str, **extra: Any) -> None:
+        self.port = free_port()
+        self.config = tmp_path / "syncd.yaml"
+        self.state = tmp_path / "state"
+        data = {
+            "primary_url": primary,
+            "primary_user": "root",
+            "primary_pass": "root",
+            "primary_namespace": APP_NS,
+            "primary_database": APP_DB,
+            "secondary_url": secondary,
+            "secondary_user": "root",
+            "secondary_pass": "root",
+            "secondary_namespace": NAMESPACE,
+            "secondary_database": DATABASE,
+            "state_dir": str(self.state),
+            "metrics_listen": f"127.0.0.1:{self.port}",
+            "health_check_interval": "1s",
+            "reconnect_backoff": "500ms",
+            "connect_timeout": "2s",
+            "write_timeout": "3s",
+            "changefeed_poll_interval": "50ms",
+            "drain_timeout": "10s",
+            "log_json": True,
+            **extra,
+        }
+        self.config.write_text(yaml.safe_dump(data))
+        self.log = tmp_path / "syncd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "run", "-c", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+            if self.http("/readyz")[0] == 200:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"syncd never became ready:\n{self.log.read_text()}")
+
+    def http(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def syncd_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[SyncdProcess] = []
+
+    def make(primary: str, secondary: str, **extra: Any) -> SyncdProcess:
+        proc = SyncdProcess(tmp_path, primary, secondary, **extra)
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.stop()
+
+
+async def connect(url: str) -> Any:
+    db: Any = AsyncSurreal(url)
+    with anyio.fail_after(10):
+        await db.connect()
+        await db.signin({"username": "root", "password": "root"})
+        await db.use(APP_NS, APP_DB)
+    return db
+
+
+async def converge(primary: Any, secondary_url: str, table: str, timeout: float = 60) -> None:
+    """Wait until the secondary holds every record of ``table`` exactly as the primary."""
+    expected = await rows_by_id(primary, table)
+    deadline = time.monotonic() + timeout
+    replica: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            replica = await secondary_rows(secondary_url, table)
+        except Exception:  # the secondary may be restarting
+            replica = {}
+        if all(replica.get(k) == v for k, v in expected.items()):
+            return
+        await anyio.sleep(0.3)
+    missing = [k for k, v in expected.items() if replica.get(k) != v]
+    raise AssertionError(f"{len(missing)} of {len(expected)} records differ, e.g. {missing[:3]}")
+
+
+async def test_raw_queries_and_return_none_replicate_and_sigterm_drains(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+    syncd.start()
+    syncd.wait_ready()
+    await db.query("CREATE events:1 SET n = 1 RETURN NONE")
+    await db.query("INSERT INTO events [{ id: 2, n: 2 }, { id: 3, n: 3 }] RETURN NONE")
+    await db.query("FOR $i IN 4..20 { UPSERT type::thing('events', $i) SET n = $i }")
+    await db.query("UPDATE events:1 SET n = 100 RETURN NONE")
+    await db.query("DELETE events:3")
+    await converge(db, secondary_server.url, "events")
+    replica = await secondary_rows(secondary_server.url, "events")
+    assert replica["events:3"]["n"] == 3  # deletes are not propagated
+    status = json.loads(syncd.http("/status")[1])
+    assert status["checkpoint"]["position"] is not None
+    started = time.monotonic()
+    assert syncd.terminate() == 0
+    assert time.monotonic() - started < 15
+    assert json.loads((syncd.state / "checkpoint.json").read_text())["positions"]["database"] > 0
+    await db.close()
+
+
+async def test_first_start_backfills_while_writes_continue(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db = await connect(primary_server.url)
+    # A table without a changefeed, holding data: syncd must enable the feed
+    # itself (tables omitted = every table) and copy what is there.
+    await db.query("DEFINE TABLE notes SCHEMAFULL; DEFINE FIELD n ON notes TYPE int")
+    await db.query("FOR $i IN 0..2500 { CREATE type::thing('notes', $i) SET n = $i }")
+    syncd = syncd_factory(primary_server.url, secondary_server.url)
+    syncd.start()
+    for i in range(2500, 2800):  # writes during start-up and backfill
+        await db.query(f"UPSERT notes:{i} SET n = {i} RETURN NONE")
+        await db.query(f"UPDATE notes:{i - 2500} SET n = -1 RETURN NONE")
+    syncd.wait_ready()
+    await db.query("UPSERT notes:9999 SET n = 9999")
+    await converge(db, secondary_server.url, "notes")
+    info = await db.query("INFO FOR DB")
+    assert "CHANGEFEED" in info["tables"]["notes"] and "SCHEMAFULL" in info["tables"]["notes"]
+    await db.close()
+
+
+async def test_sigkill_three_times_during_a_stream_loses_nothing(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+    syncd.start()
+    syncd.wait_ready()
+    written = 0
+    for round_ in range(3):
+        for _ in range(400):
+            await db.query(f"UPSERT events:{written % 300} SET n = {written} RETURN NONE")
+            written += 1
+        syncd.kill()
+        for _ in range(200):  # writes while syncd is dead
+            await db.query(f"UPSERT events:{written % 300} SET n = {written} RETURN NONE")
+            written += 1
+        syncd.start()
+        syncd.wait_ready()
+    await converge(db, secondary_server.url, "events")
+    await db.close()
+
+
+async def test_secondary_killed_and_frozen_during_the_stream(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    syncd = syncd_factory(
+        primary_server.url, secondary_server.url, tables={"events": {}}, readyz_down_threshold="1s"
+    )
+    syncd.start()
+    syncd.wait_ready()
+    for i in range(300):
+        await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
+    secondary_server.kill()
+    for i in range(300, 600):
+        await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
+    deadline = time.monotonic() + 20
+    while syncd.http("/readyz")[0] != 503 and time.monotonic() < deadline:
+        await anyio.sleep(0.2)
+    assert syncd.http("/readyz")[0] == 503  # flips while the secondary is down
+    secondary_server.start()
+    await converge(db, secondary_server.url, "events")
+    assert syncd.http("/readyz")[0] == 200
+    secondary_server.freeze()
+    try:
+        for i in range(600, 800):
+            await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
+        await anyio.sleep(4)  # longer than write_timeout: the daemon notices
+    finally:
+        secondary_server.thaw()
+    await converge(db, secondary_server.url, "events")
+    await db.close()
+
+
+async def test_missing_changefeed_without_auto_enable_exits_2_naming_the_fix(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("CREATE plain:1 SET n = 1")
+    await db.close()
+    syncd = syncd_factory(
+        primary_server.url,
+        secondary_server.url,
+        tables={"plain": {}},
+        changefeed_auto_enable=False,
+    )
+    syncd.start()
+    assert syncd.proc is not None
+    assert syncd.proc.wait(60) == 2
+    lines = [ln for ln in syncd.log.read_text().splitlines() if ln.startswith("syncd:")]
+    assert len(lines) == 1
+    assert "plain" in lines[0] and "DEFINE TABLE OVERWRITE plain CHANGEFEED" in lines[0]
+    assert "Traceback" not in syncd.log.read_text()
