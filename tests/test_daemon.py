@@ -287,3 +287,38 @@ async def test_missing_changefeed_without_auto_enable_exits_2_naming_the_fix(
     assert len(lines) == 1
     assert "plain" in lines[0] and "DEFINE TABLE OVERWRITE plain CHANGEFEED" in lines[0]
     assert "Traceback" not in syncd.log.read_text()
+
+
+async def test_notify_socket_gets_ready_watchdog_status_stopping_in_order(
+    tmp_path: Path,
+    primary_server: ServerProcess,
+    secondary_server: ServerProcess,
+    syncd_factory: Any,
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    await db.close()
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.2)
+    try:
+        syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+        syncd.start(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
+        syncd.wait_ready()
+        await anyio.sleep(1.5)
+        assert syncd.terminate() == 0
+        messages: list[str] = []
+        while True:
+            try:
+                messages.append(sock.recv(4096).decode())
+            except TimeoutError:
+                break
+    finally:
+        sock.close()
+    kinds = [m.splitlines()[0].split("=")[0] for m in messages]
+    assert "READY" in kinds and "STOPPING" in kinds
+    assert kinds.index("READY") < kinds.index("STOPPING")
+    assert kinds.count("WATCHDOG") >= 2
+    ready = messages[kinds.index("READY")]
+    assert "STATUS=lag" in ready and "queue" in ready
