@@ -246,6 +246,8 @@ class SyncQueue:
         """Move spilled operations to disk and back into memory; fsync now and then."""
         task_status.started()
         last_sync = time.monotonic()
+        # Operations left by an earlier run are read back at once.
+        await self._refill()
         while True:
             with anyio.move_on_after(_SPILL_LINGER if self._spill_buffer else _SYNC_INTERVAL):
                 await self._either_wakeup()
@@ -256,7 +258,7 @@ class SyncQueue:
             if time.monotonic() - last_sync >= _SYNC_INTERVAL and len(self._spool):
                 await anyio.to_thread.run_sync(self._spool.sync)
                 last_sync = time.monotonic()
-    
+
     async def _either_wakeup(self) -> None:
         async with anyio.create_task_group() as tg:
 

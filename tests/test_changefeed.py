@@ -1,0 +1,108 @@
+"""Changefeed parsing and table definitions (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from surrealdb import RecordID
+
+from syncd.changefeed import (
+    enable_statement,
+    fix_statement,
+    parse_entries,
+    retention_of,
+    sequence_of,
+    surreal_duration,
+    to_operations,
+)
+
+ENTRIES = [
+    {"versionstamp": 65536, "changes": [{"define_table": {"name": "t"}}]},
+    {"versionstamp": 131072, "changes": [{"update": {"id": RecordID("t", 1), "a": 1}}]},
+    {"versionstamp": 196608, "changes": [{"delete": {"id": RecordID("t", 1)}}]},
+    {
+        "versionstamp": 262144,
+        "changes": [
+            {"update": {"id": RecordID("t", 3), "a": 1}},
+            {"update": {"id": RecordID("kv", "x"), "user_id": "u", "key": "k"}},
+        ],
+    },
+    {
+        "versionstamp": 327680,
+        "changes": [
+            {
+                "update": {
+                    "__": True,
+                    "id": RecordID("rel", "r"),
+                    "in": RecordID("t", 1),
+                    "out": RecordID("t", 3),
+                }
+            }
+        ],
+    },
+]
+
+
+def test_sequence_is_versionstamp_shifted() -> None:
+    assert sequence_of(131072) == 2
+
+
+def test_parse_flattens_in_order_and_skips_definitions() -> None:
+    changes = parse_entries(ENTRIES)
+    assert [(c.position, c.table, c.kind) for c in changes] == [
+        (2, "t", "update"),
+        (3, "t", "delete"),
+        (4, "t", "update"),
+        (4, "kv", "update"),
+        (5, "rel", "update"),
+    ]
+    assert "__" not in changes[-1].record  # the feed's edge marker is not a field
+
+
+def test_operations_skip_deletes_and_unreplicated_tables_and_use_natural_keys() -> None:
+    ops = to_operations(
+        parse_entries(ENTRIES),
+        replicates=lambda t: t != "rel",
+        table_key=lambda t: ["user_id", "key"] if t == "kv" else None,
+    )
+    assert [(o.table, o.key, o.position, o.source) for o in ops] == [
+        ("t", "t:1", 2, "changefeed"),
+        ("t", "t:3", 4, "changefeed"),
+        ("kv", 'kv|["u","k"]', 4, "changefeed"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("definition", "seconds"),
+    [
+        ("DEFINE TABLE t TYPE ANY SCHEMALESS CHANGEFEED 1w PERMISSIONS NONE", 604800),
+        ("DEFINE TABLE t CHANGEFEED 7d", 604800),
+        ("DEFINE TABLE t CHANGEFEED 1d12h", 129600),
+        ("DEFINE TABLE t TYPE ANY SCHEMALESS PERMISSIONS NONE", None),
+    ],
+)
+def test_retention_of(definition: str, seconds: float | None) -> None:
+    assert retention_of(definition) == seconds
+
+
+def test_enable_keeps_the_definition_and_adds_the_feed_before_permissions() -> None:
+    original = (
+        "DEFINE TABLE v TYPE NORMAL SCHEMAFULL PERMISSIONS FOR select FULL, "
+        "FOR create, update, delete NONE"
+    )
+    assert enable_statement(original, 7 * 86400) == (
+        "DEFINE TABLE OVERWRITE v TYPE NORMAL SCHEMAFULL CHANGEFEED 1w PERMISSIONS "
+        "FOR select FULL, FOR create, update, delete NONE"
+    )
+
+
+def test_enable_replaces_an_existing_feed_and_handles_no_permissions() -> None:
+    assert enable_statement("DEFINE TABLE t CHANGEFEED 1d", 3600) == (
+        "DEFINE TABLE OVERWRITE t CHANGEFEED 1h"
+    )
+    with pytest.raises(ValueError):
+        enable_statement("SELECT * FROM t", 3600)
+
+
+def test_durations_and_fix() -> None:
+    assert [surreal_duration(s) for s in (90, 3600, 86400 * 14, 0.2)] == ["90s", "1h", "2w", "1s"]
+    assert fix_statement("kv", 86400) == "DEFINE TABLE OVERWRITE kv CHANGEFEED 1d"

@@ -1,0 +1,44 @@
+"""The checkpoint file: round trip with exact record ids, atomic replace, retention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from surrealdb import RecordID
+
+from syncd.checkpoint import Backfill, Checkpoint, CheckpointError, CheckpointFile, out_of_retention
+
+
+def test_missing_file_means_first_start(tmp_path: Path) -> None:
+    assert CheckpointFile(tmp_path).load() is None
+
+
+def test_round_trip_keeps_complex_record_ids(tmp_path: Path) -> None:
+    after = RecordID("kv", ["user", 7, {"a": 1}])
+    saved = Checkpoint(position=42, saved_at=100.0, backfill=Backfill(40, ("events",), "kv", after))
+    file = CheckpointFile(tmp_path)
+    file.save(saved)
+    loaded = file.load()
+    assert loaded == saved
+    assert (tmp_path / "checkpoint.json").stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary left behind
+
+
+def test_advanced_moves_position_and_time() -> None:
+    first = Checkpoint(position=1, saved_at=0.0)
+    later = first.advanced(9)
+    assert later.position == 9 and later.saved_at > 0
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"v": 2}', b'{"v": 1, "positions": 3}'])
+def test_malformed_file_is_an_error_not_a_silent_restart(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "checkpoint.json").write_bytes(content)
+    with pytest.raises(CheckpointError):
+        CheckpointFile(tmp_path).load()
+
+
+def test_out_of_retention_errs_on_the_safe_side() -> None:
+    day = 86400.0
+    assert not out_of_retention(saved_at=0, retention=day, now=0.5 * day)
+    assert out_of_retention(saved_at=0, retention=day, now=0.95 * day)
