@@ -177,7 +177,8 @@ class ManagedConnection:
                 return
             except Exception as exc:
                 if not is_transport_error(exc) and not _is_server_error(exc):
-                    raise
+                    # Unexpected, but retrying beats ending the process.
+                    log.exception("connection_error", role=self.role)
                 self.last_error = _describe(exc)
                 self._first_attempt.set()
                 delay = next(delays)

@@ -137,7 +137,9 @@ class SyncQueue:
                 self._spool_head_time = op.enqueued_at
             self._spooled += 1
             self._spill_buffer.append(op)
-            if len(self._spill_buffer) >= _SPILL_CHUNK:
+            # A multiple, not a threshold: if the disk is failing, retry once
+            # per chunk instead of on every write.
+            if len(self._spill_buffer) % _SPILL_CHUNK == 0:
                 self._write_spill()
             else:
                 self._spill_wakeup.set()
@@ -166,7 +168,14 @@ class SyncQueue:
     def _write_spill(self) -> None:
         if self._spill_buffer:
             chunk, self._spill_buffer = self._spill_buffer, []
-            self._spool.append(chunk)
+            try:
+                self._spool.append(chunk)
+            except OSError as exc:
+                # Disk full or gone: keep the operations in memory (order
+                # intact, nothing dropped) and try again on the next tick,
+                # rather than fail the application's write.
+                self._spill_buffer = chunk + self._spill_buffer
+                log.error("spool_write_failed", error=str(exc), buffered=len(self._spill_buffer))
 
     # -- consumer side ---------------------------------------------------
 

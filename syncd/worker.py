@@ -126,6 +126,13 @@ class Worker:
                 return await self._executor.apply(ops)
             except SecondaryUnavailable as exc:
                 log.debug("batch_unanswered", lane=self.lane, size=len(ops), error=str(exc))
+            except Exception as exc:
+                # A bug or an unencodable record must not kill the worker (and
+                # with it the application's task group): count it against the
+                # records, which end in the dead-letter file if it persists.
+                log.exception("batch_failed", lane=self.lane, size=len(ops))
+                reason = f"{type(exc).__name__}: {exc}"
+                return [(op, reason) for op in ops]
 
     def _finish_applied(self, ops: list[Operation]) -> None:
         now = time.time()

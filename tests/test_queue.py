@@ -118,3 +118,27 @@ def test_put_after_persist_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         queue.put(op("a", 1))
     queue.close()
+
+
+async def test_a_failing_disk_keeps_operations_in_memory_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make(tmp_path, lanes=1, capacity=2)
+    real_append = queue._spool.append
+    broken = True
+
+    def append(ops: list[Operation]) -> None:
+        if broken:
+            raise OSError(28, "No space left on device")
+        real_append(ops)
+
+    monkeypatch.setattr(queue._spool, "append", append)
+    for v in range(1200):
+        queue.put(op("a", v))  # never raises into the application
+    assert queue.spooled == 1198
+    broken = False
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queue.run)
+        out = await drain(queue, 0, limit=1200)
+        tg.cancel_scope.cancel()
+    assert [o.record["v"] for o in out] == list(range(1200))
