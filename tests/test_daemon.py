@@ -322,3 +322,43 @@ async def test_notify_socket_gets_ready_watchdog_status_stopping_in_order(
     assert kinds.count("WATCHDOG") >= 2
     ready = messages[kinds.index("READY")]
     assert "STATUS=lag" in ready and "queue" in ready
+
+
+async def test_primary_restarted_during_the_stream_and_a_second_signal_exits_at_once(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+    syncd.start()
+    syncd.wait_ready()
+    for i in range(200):
+        await db.query(f"UPSERT events:{i} SET n = {i} RETURN NONE")
+    await db.close()
+    primary_server.kill()
+    await anyio.sleep(1.5)  # the daemon sees the primary gone and keeps running
+    assert syncd.proc is not None and syncd.proc.poll() is None
+    primary_server.start()  # same store, same port
+    db = await connect(primary_server.url)
+    for i in range(200, 400):
+        await db.query(f"UPSERT events:{i} SET n = {i} RETURN NONE")
+    await converge(db, secondary_server.url, "events")
+    # Two signals while a drain is stuck on a frozen secondary: the second one
+    # exits at once, and the checkpoint still protects what was not applied.
+    secondary_server.freeze()
+    try:
+        for i in range(400, 450):
+            await db.query(f"UPSERT events:{i} SET n = {i} RETURN NONE")
+        await anyio.sleep(0.5)
+        syncd.proc.send_signal(signal.SIGTERM)
+        await anyio.sleep(0.3)
+        started = time.monotonic()
+        syncd.proc.send_signal(signal.SIGTERM)
+        assert syncd.proc.wait(10) != 0
+        assert time.monotonic() - started < 3
+    finally:
+        secondary_server.thaw()
+    syncd.start()
+    syncd.wait_ready()
+    await converge(db, secondary_server.url, "events")
+    await db.close()
