@@ -36,12 +36,14 @@ from prometheus_client import CollectorRegistry
 from syncd.config import Config
 from syncd.connection import ManagedConnection
 from syncd.deadletter import DeadLetterFile
+from syncd.errors import ConfigError
 from syncd.executor import Executor
 from syncd.httpserver import HttpEndpoint
 from syncd.keys import record_key, table_of
 from syncd.metrics import Metrics
 from syncd.ops import Operation
 from syncd.queue import SyncQueue
+from syncd.rates import RateSampler
 from syncd.spool import Spool
 from syncd.worker import Worker, WorkerSettings
 from syncd.wrapper import ReplicatedConnection
@@ -50,6 +52,8 @@ T = TypeVar("T")
 log = structlog.get_logger("syncd.replicator")
 
 _RETRY_CAP = 300.0
+# Counters whose last-minute rates status() reports (Metrics.snapshot() names).
+_RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
 
 
 def state_files(state_dir: Path) -> tuple[Path, Path]:
@@ -67,6 +71,7 @@ class Replicator:
         registry: CollectorRegistry | None = None,
         serve_http: bool = True,
         ready_on_start: bool = True,
+        http_required: bool = False,
     ) -> None:
         self.config = config
         self.metrics = Metrics(registry)
@@ -125,9 +130,14 @@ class Replicator:
         self._tg: TaskGroup | None = None
         self._started = False
         self._ready_on_start = ready_on_start
+        self._http_required = http_required
         self._ready = False
         #: Extra fields for :meth:`status` (the daemon adds its checkpoint).
         self.status_extra: Callable[[], dict[str, object]] | None = None
+        # Sampled by status() itself, so the rates need no task of their own;
+        # the first sample (all zeros) makes the first answer "since start".
+        self._rates = RateSampler()
+        self._rates.observe(time.monotonic(), dict.fromkeys(_RATE_COUNTERS, 0.0))
         self.metrics.set_lag_source(self.queue.lag_seconds)
         self.metrics.secondary_up.set(0)
 
@@ -141,13 +151,20 @@ class Replicator:
         await anyio.to_thread.run_sync(self.queue.open)
         self.metrics.dead_letters.set(await anyio.to_thread.run_sync(self.deadletters.count))
         if self._serve_http and self.config.metrics_listen:
-            self.http = HttpEndpoint(
+            http = HttpEndpoint(
                 self.config.metrics_listen,
                 self.metrics.registry,
                 ready=self.readiness,
                 status=self.status,
             )
-            self.http.start()
+            try:
+                http.start()
+                self.http = http
+            except OSError as exc:
+                if self._http_required:
+                    raise ConfigError(f"metrics_listen: {exc}") from None
+                # In an application, a taken port must not stop it starting.
+                log.warning("metrics_endpoint_unavailable", error=str(exc))
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -332,7 +349,17 @@ class Replicator:
         return True, "ready"
 
     def status(self) -> dict[str, object]:
-        """A snapshot for ``/status`` and ``syncd status``."""
+        """A snapshot for ``/status`` and ``syncd status``.
+
+        ``rates`` holds ``<counter>_per_second`` for applied, enqueued and
+        dead-lettered operations over about the last minute, and the
+        ``window_seconds`` actually measured. ``status_extra`` (set by the
+        daemon) adds its own keys, such as ``checkpoint``.
+        """
+        snapshot = self.metrics.snapshot()
+        rates = self._rates.observe(
+            time.monotonic(), {name: snapshot.get(name, 0.0) for name in _RATE_COUNTERS}
+        )
         return {
             "secondary": {
                 "up": self.secondary.is_up,
@@ -342,6 +369,8 @@ class Replicator:
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,
             "spool_depth": self.queue.spooled,
-            "metrics": self.metrics.snapshot(),
+            "dead_letters": snapshot.get("dead_letters", 0.0),
+            "rates": rates.as_dict(),
+            "metrics": snapshot,
             **(self.status_extra() if self.status_extra is not None else {}),
         }

@@ -300,3 +300,21 @@ async def test_graph_edges_replicate_as_edges(
     assert edges == await rows_by_id(primary, "relationships")
     assert edges["relationships:r1"]["weight"] == 5
     assert walked == [RecordID("entities", "b")]
+
+
+async def test_a_taken_metrics_port_does_not_stop_an_application(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with replicator(
+            tmp_path, secondary_server.url, metrics_listen=f"127.0.0.1:{port}"
+        ) as rep:
+            assert rep.http is None
+            await rep.wrap(primary).create(RecordID("events", 1), {"n": 1})
+            await rep.flush(timeout=30)
+    assert list(await secondary_rows(secondary_server.url, "events")) == ["events:1"]
