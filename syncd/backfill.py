@@ -27,6 +27,7 @@ import structlog
 from syncd.checkpoint import Backfill, Checkpoint
 from syncd.config import Config
 from syncd.connection import ManagedConnection
+from syncd.errors import PrimaryUnavailable
 from syncd.replicator import Replicator
 
 log = structlog.get_logger("syncd.backfill")
@@ -78,7 +79,7 @@ async def copy_tables(
         log.info("backfill_table_started", table=table, resumed=after is not None)
         while True:
             sql, params = page_query(table, after, chunk)
-            result = await primary.call(_query(sql, params), timeout)
+            result = await _query_waiting_out_outages(primary, sql, params, timeout)
             rows = [r for r in result or [] if isinstance(r, dict) and "id" in r]
             if not rows:
                 break
@@ -103,6 +104,19 @@ async def copy_tables(
     return checkpoint
 
 
+async def _query_waiting_out_outages(
+    primary: ManagedConnection, sql: str, params: dict[str, Any], timeout: float
+) -> Any:
+    # A primary outage mid-copy is waited out (the connection manager
+    # reconnects); giving up would end the daemon for a transient fault.
+    while True:
+        try:
+            return await primary.call(_query(sql, params), timeout)
+        except PrimaryUnavailable as exc:
+            log.warning("backfill_waiting_for_primary", error=str(exc))
+            await primary.wait_up()
+
+
 def _query(sql: str, params: dict[str, Any]) -> Callable[[Any], Awaitable[Any]]:
     async def run(conn: Any) -> Any:
         return await conn.query(sql, params)
@@ -124,7 +138,8 @@ async def backfill_now(
     keeps applying the feed, so run ``syncd verify`` afterwards if both ran.
     """
     primary = primary_connection(config)
-    async with Replicator(config, serve_http=False) as rep, anyio.create_task_group() as tg:
+    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill")
+    async with replicator as rep, anyio.create_task_group() as tg:
         await tg.start(primary.run)
         with anyio.fail_after(config.connect_timeout * 3):
             await primary.wait_up()

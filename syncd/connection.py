@@ -177,9 +177,10 @@ class ManagedConnection:
                 return
             except Exception as exc:
                 if not is_transport_error(exc) and not _is_server_error(exc):
-                    # Unexpected, but retrying beats ending the process.
-                    log.exception("connection_error", role=self.role)
-                self.last_error = _describe(exc)
+                    # Unexpected, but retrying beats ending the process. No
+                    # traceback: its frames hold the password being sent.
+                    log.error("connection_error", role=self.role, error=describe(exc))
+                self.last_error = describe(exc)
                 self._first_attempt.set()
                 delay = next(delays)
                 log.info(
@@ -228,7 +229,7 @@ class ManagedConnection:
                 return
             except Exception as exc:
                 # The server answered with an error: it is alive.
-                log.debug("health_check_error", role=self.role, error=_describe(exc))
+                log.debug("health_check_error", role=self.role, error=describe(exc))
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -240,7 +241,7 @@ class ManagedConnection:
             try:
                 await conn.close()
             except Exception as exc:
-                log.debug("connection_close_error", role=self.role, error=_describe(exc))
+                log.debug("connection_close_error", role=self.role, error=describe(exc))
         # A frozen peer never finishes the close handshake: drop the socket.
         transport = getattr(getattr(conn, "socket", None), "transport", None)
         if transport is not None:
@@ -262,6 +263,7 @@ def _is_server_error(exc: BaseException) -> bool:
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """One line naming an exception: its type and the first line of its message."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__

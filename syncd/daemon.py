@@ -37,7 +37,6 @@ from typing import TypeVar
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup
 
 from syncd.backfill import copy_tables, primary_connection, start_backfill
 from syncd.changefeed import (
@@ -95,31 +94,36 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
-        async with self.rep, anyio.create_task_group() as tg:
-            tg.start_soon(self._signals, tg)
-            await tg.start(self.primary.run)
+        # Signals and the watchdog live in the outer group: they must keep
+        # working while the pipeline drains (a drain can outlast WatchdogSec/2,
+        # and a second signal during it must still exit at once).
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._signals)
             if self._notifier.watchdog_interval:
-                tg.start_soon(self._watchdog, self._notifier.watchdog_interval)
-            try:
-                await self._start_up()
-            except ConfigError:
+                outer.start_soon(self._watchdog, self._notifier.watchdog_interval)
+            async with self.rep, anyio.create_task_group() as tg:
+                await tg.start(self.primary.run)
+                try:
+                    await self._unless_stopped(self._start_up)
+                except ConfigError:
+                    tg.cancel_scope.cancel()
+                    raise
+                except _Stopped:
+                    pass
+                if not self._stop.is_set():
+                    self.rep.mark_ready()
+                    self._notifier.ready(self._status_line())
+                    log.info("daemon_ready", position=self._position())
+                    tg.start_soon(self._status_loop)
+                    tg.start_soon(self._scan_tables_loop)
+                    await self._tail()
+                self._notifier.stopping("draining")
+                log.info("daemon_draining", drain_timeout=self.config.drain_timeout)
                 tg.cancel_scope.cancel()
-                raise
-            except _Stopped:
-                pass
-            if not self._stop.is_set():
-                self.rep.mark_ready()
-                self._notifier.ready(self._status_line())
-                log.info("daemon_ready", position=self._position())
-                tg.start_soon(self._status_loop)
-                tg.start_soon(self._scan_tables_loop)
-                await self._tail()
-            self._notifier.stopping("draining")
-            log.info("daemon_draining", drain_timeout=self.config.drain_timeout)
-            tg.cancel_scope.cancel()
-        # The pipeline has drained (Replicator.__aexit__); record how far.
-        await self._save_checkpoint()
-        log.info("daemon_stopped", position=self._position())
+            # The pipeline has drained (Replicator.__aexit__); record how far.
+            await self._save_checkpoint()
+            log.info("daemon_stopped", position=self._position())
+            outer.cancel_scope.cancel()
         return 0
 
     async def _start_up(self) -> None:
@@ -131,6 +135,35 @@ class Daemon:
         checkpoint = await self._maybe_backfill(checkpoint)
         self._saved = checkpoint
         self._newest_seen = checkpoint.position
+
+    async def _unless_stopped(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step``; a stop request cancels it and raises :class:`_Stopped`.
+
+        Start-up and table adoption can wait on the secondary (a backfill
+        chunk must be applied before the next); SIGTERM must not.
+        """
+        finished = False
+        failure: SyncdError | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await self._stop.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                await step()
+                finished = True
+            except _Stopped:
+                pass
+            except SyncdError as exc:
+                # Re-raised bare after the group, not as an ExceptionGroup.
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if not finished:
+            raise _Stopped
 
     async def _wait_primary(self) -> None:
         with anyio.move_on_after(self.config.connect_timeout):
@@ -257,7 +290,12 @@ class Daemon:
             tg.start_soon(self._checkpoint_loop)
             while not self._stop.is_set():
                 if self._pending_new_tables:
-                    await self._guard_primary(self._adopt_new_tables)
+                    try:
+                        await self._unless_stopped(
+                            partial(self._guard_primary, self._adopt_new_tables)
+                        )
+                    except _Stopped:
+                        break
                 room = capacity - self.rep.queue.depth - self.rep.queue.spooled
                 if room <= 0:
                     # The secondary is behind: the feed is the buffer, not memory.
@@ -367,7 +405,7 @@ class Daemon:
             self._notifier.watchdog()
             await anyio.sleep(interval)
 
-    async def _signals(self, tg: TaskGroup) -> None:
+    async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:

@@ -58,6 +58,10 @@ class SyncQueue:
     ) -> None:
         self._lanes: list[deque[Operation]] = [deque() for _ in range(lanes)]
         self._wakeups: list[anyio.Event] = [anyio.Event() for _ in range(lanes)]
+        # How many queued operations wake a lane's worker: 1 while it waits for
+        # a first one, its batch size while it lingers for a batch to fill (so
+        # a put does not wake it just to find the batch still short).
+        self._wake_at: list[int] = [1] * lanes
         self._held: list[dict[int, Operation]] = [{} for _ in range(lanes)]
         self._capacity = capacity
         self._spool = spool
@@ -123,6 +127,15 @@ class SyncQueue:
 
     # -- producer side ---------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`seal` (or :meth:`persist`) was called: no more puts."""
+        return self._closed
+
+    def seal(self) -> None:
+        """Refuse further puts; called on the event loop before persisting."""
+        self._closed = True
+
     def put(self, op: Operation) -> None:
         """Enqueue ``op``; O(1), never blocks. Spills to the spool when full."""
         if self._closed:
@@ -163,7 +176,8 @@ class SyncQueue:
         self._in_memory += 1
         self._pending.add(op.seq)
         self._enqueued_at[op.seq] = op.enqueued_at
-        self._wakeups[lane].set()
+        if len(self._lanes[lane]) >= self._wake_at[lane]:
+            self._wakeups[lane].set()
 
     def _write_spill(self) -> None:
         if self._spill_buffer:
@@ -182,17 +196,26 @@ class SyncQueue:
     async def take(self, lane: int, max_ops: int, linger: float, wait: float) -> list[Operation]:
         """Take up to ``max_ops`` from ``lane``; they stay pending until finished.
 
-        Waits up to ``wait`` seconds for a first operation, then up to
-        ``linger`` for the batch to fill. Returns ``[]`` on timeout.
+        Waits up to ``wait`` seconds for a first operation, then for the batch
+        to fill until the oldest operation in the lane is ``linger`` seconds
+        old: one that already waited out the previous batch's round trip is
+        not held back a whole ``linger`` more. Returns ``[]`` on timeout.
         """
         queue = self._lanes[lane]
         if not queue:
             with anyio.move_on_after(wait):
                 await self._wait_lane(lane)
         if queue and len(queue) < max_ops and linger > 0:
-            with anyio.move_on_after(linger):
-                while len(queue) < max_ops:
-                    await self._wait_lane(lane)
+            # Clamped: a wall clock set back must not stretch the wait.
+            left = min(linger, queue[0].enqueued_at + linger - time.time())
+            if left > 0:
+                self._wake_at[lane] = max_ops
+                try:
+                    with anyio.move_on_after(left):
+                        while len(queue) < max_ops:
+                            await self._wait_lane(lane)
+                finally:
+                    self._wake_at[lane] = 1
         batch: list[Operation] = []
         while queue and len(batch) < max_ops:
             op = queue.popleft()
@@ -255,18 +278,26 @@ class SyncQueue:
         """Move spilled operations to disk and back into memory; fsync now and then."""
         task_status.started()
         last_sync = time.monotonic()
-        # Operations left by an earlier run are read back at once.
-        await self._refill()
+        first = True
         while True:
-            with anyio.move_on_after(_SPILL_LINGER if self._spill_buffer else _SYNC_INTERVAL):
-                await self._either_wakeup()
+            # Operations left by an earlier run are read back at once.
+            if not first:
+                with anyio.move_on_after(_SPILL_LINGER if self._spill_buffer else _SYNC_INTERVAL):
+                    await self._either_wakeup()
+            first = False
             self._spill_wakeup = anyio.Event()
             self._refill_wakeup = anyio.Event()
-            self._write_spill()
-            await self._refill()
-            if time.monotonic() - last_sync >= _SYNC_INTERVAL and len(self._spool):
-                await anyio.to_thread.run_sync(self._spool.sync)
-                last_sync = time.monotonic()
+            try:
+                self._write_spill()
+                await self._refill()
+                if time.monotonic() - last_sync >= _SYNC_INTERVAL and len(self._spool):
+                    await anyio.to_thread.run_sync(self._spool.sync)
+                    last_sync = time.monotonic()
+            except Exception as exc:
+                # The disk failing must not end the pipeline (nor cancel the
+                # application): what was spooled stays spooled; try again.
+                log.error("spool_io_failed", error=f"{type(exc).__name__}: {exc}")
+                await anyio.sleep(_SYNC_INTERVAL)
 
     async def _either_wakeup(self) -> None:
         async with anyio.create_task_group() as tg:

@@ -21,6 +21,7 @@ spool's head, where the next start picks it up in order.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -61,6 +62,24 @@ def state_files(state_dir: Path) -> tuple[Path, Path]:
     return state_dir / "spool", state_dir / "deadletters.jsonl"
 
 
+def _lock(path: Path) -> int:
+    """Take the spool's lock, or raise a ConfigError naming the directory.
+
+    Two processes sharing a spool would read, delete and overwrite each
+    other's segments; the second one is refused instead.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"state_dir {path.parent}: {path.stem} is in use by another syncd process; "
+            "stop it, or give this one its own state_dir"
+        ) from None
+    return fd
+
+
 class Replicator:
     """Replicates captured writes to the secondary and merges reads from it."""
 
@@ -72,12 +91,18 @@ class Replicator:
         serve_http: bool = True,
         ready_on_start: bool = True,
         http_required: bool = False,
+        spool_name: str = "spool",
     ) -> None:
         self.config = config
         self.metrics = Metrics(registry)
         self._serve_http = serve_http
         state = config.state_path
         spool_dir, dlq_path = state_files(state)
+        # One-shot tools (backfill, repair) get a spool of their own, so they
+        # can run beside the daemon; each spool is locked by one process.
+        spool_dir = spool_dir.with_name(spool_name)
+        self._lock_path = state / f"{spool_name}.lock"
+        self._lock_fd: int | None = None
         self.deadletters = DeadLetterFile(dlq_path)
         self.queue = SyncQueue(
             lanes=config.sync_workers,
@@ -148,7 +173,12 @@ class Replicator:
         state = self.config.state_path
         state.mkdir(parents=True, exist_ok=True)
         os.chmod(state, 0o700)
-        await anyio.to_thread.run_sync(self.queue.open)
+        self._lock_fd = _lock(self._lock_path)
+        try:
+            await anyio.to_thread.run_sync(self.queue.open)
+        except BaseException:
+            self._unlock()
+            raise
         self.metrics.dead_letters.set(await anyio.to_thread.run_sync(self.deadletters.count))
         if self._serve_http and self.config.metrics_listen:
             http = HttpEndpoint(
@@ -204,15 +234,21 @@ class Replicator:
             return
         with anyio.CancelScope(shield=True):
             drained = await self._drain(self.config.drain_timeout)
+        # Sealed on the event loop, so no put can race the persist thread.
+        self.queue.seal()
         # The task group must be exited in the scope it was entered in, so
         # this step cannot sit inside the shield.
         tg.cancel_scope.cancel()
-        await tg.__aexit__(None, None, None)
-        with anyio.CancelScope(shield=True):
-            persisted = await anyio.to_thread.run_sync(self.queue.persist)
-            await anyio.to_thread.run_sync(self.queue.close)
-            if self.http is not None:
-                self.http.stop()
+        try:
+            await tg.__aexit__(None, None, None)
+        finally:
+            # Whatever a task did, what is pending in memory reaches the disk.
+            with anyio.CancelScope(shield=True):
+                persisted = await anyio.to_thread.run_sync(self.queue.persist)
+                await anyio.to_thread.run_sync(self.queue.close)
+                self._unlock()
+                if self.http is not None:
+                    self.http.stop()
         log.info("replicator_stopped", drained=drained, persisted=persisted)
 
     async def _drain(self, seconds: float) -> bool:
@@ -232,6 +268,11 @@ class Replicator:
                 await self.queue.wait_finished(target)
                 return True
         return False
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing releases the flock
 
     # -- public API --------------------------------------------------------
 
@@ -269,6 +310,11 @@ class Replicator:
         Rows without a record id, or of tables not replicated, are skipped.
         """
         if not self.config.sync_enabled:
+            return 0
+        if self.queue.closed:
+            # The primary committed: the application's write must not fail
+            # because syncd has stopped. Counted and logged, not raised.
+            self.count_uncaptured("replicator_closed")
             return 0
         count = 0
         for row in rows:

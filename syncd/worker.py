@@ -24,7 +24,7 @@ from anyio.abc import TaskStatus
 
 from syncd.backoff import retry_delay
 from syncd.batching import coalesce
-from syncd.connection import ManagedConnection
+from syncd.connection import ManagedConnection, describe
 from syncd.deadletter import DeadLetterFile
 from syncd.errors import SecondaryUnavailable
 from syncd.executor import Executor, Rejected
@@ -130,8 +130,9 @@ class Worker:
                 # A bug or an unencodable record must not kill the worker (and
                 # with it the application's task group): count it against the
                 # records, which end in the dead-letter file if it persists.
-                log.exception("batch_failed", lane=self.lane, size=len(ops))
-                reason = f"{type(exc).__name__}: {exc}"
+                # No traceback: its frames hold the records' contents.
+                reason = describe(exc)
+                log.error("batch_failed", lane=self.lane, size=len(ops), error=reason)
                 return [(op, reason) for op in ops]
 
     def _finish_applied(self, ops: list[Operation]) -> None:
@@ -152,9 +153,20 @@ class Worker:
         now = time.time()
         first = before.first_failed_at if before is not None else now
         if op.attempts >= max(1, s.max_retries):
-            await anyio.to_thread.run_sync(
-                lambda: self._dlq.append(op, error, first_failed_at=first, last_failed_at=now)
-            )
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: self._dlq.append(op, error, first_failed_at=first, last_failed_at=now)
+                )
+            except Exception as exc:
+                # Disk full or unwritable: the record stays parked (nothing is
+                # dropped) and the write is tried again after the retry delay.
+                log.error("dead_letter_write_failed", table=op.table, error=describe(exc))
+                op.attempts -= 1
+                delay = retry_delay(max(1, op.attempts), s.retry_interval, s.retry_cap)
+                self._parked[(op.table, op.key)] = _Parked(
+                    op, time.monotonic() + delay, first, error
+                )
+                return
             self._metrics.dead_lettered.labels(op.table).inc()
             self._metrics.dead_letters.inc()
             log.error(

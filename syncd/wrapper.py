@@ -248,13 +248,19 @@ class ReplicatedConnection:
                 outcome[0] = "primary_only_error"
                 log.warning("merged_read_secondary_error", error=type(exc).__name__)
 
+        failure: Exception | None = None
+        result: Any = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_secondary)
             try:
                 result = await primary_call
-            except BaseException:
+            except Exception as exc:
+                # Raised after the group closes, so the application sees the
+                # SDK's own exception, not an ExceptionGroup.
+                failure = exc
                 tg.cancel_scope.cancel()
-                raise
+        if failure is not None:
+            raise failure
         rep.count_read(outcome[0])
         return result, (box[0] if box else None)
 
