@@ -59,7 +59,7 @@ async def copy_tables(
     checkpoint: Checkpoint,
     save: Callable[[Checkpoint], Awaitable[None]],
     chunk: int = 1000,
-    timeout: float = 30.0,
+    query_seconds: float = 30.0,
     progress: Progress | None = None,
 ) -> Checkpoint:
     """Copy ``tables`` into the pipeline; return the checkpoint with the backfill done.
@@ -79,7 +79,7 @@ async def copy_tables(
         log.info("backfill_table_started", table=table, resumed=after is not None)
         while True:
             sql, params = page_query(table, after, chunk)
-            result = await _query_waiting_out_outages(primary, sql, params, timeout)
+            result = await _query_waiting_out_outages(primary, sql, params, query_seconds)
             rows = [r for r in result or [] if isinstance(r, dict) and "id" in r]
             if not rows:
                 break
@@ -105,13 +105,13 @@ async def copy_tables(
 
 
 async def _query_waiting_out_outages(
-    primary: ManagedConnection, sql: str, params: dict[str, Any], timeout: float
+    primary: ManagedConnection, sql: str, params: dict[str, Any], seconds: float
 ) -> Any:
     # A primary outage mid-copy is waited out (the connection manager
     # reconnects); giving up would end the daemon for a transient fault.
     while True:
         try:
-            return await primary.call(_query(sql, params), timeout)
+            return await primary.call(_query(sql, params), seconds)
         except PrimaryUnavailable as exc:
             log.warning("backfill_waiting_for_primary", error=str(exc))
             await primary.wait_up()
@@ -153,7 +153,7 @@ async def backfill_now(
             tables=tables,
             checkpoint=Checkpoint(backfill=start_backfill(0)),
             save=_nothing,
-            timeout=config.write_timeout,
+            query_seconds=config.write_timeout,
             progress=progress,
         )
         tg.cancel_scope.cancel()

@@ -232,7 +232,7 @@ class Daemon:
             tables=self._wanted(self._tables),
             checkpoint=checkpoint,
             save=self._save,
-            timeout=self.config.write_timeout,
+            query_seconds=self.config.write_timeout,
         )
         assert checkpoint.backfill is not None
         # Resume the feed at the position taken before the copy (inclusive).
@@ -275,7 +275,7 @@ class Daemon:
             tables=new,
             checkpoint=checkpoint,
             save=_discard_checkpoint,
-            timeout=self.config.write_timeout,
+            query_seconds=self.config.write_timeout,
         )
         log.info("new_tables_adopted", tables=new)
 
