@@ -180,15 +180,6 @@ def check_config(
         Console().print(table)
 
 
-# ---------------------------------------------------------------------------
-# Placeholders: the commands exist so the CLI's shape is fixed; each body is
-# filled in with its feature.
-
-
-def _not_implemented(command: str) -> NoReturn:
-    fail(f"{command}: not implemented yet")
-
-
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the replication daemon: tail the primary's changefeeds into the secondary."""
@@ -197,12 +188,6 @@ def run(config: ConfigOption = None) -> None:
     with handle_errors():
         cfg = load_cli_config(config)
         raise typer.Exit(run_daemon(cfg, resolve_config_path(config)))
-
-
-@app.command()
-def status(config: ConfigOption = None) -> None:
-    """Show replication lag, queue and dead-letter counts (not implemented yet)."""
-    _not_implemented("status")
 
 
 @app.command()
@@ -241,40 +226,10 @@ def backfill(
             typer.echo(f"{name}: {rows} records copied")
 
 
-@app.command()
-def verify(config: ConfigOption = None) -> None:
-    """Compare primary and secondary records (not implemented yet)."""
-    _not_implemented("verify")
-
-
-@app.command()
-def demo(config: ConfigOption = None) -> None:
-    """Run a self-contained replication demo (not implemented yet)."""
-    _not_implemented("demo")
-
-
-@dlq_app.command("list")
-def dlq_list(config: ConfigOption = None) -> None:
-    """List dead-lettered operations (not implemented yet)."""
-    _not_implemented("dlq list")
-
-
-@dlq_app.command("show")
-def dlq_show(config: ConfigOption = None) -> None:
-    """Show one dead-lettered operation (not implemented yet)."""
-    _not_implemented("dlq show")
-
-
-@dlq_app.command("replay")
-def dlq_replay(config: ConfigOption = None) -> None:
-    """Retry dead-lettered operations against the secondary (not implemented yet)."""
-    _not_implemented("dlq replay")
-
-
-@dlq_app.command("purge")
-def dlq_purge(config: ConfigOption = None) -> None:
-    """Delete dead-lettered operations (not implemented yet)."""
-    _not_implemented("dlq purge")
+# The operator's commands (status, verify, dlq, demo) live in their own modules and
+# register themselves on `app` and `dlq_app` when imported. Imported last:
+# they import this module's names, which must exist by then.
+from syncd import cli_demo, cli_dlq, cli_status, cli_verify  # noqa: E402, F401
 
 
 def main() -> None:

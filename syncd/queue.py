@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 from anyio.abc import TaskStatus
+from prometheus_client import Counter
 
 from syncd.batching import lane_for
 from syncd.ops import Operation
@@ -66,6 +67,7 @@ class SyncQueue:
         self._capacity = capacity
         self._spool = spool
         self._metrics = metrics
+        self._enqueued: dict[tuple[str, str], Counter] = {}
         self._in_memory = 0
         self._spill_buffer: list[Operation] = []
         # Operations spooled, buffered for the spool, or being read back;
@@ -159,7 +161,13 @@ class SyncQueue:
         else:
             self._admit(op)
         if self._metrics is not None:
-            self._metrics.enqueued.labels(op.table, op.source).inc()
+            # The labelled child is looked up once per (table, source): labels()
+            # validates and locks, a measurable part of the application's write.
+            counter = self._enqueued.get((op.table, op.source))
+            if counter is None:
+                counter = self._metrics.enqueued.labels(op.table, op.source)
+                self._enqueued[(op.table, op.source)] = counter
+            counter.inc()
 
     def put_many(self, ops: Iterable[Operation]) -> None:
         """Enqueue several operations in order."""
@@ -167,6 +175,11 @@ class SyncQueue:
             self.put(op)
 
     def _admit(self, op: Operation) -> None:
+        if op.seq in self._enqueued_at:
+            # Delivered twice by the spool (a crash between persisting the
+            # head and confirming its source): one copy is enough, and two with
+            # one seq would leave the flush watermark stuck.
+            return
         if op.seq <= self._resumed_through:
             # Left by an earlier run: its position is behind the saved
             # checkpoint already and is not tracked in this one.
@@ -290,14 +303,24 @@ class SyncQueue:
             try:
                 self._write_spill()
                 await self._refill()
-                if time.monotonic() - last_sync >= _SYNC_INTERVAL and len(self._spool):
-                    await anyio.to_thread.run_sync(self._spool.sync)
+                spool_busy = len(self._spool) or self._spool.unconfirmed
+                if time.monotonic() - last_sync >= _SYNC_INTERVAL and spool_busy:
+                    # Everything below the lowest unfinished seq is applied or
+                    # dead-lettered: the spool may let go of it.
+                    low = self._low()
+                    through = self.last_seq if low is None else low - 1
+                    await anyio.to_thread.run_sync(self._confirm_and_sync, through)
                     last_sync = time.monotonic()
             except Exception as exc:
                 # The disk failing must not end the pipeline (nor cancel the
                 # application): what was spooled stays spooled; try again.
                 log.error("spool_io_failed", error=f"{type(exc).__name__}: {exc}")
                 await anyio.sleep(_SYNC_INTERVAL)
+
+    def _confirm_and_sync(self, through_seq: int) -> None:
+        # One thread hop: confirming deletes segment files, syncing fsyncs.
+        self._spool.confirm(through_seq)
+        self._spool.sync()
 
     async def _either_wakeup(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -351,6 +374,9 @@ class SyncQueue:
         head.sort(key=lambda op: op.seq)
         if head:
             self._spool.prepend(head)
+        # Whatever was read from the spool has finished or is in ``head`` now:
+        # release it, or the next start would deliver those seqs twice.
+        self._spool.confirm(self.last_seq)
         self._write_spill()
         self._spool.sync()
         self._in_memory = 0

@@ -137,9 +137,14 @@ class Worker:
 
     def _finish_applied(self, ops: list[Operation]) -> None:
         now = time.time()
+        per_table: dict[str, int] = {}
+        observe = self._metrics.end_to_end_seconds.observe
         for op in ops:
-            self._metrics.applied.labels(op.table).inc()
-            self._metrics.end_to_end_seconds.observe(max(0.0, now - op.enqueued_at))
+            per_table[op.table] = per_table.get(op.table, 0) + 1
+            observe(max(0.0, now - op.enqueued_at))
+        # One labels() per table and batch, not per operation: same totals.
+        for table, count in per_table.items():
+            self._metrics.applied.labels(table).inc(count)
         self._queue.finish(self.lane, ops)
 
     def _finish_superseded(self, ops: list[Operation]) -> None:

@@ -22,13 +22,16 @@ a metric.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 from surrealdb.connections.utils_mixin import UtilsMixin
+from surrealdb.data.types.table import Table
 
+from syncd.config import is_identifier
 from syncd.errors import SyncdError
 from syncd.merger import merge_rows
 from syncd.statements import Statement, is_read_only, parse, result_index
@@ -177,6 +180,9 @@ class ReplicatedConnection:
         primary_call = self._primary.select(*args, **kwargs)
         if not self._rep.merges_reads or kwargs:
             return await primary_call
+        table = _whole_table(args)
+        if table is not None and self._rep.config.table_key(table) is None:
+            return await self._select_table(primary_call, table)
 
         async def secondary(conn: Any) -> Any:
             return await conn.select(*args)
@@ -185,6 +191,56 @@ class ReplicatedConnection:
         if extra is None or not isinstance(primary, list) or not isinstance(extra, list):
             return primary
         return merge_rows(primary, rows_of(extra), key=self._rep.row_key)
+
+    async def _select_table(self, primary_call: Awaitable[Any], table: str) -> Any:
+        """A whole id-keyed table, merged; the secondary sends full rows only where needed.
+
+        Decoding rows is most of a merged read's cost (the SDK's CBOR decoder
+        is pure Python), and in the steady state the secondary holds the same
+        records as the primary, which win anyway. So the secondary first sends
+        only its record ids, alongside the primary's read; then, only if it
+        holds records the primary lacks, those records, in one more round
+        trip. The answer is the one merging full rows gives: the primary's
+        rows, then the secondary's others in the secondary's order. The
+        secondary's two calls share one ``query_timeout``; time spent waiting
+        for the primary is not counted against it.
+        """
+        rep = self._rep
+        spent = [0.0]
+
+        async def ids(conn: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return await conn.query("SELECT id FROM type::table($t)", {"t": table})
+            finally:
+                spent[0] = time.monotonic() - started
+
+        primary, heads, outcome = await self._parallel(primary_call, ids)
+        if heads is None or not isinstance(primary, list) or not isinstance(heads, list):
+            rep.count_read(outcome)
+            return primary
+        seen = {rep.row_key(row) for row in primary}
+        wanted: list[Any] = []
+        for row in rows_of(heads):
+            key = rep.row_key(row)
+            if key not in seen or key is None:
+                seen.add(key)
+                wanted.append(row.get("id"))
+        if not wanted:
+            rep.count_read(outcome)
+            return merge_rows(primary, [], key=rep.row_key)
+
+        async def fetch(conn: Any) -> Any:
+            return await conn.query("SELECT * FROM $ids", {"ids": wanted})
+
+        budget = rep.config.query_timeout - spent[0]
+        extra, outcome = await self._secondary(fetch, budget)
+        rep.count_read(outcome)
+        if not isinstance(extra, list):
+            return primary
+        by_id = {str(row.get("id")): row for row in rows_of(extra)}
+        ordered = [by_id[str(rid)] for rid in wanted if str(rid) in by_id]
+        return merge_rows(primary, ordered, key=rep.row_key)
 
     async def _merged_raw(
         self, query: str, vars: dict[str, Any] | None, statements: list[Statement]
@@ -231,22 +287,38 @@ class ReplicatedConnection:
 
         Returns ``(primary_result, secondary_result_or_None)``.
         """
+        result, extra, outcome = await self._parallel(primary_call, secondary)
+        self._rep.count_read(outcome)
+        return result, extra
+
+    async def _secondary(
+        self, secondary: Callable[[Any], Awaitable[Any]], seconds: float
+    ) -> tuple[Any, str]:
+        """Run a read on the secondary within ``seconds``: ``(result or None, outcome)``."""
+        rep = self._rep
+        if not rep.secondary_up:
+            return None, "primary_only_down"
+        try:
+            call = rep.secondary.call(secondary, max(0.0, seconds), timeout_marks_down=False)
+            return await call, "merged"
+        except SyncdError:
+            return None, "primary_only_down"
+        except Exception as exc:  # a query error on the secondary: degrade
+            log.warning("merged_read_secondary_error", error=type(exc).__name__)
+            return None, "primary_only_error"
+
+    async def _parallel(
+        self, primary_call: Awaitable[Any], secondary: Callable[[Any], Awaitable[Any]]
+    ) -> tuple[Any, Any, str]:
+        """:meth:`_both` without counting: ``(primary_result, secondary_or_None, outcome)``."""
         rep = self._rep
         box: list[Any] = []
         outcome = ["primary_only_timeout"]
 
         async def run_secondary() -> None:
-            if not rep.secondary_up:
-                outcome[0] = "primary_only_down"
-                return
-            try:
-                box.append(await rep.read_secondary(secondary))
-                outcome[0] = "merged"
-            except SyncdError:
-                outcome[0] = "primary_only_down"
-            except Exception as exc:  # a query error on the secondary: degrade
-                outcome[0] = "primary_only_error"
-                log.warning("merged_read_secondary_error", error=type(exc).__name__)
+            extra, outcome[0] = await self._secondary(secondary, rep.config.query_timeout)
+            if outcome[0] == "merged":
+                box.append(extra)
 
         failure: Exception | None = None
         result: Any = None
@@ -261,8 +333,17 @@ class ReplicatedConnection:
                 tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        rep.count_read(outcome[0])
-        return result, (box[0] if box else None)
+        return result, (box[0] if box else None), outcome[0]
+
+
+def _whole_table(args: tuple[Any, ...]) -> str | None:
+    """The table name when ``select(*args)`` reads a whole table, else ``None``."""
+    if len(args) != 1:
+        return None
+    target = args[0]
+    if isinstance(target, Table):
+        target = target.table_name
+    return target if isinstance(target, str) and is_identifier(target) else None
 
 
 def parse_safely(query: str) -> list[Statement] | None:

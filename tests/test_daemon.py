@@ -149,10 +149,10 @@ async def connect(url: str) -> Any:
     return db
 
 
-async def converge(primary: Any, secondary_url: str, table: str, timeout: float = 60) -> None:
+async def converge(primary: Any, secondary_url: str, table: str, within: float = 60) -> None:
     """Wait until the secondary holds every record of ``table`` exactly as the primary."""
     expected = await rows_by_id(primary, table)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     replica: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
@@ -221,7 +221,7 @@ async def test_sigkill_three_times_during_a_stream_loses_nothing(
     syncd.start()
     syncd.wait_ready()
     written = 0
-    for round_ in range(3):
+    for _ in range(3):
         for _ in range(400):
             await db.query(f"UPSERT events:{written % 300} SET n = {written} RETURN NONE")
             written += 1
@@ -251,7 +251,8 @@ async def test_secondary_killed_and_frozen_during_the_stream(
     for i in range(300, 600):
         await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
     deadline = time.monotonic() + 20
-    while syncd.http("/readyz")[0] != 503 and time.monotonic() < deadline:
+    # Polling another process's endpoint: there is no event to wait on.
+    while syncd.http("/readyz")[0] != 503 and time.monotonic() < deadline:  # noqa: ASYNC110
         await anyio.sleep(0.2)
     assert syncd.http("/readyz")[0] == 503  # flips while the secondary is down
     secondary_server.start()

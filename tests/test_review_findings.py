@@ -100,12 +100,6 @@ async def test_two_openers_of_one_spool_lose_nothing_or_are_refused(tmp_path: Pa
 # -- 4. a spooled operation is deleted from disk when read, not when applied -------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Spool.read unlinks a fully read segment (and advances head.json) at "
-    "refill time; a crash before the workers apply those operations loses "
-    "operations that were durably spooled (docstring promises at-least-once)",
-)
 async def test_spooled_operations_survive_a_crash_after_refill(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.open()

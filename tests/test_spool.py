@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from surrealdb import RecordID
 
 from syncd.ops import Operation
+from syncd.segments import write_all as real_write_all
 from syncd.spool import CHECKPOINT_EVERY, Spool
 
 
@@ -33,11 +34,16 @@ def segments(directory: Path) -> list[Path]:
     return sorted(directory.glob("seg-*.spool"))
 
 
-def drain(spool: Spool, batch: int = 13) -> list[int]:
-    """Read everything, returning the seqs in the order they came out."""
+def drain(spool: Spool, batch: int = 13, *, confirm: bool = True) -> list[int]:
+    """Read everything, returning the seqs in the order they came out.
+
+    Confirms each batch as the queue would once it is applied, unless told not to.
+    """
     seqs: list[int] = []
     while got := spool.read(batch):
         seqs.extend(o.seq for o in got)
+        if confirm:
+            spool.confirm(max(seqs))
     return seqs
 
 
@@ -90,6 +96,7 @@ def test_persistence_across_reopen(tmp_path: Path) -> None:
     s.open()
     s.append([op(i, pad=30) for i in range(1, 101)])
     assert [o.seq for o in s.read(30)] == list(range(1, 31))
+    s.confirm(30)
     length, size = len(s), s.bytes
     s.close()
     s.close()  # idempotent
@@ -131,7 +138,13 @@ def test_bytes_counts_frames(spool: Spool) -> None:
     spool.append(ops)
     assert spool.bytes == sum(16 + len(o.to_bytes()) for o in ops)
     spool.read(39)
-    assert spool.bytes == 0
+    # Read, not confirmed: still on disk, and counted.
+    assert spool.bytes == sum(16 + len(o.to_bytes()) for o in ops)
+    assert (len(spool), spool.unconfirmed) == (0, 39)
+    spool.confirm(9)
+    assert spool.bytes == sum(16 + len(o.to_bytes()) for o in ops[9:])
+    spool.confirm(39)
+    assert (spool.bytes, spool.unconfirmed) == (0, 0)
 
 
 def test_surrealdb_types_survive(spool: Spool) -> None:
@@ -254,6 +267,150 @@ def test_garbage_state_file_is_ignored(tmp_path: Path) -> None:
         s.close()
 
 
+def reopened(spool: Spool) -> Spool:
+    """``spool`` closed (as at a clean stop) and opened again: what the next start sees."""
+    spool.close()
+    spool.open()
+    return spool
+
+
+def frame_bytes(ops: list[Operation]) -> int:
+    return sum(16 + len(o.to_bytes()) for o in ops)
+
+
+def test_read_but_unconfirmed_comes_again_after_reopen(spool: Spool) -> None:
+    spool.append([op(i, pad=30) for i in range(1, 101)])
+    assert [o.seq for o in spool.read(60)] == list(range(1, 61))
+    assert (len(spool), spool.unconfirmed) == (40, 60)
+    assert (len(reopened(spool)), spool.unconfirmed) == (100, 0)
+    assert drain(spool) == list(range(1, 101))
+
+
+def test_confirmed_does_not_come_again(spool: Spool) -> None:
+    spool.append([op(i, pad=30) for i in range(1, 101)])
+    spool.read(60)
+    spool.confirm(60)
+    assert spool.unconfirmed == 0
+    assert drain(reopened(spool)) == list(range(61, 101))
+
+
+def test_partial_confirm_inside_a_segment(tmp_path: Path) -> None:
+    s = Spool(tmp_path)  # one segment for everything
+    s.open()
+    try:
+        ops = [op(i, pad=i) for i in range(1, 11)]
+        s.append(ops)
+        s.read(8)
+        s.confirm(3)
+        assert (len(s), s.unconfirmed, s.bytes) == (2, 5, frame_bytes(ops[3:]))
+        s.confirm(2)  # going back is a no-op
+        assert s.bytes == frame_bytes(ops[3:])
+        assert (len(reopened(s)), s.bytes) == (7, frame_bytes(ops[3:]))
+        assert drain(s, confirm=False) == list(range(4, 11))
+        assert len(segments(tmp_path)) == 1
+    finally:
+        s.close()
+
+
+def test_segments_are_deleted_only_once_confirmed(spool: Spool) -> None:
+    ops = [op(i, pad=40) for i in range(1, 101)]
+    spool.append(ops)
+    files = segments(spool.directory)
+    assert len(files) > 3
+    assert drain(spool, confirm=False) == list(range(1, 101))
+    assert segments(spool.directory) == files  # fully read, nothing confirmed
+    assert spool.bytes == frame_bytes(ops)
+    spool.confirm(50)
+    left = segments(spool.directory)
+    assert files[0] not in left and left == files[-len(left) :]
+    assert spool.bytes == frame_bytes(ops[50:])  # the first kept file: from seq 51 on
+    spool.confirm(100)
+    assert (segments(spool.directory), spool.bytes, spool.unconfirmed) == ([], 0, 0)
+
+
+def test_tail_read_to_its_end_keeps_taking_appends(tmp_path: Path) -> None:
+    s = Spool(tmp_path)
+    s.open()
+    try:
+        s.append([op(1), op(2)])
+        assert drain(s, confirm=False) == [1, 2]
+        s.append([op(3)])  # into the same file: it is still the tail
+        assert len(segments(tmp_path)) == 1
+        s.confirm(2)
+        assert drain(s, confirm=False) == [3]
+        s.confirm(3)
+        assert segments(tmp_path) == []
+        s.append([op(4)])  # the tail went with its file: a new one is rolled
+        assert drain(reopened(s)) == [4]
+    finally:
+        s.close()
+
+
+def test_confirm_stops_at_the_first_higher_seq(spool: Spool) -> None:
+    spool.append([op(5), op(50), op(7)])  # out of order: never the queue's way, but safe
+    spool.read(3)
+    spool.confirm(10)
+    assert spool.unconfirmed == 2  # 50 holds 7 back: one offset per file
+    assert drain(reopened(spool)) == [50, 7]
+
+
+def test_confirm_releases_what_a_prepended_head_now_holds(spool: Spool) -> None:
+    # The queue's shutdown: 1-10 were read, 1-4 finished, 5-10 still in memory.
+    spool.append([op(i) for i in range(1, 21)])
+    spool.read(10)
+    spool.prepend([op(i) for i in range(5, 11)])
+    spool.confirm(10)  # reaches past the unread head to the segment read before it
+    assert (len(spool), spool.unconfirmed) == (16, 0)
+    assert drain(reopened(spool)) == list(range(5, 21))  # one FIFO, no seq twice
+
+
+def test_a_failed_append_leaves_nothing_behind(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool.append([op(1, pad=40)])
+    sizes = {p: p.stat().st_size for p in segments(spool.directory)}
+    state = (len(spool), spool.bytes)
+    calls = 0
+
+    def write_all(fd: int, data: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the third segment's write: two were written already
+            os.write(fd, data[:20])
+            raise OSError(28, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr("syncd.spool.write_all", write_all)
+    with pytest.raises(OSError):
+        spool.append([op(i, pad=40) for i in range(2, 101)])
+    assert calls == 3
+    assert {p: p.stat().st_size for p in segments(spool.directory)} == sizes
+    assert (len(spool), spool.bytes) == state
+    monkeypatch.undo()
+    spool.append([op(i, pad=40) for i in range(2, 101)])  # the queue's retry
+    assert drain(reopened(spool)) == list(range(1, 101))  # each seq once
+
+
+def test_damage_found_while_reading_forgets_the_segment_read_so_far(tmp_path: Path) -> None:
+    s = Spool(tmp_path, segment_bytes=512)
+    s.open()
+    try:
+        s.append([op(i, pad=40) for i in range(1, 61)])
+        victim = segments(tmp_path)[0]
+        s.read(2)
+        _flip(victim, victim.stat().st_size - 3)  # the segment's last frame
+        with capture_logs() as logs:
+            seqs = drain(s, confirm=False)
+        assert "spool_segment_corrupt" in [e["event"] for e in logs]
+        (lost,) = set(range(3, 61)) - set(seqs)  # the victim's last frame
+        # The quarantined file's frames, read or not, are counted nowhere any more.
+        assert (s.unconfirmed, len(s)) == (60 - lost, 0)
+        s.confirm(60)
+        assert (s.unconfirmed, s.bytes, segments(tmp_path)) == (0, 0, [])
+    finally:
+        s.close()
+
+
 def test_misuse_raises(tmp_path: Path) -> None:
     s = Spool(tmp_path)
     with pytest.raises(RuntimeError):
@@ -281,22 +438,29 @@ for start in range(1, n + 1, 100):
               for i in range(start, min(start + 100, n + 1))])
 read = 0
 while read < int(sys.argv[3]):
-    read += len(s.read(100))
+    got = s.read(100)
+    read += len(got)
+    if sys.argv[4] == "confirm":
+        s.confirm(got[-1].seq)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-@pytest.mark.parametrize("n, read", [(3000, 0), (3000, 1500)])
-def test_sigkill_loses_nothing(tmp_path: Path, n: int, read: int) -> None:
+@pytest.mark.parametrize(
+    "n, read, confirm", [(3000, 0, "confirm"), (3000, 1500, "confirm"), (3000, 1500, "no")]
+)
+def test_sigkill_loses_nothing(tmp_path: Path, n: int, read: int, confirm: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path), str(n), str(read)], check=False
+        [sys.executable, "-c", CHILD, str(tmp_path), str(n), str(read), confirm], check=False
     )
     assert proc.returncode == -9
     s = Spool(tmp_path)
     s.open()
     try:
-        # Reads since the last checkpoint may come again (at-least-once), never more.
-        assert n - read <= len(s) <= n - read + CHECKPOINT_EVERY
+        # Confirmed since the last checkpoint may come again (at-least-once), never
+        # more; read but unconfirmed comes again in full.
+        done = read if confirm == "confirm" else 0
+        assert n - done <= len(s) <= n - done + CHECKPOINT_EVERY
         assert s.max_seq == n
         seqs = drain(s, batch=500)
         assert seqs == list(range(n - len(seqs) + 1, n + 1))
@@ -370,6 +534,7 @@ def test_memory_stays_bounded_while_reading(
             count = 0
             while got := s.read(1000):
                 count += len(got)
+                s.confirm(count - 1)  # as the queue does: unconfirmed reads cost 16 bytes each
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

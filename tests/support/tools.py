@@ -1,0 +1,91 @@
+"""Helpers for the operator-tool tests: run the CLI, write its config, reach the databases."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import yaml
+from surrealdb import AsyncSurreal
+
+from tests.support.server import ServerProcess
+
+NAMESPACE = "app"
+
+
+def syncd(
+    *args: str, cwd: Path, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m syncd ARGS`` (no TTY, no SYNCD_* variables) and return the result."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        input=stdin if stdin is not None else "",
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(
+    path: Path,
+    *,
+    primary: ServerProcess | None,
+    secondary: ServerProcess | None,
+    database: str,
+    **extra: Any,
+) -> Path:
+    """A YAML config for the CLI: both databases in ``app/<database>``, state under ``path``."""
+    data: dict[str, Any] = {
+        "secondary_url": f"{secondary.url}/rpc" if secondary else "ws://127.0.0.1:10/rpc",
+        "secondary_pass": "root",
+        "secondary_namespace": NAMESPACE,
+        "secondary_database": database,
+        "primary_url": f"{primary.url}/rpc" if primary else "ws://127.0.0.1:9/rpc",
+        "primary_pass": "root",
+        "primary_namespace": NAMESPACE,
+        "primary_database": database,
+        "state_dir": str(path / "state"),
+        "metrics_listen": None,
+        "connect_timeout": "2s",
+        "write_timeout": "5s",
+        "health_check_interval": "1s",
+        "reconnect_backoff": "500ms",
+        "sync_retry_interval": "50ms",
+        "batch_timeout": "5ms",
+    }
+    data.update(extra)
+    file = path / "syncd.yaml"
+    file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return file
+
+
+async def connect(server: ServerProcess, database: str) -> Any:
+    """A direct SDK connection to ``app/<database>`` on ``server``."""
+    db: Any = AsyncSurreal(server.url)
+    with anyio.fail_after(10):
+        await db.connect()
+        await db.signin({"username": "root", "password": "root"})
+        await db.use(NAMESPACE, database)
+    return db
+
+
+async def close(db: Any) -> None:
+    """Close an SDK connection, bounded."""
+    with anyio.move_on_after(5):
+        await db.close()

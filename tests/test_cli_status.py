@@ -1,0 +1,162 @@
+"""``syncd status`` through the real entry point: of a running replicator, and of a stopped one."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from prometheus_client import CollectorRegistry
+from surrealdb import RecordID
+from typer.testing import CliRunner, Result
+
+from syncd.checkpoint import Checkpoint, CheckpointFile
+from syncd.cli import app
+from syncd.deadletter import DeadLetterFile
+from syncd.ops import Operation
+from syncd.replicator import Replicator
+from syncd.spool import Spool
+from tests.support.replica import make_config
+from tests.support.server import ServerProcess
+from tests.support.tools import free_port, syncd, write_config
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def op(n: int) -> Operation:
+    return Operation(
+        table="events", key=f"events:{n}", record={"id": RecordID("events", n), "n": n}, seq=n
+    )
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.integration
+async def test_status_of_a_running_replicator(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    port = free_port()
+    config = make_config(tmp_path, secondary_server.url, metrics_listen=f"127.0.0.1:{port}")
+    write_config(
+        tmp_path,
+        primary=None,
+        secondary=secondary_server,
+        database="main",
+        state_dir=str(tmp_path / "state"),
+        metrics_listen=f"127.0.0.1:{port}",
+    )
+    async with Replicator(config, registry=CollectorRegistry()) as rep:
+        rep.status_extra = lambda: {
+            "checkpoint": {"position": 4242, "saved_at": time.time() - 3, "backfill": None}
+        }
+        db = rep.wrap(primary)
+        for i in range(30):
+            await db.create(RecordID("events", i), {"n": i})
+        await rep.flush(timeout=30)
+        await anyio.sleep(1.1)  # the rates need a baseline at least a second old
+        as_json, human = await anyio.to_thread.run_sync(
+            lambda: (
+                syncd("status", "-c", "syncd.yaml", "--json", cwd=tmp_path),
+                syncd("status", "-c", "syncd.yaml", cwd=tmp_path),
+            )
+        )
+    assert as_json.returncode == 0, as_json.stderr
+    info = json.loads(as_json.stdout)
+    assert info["source"] == "daemon" and info["daemon_running"]
+    assert info["secondary"]["up"] is True
+    assert (info["queue_depth"], info["spool_depth"], info["dead_letters"]) == (0, 0, 0)
+    assert info["lag_seconds"] == 0
+    assert info["checkpoint"]["position"] == 4242
+    rates = info["rates"]
+    assert rates["window_seconds"] > 0
+    assert rates["applied_per_second"] > 0 and rates["enqueued_per_second"] > 0
+    assert rates["dead_lettered_per_second"] == 0
+    assert human.returncode == 0, human.stderr
+    text = " ".join(human.stdout.split())
+    assert f"daemon at http://127.0.0.1:{port}/status" in text
+    assert "secondary │ up since" in text
+    assert "position 4242, saved 3s ago" in text
+    assert "applied" in text and "/s" in text
+
+
+def cli(tmp_path: Path, *args: str) -> Result:
+    """The command line in-process (typer's runner), for the tests that need no database."""
+    return CliRunner().invoke(app, [*args, "-c", str(tmp_path / "syncd.yaml")])
+
+
+def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    spool = Spool(state / "spool")
+    spool.open()
+    spool.append([op(n) for n in range(1, 8)])
+    assert len(spool.read(2)) == 2
+    spool.confirm(2)  # applied: 5 left
+    spool.close()
+    dlq = DeadLetterFile(state / "deadletters.jsonl")
+    for n in (1, 2):
+        dlq.append(op(n), "refused", first_failed_at=time.time())
+    with dlq.path.open("a") as f:
+        f.write("{torn line\n")
+    CheckpointFile(state).save(Checkpoint(position=1234, saved_at=time.time() - 90))
+    write_config(
+        tmp_path,
+        primary=None,
+        secondary=None,
+        database="main",
+        metrics_listen=f"127.0.0.1:{free_port()}",  # nothing answers there
+    )
+    before = snapshot(state)
+    result = cli(tmp_path, "status", "--json")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["source"] == "state_dir" and not info["daemon_running"]
+    assert "no daemon answered" in info["note"]
+    assert (info["spool_depth"], info["dead_letters"], info["dead_letters_malformed"]) == (5, 2, 1)
+    assert info["checkpoint"]["position"] == 1234
+    assert info["secondary"]["up"] is None and info["lag_seconds"] is None
+    text = " ".join(cli(tmp_path, "status").stdout.split())
+    assert "spool │ 5 operations" in text
+    assert "2 entries (+1 malformed line)" in text
+    assert re.search(r"position 1234, saved 1m3\ds ago", text), text
+    assert "unknown (no daemon answering)" in text
+    assert snapshot(state) == before  # read-only
+    (state / "checkpoint.json").unlink()
+    assert "checkpoint │ none" in " ".join(cli(tmp_path, "status").stdout.split())
+
+
+def test_status_with_no_state_dir_at_all(tmp_path: Path) -> None:
+    write_config(tmp_path, primary=None, secondary=None, database="main")  # metrics disabled
+    result = cli(tmp_path, "status", "--json")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["spool_depth"], info["dead_letters"], info["checkpoint"]) == (0, 0, None)
+    assert "metrics_listen is disabled" in info["note"]
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["verify"],
+        ["dlq", "list"],
+        ["dlq", "show", "1"],
+        ["dlq", "replay"],
+        ["dlq", "purge"],
+    ],
+)
+def test_a_missing_config_file_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "-c", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == f"syncd: config {tmp_path / 'nope.yaml'}: file not found\n"
+    assert result.stdout == ""

@@ -1,0 +1,232 @@
+"""``syncd verify`` against real engines: the CLI in a subprocess, two devserver processes.
+
+The two servers are shared by the module; each test works in its own database.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from surrealdb import AsyncSurreal, RecordID
+
+from syncd.compare import KeySpec
+from syncd.config import Config
+from syncd.endpoints import DirectCaller
+from syncd.records import last_id, lookup, read_page
+from syncd.verify import Verifier, VerifyOptions
+from tests.support.server import ServerProcess
+from tests.support.tools import close, connect, syncd, write_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+TABLES = {"events": {}, "kv": {"key": ["user_id", "key"], "volatile_fields": ["seen_at"]}}
+PROGRESS = Path("state") / "verify-progress.json"
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """A primary and a secondary, each a devserver process."""
+    with ServerProcess() as primary, ServerProcess() as secondary:
+        yield primary, secondary
+
+
+async def fill(servers: tuple[ServerProcess, ServerProcess], database: str) -> None:
+    """The same 60 events and 20 kv notes on both sides (kv under other ids on the secondary)."""
+    for server in servers:
+        db = await connect(server, database)
+        try:
+            await db.query("DEFINE INDEX kv_uk ON kv FIELDS user_id, key UNIQUE")
+            await db.insert("events", [{"id": RecordID("events", i), "n": i} for i in range(60)])
+            notes = [{"user_id": f"u{i % 3}", "key": f"k{i}", "v": i} for i in range(20)]
+            # Random ids, different on each side; the volatile field differs too.
+            await db.insert("kv", [{**n, "seen_at": server.port} for n in notes])
+        finally:
+            await close(db)
+
+
+async def diverge(secondary: ServerProcess, database: str) -> None:
+    """3 missing, 2 differing (1 by natural key), 4 extra (archived) on the secondary."""
+    db = await connect(secondary, database)
+    try:
+        await db.query("DELETE events:1, events:2, events:3")
+        await db.query("UPDATE events:10 SET n = -1; UPDATE kv SET v = -1 WHERE key = 'k5'")
+        await db.query("CREATE events:old1, events:old2, events:old3, events:old4 SET n = 0")
+    finally:
+        await close(db)
+
+
+def verify(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = syncd("verify", "-c", "syncd.yaml", "--json", *args, cwd=tmp_path)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def counts(report: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    return {t["table"]: (t["missing"], t["differing"], t["extra"]) for t in report["tables"]}
+
+
+async def test_keyset_pages_cover_every_id_type_once() -> None:
+    db: Any = AsyncSurreal("mem://")
+    await db.connect()
+    await db.use("t", "t")
+    try:
+        ids: list[Any] = [*range(7), "a", "b", uuid.uuid4(), uuid.uuid4(), ["x", 1], {"o": 2}]
+        await db.insert("mixed", [{"id": RecordID("mixed", i), "v": 1} for i in ids])
+        caller, seen, after = DirectCaller(db), [], None
+        while page := await read_page(caller, "mixed", after, 2):
+            seen += [str(row["id"]) for row in page]
+            after = last_id(page)
+        assert sorted(seen) == sorted(str(RecordID("mixed", i)) for i in ids)
+        found = await lookup(caller, KeySpec("mixed"), [{"id": RecordID("mixed", 3)}])
+        assert [str(r["id"]) for r in found] == ["mixed:3"]
+    finally:
+        await db.close()
+        await anyio.sleep(0.1)  # the embedded engine can abort at exit right after close()
+
+
+async def test_consistent_replica_exits_0(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "consistent")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="consistent", tables=TABLES
+    )
+    human = syncd("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert human.returncode == 0, human.stderr
+    assert "consistent: every primary record is on the secondary" in " ".join(human.stdout.split())
+    rows = [line.split("│")[1:-1] for line in human.stdout.splitlines() if "│" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["events", "60", "0", "0", "0", "ok"],
+        ["kv", "20", "0", "0", "0", "ok"],
+    ]
+
+
+async def test_divergent_replica_is_reported_and_exits_1(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "divergent")
+    await diverge(servers[1], "divergent")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="divergent", tables=TABLES
+    )
+    code, report = verify(tmp_path)
+    assert code == 1
+    assert counts(report) == {"events": (3, 1, 4), "kv": (0, 1, 0)}
+    events = report["tables"][0]["examples"]
+    assert events["missing"] == ["events:1", "events:2", "events:3"]
+    assert events["differing"] == [{"key": "events:10", "fields": ["n"]}]
+    human = syncd("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert human.returncode == 1
+    assert "extra (archived)" in human.stdout
+    assert "NOT consistent: 3 missing, 2 differing" in " ".join(human.stdout.split())
+
+
+async def test_an_interrupted_run_resumes_where_it_stopped(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "resume")
+    await diverge(servers[1], "resume")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="resume", tables=TABLES
+    )
+    code, partial = verify(tmp_path, "--page-size", "10", "--max-pages", "3")
+    assert code == 3 and not partial["complete"]
+    assert (tmp_path / PROGRESS).is_file()
+    code, resumed = verify(tmp_path, "--page-size", "10")
+    assert code == 1 and resumed["resumed"] and resumed["complete"]
+    # Nothing counted twice, nothing skipped: the same totals as a full run.
+    assert counts(resumed) == {"events": (3, 1, 4), "kv": (0, 1, 0)}
+    assert resumed["tables"][0]["primary_records"] == 60
+    assert not (tmp_path / PROGRESS).exists()  # a finished run leaves no progress behind
+    code, fresh = verify(tmp_path, "--page-size", "10")
+    assert not fresh["resumed"] and fresh["pages"] == resumed["pages"] + partial["pages"]
+
+
+async def test_repair_sends_missing_and_differing_records_and_verifies_again(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "repair")
+    await diverge(servers[1], "repair")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="repair", tables=TABLES
+    )
+    code, outcome = verify(tmp_path, "--repair")
+    assert code == 0, outcome
+    assert outcome["enqueued"] == 5
+    assert counts(outcome["before"]) == {"events": (3, 1, 4), "kv": (0, 1, 0)}
+    # Extras are archived records: reported, never "fixed".
+    assert counts(outcome["after"]) == {"events": (0, 0, 4), "kv": (0, 0, 0)}
+    code, again = verify(tmp_path)
+    assert code == 0 and counts(again)["events"] == (0, 0, 4)
+
+
+async def test_sample_checks_a_few_records_and_says_so(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "sample")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="sample", tables=TABLES
+    )
+    code, report = verify(tmp_path, "--sample", "5", "--table", "events")
+    assert code == 0
+    assert report["sample"] == 5
+    assert report["tables"][0]["primary_records"] == 5
+    assert report["tables"][0]["primary_total"] == 60
+    human = syncd("verify", "-c", "syncd.yaml", "--sample", "5", cwd=tmp_path)
+    assert "random sample of 5 records per table, not a full check" in human.stdout
+    assert not (tmp_path / PROGRESS).exists()
+    # No `tables:`: every table of the primary, each keyed by record id, so the
+    # kv notes (saved under other ids on each side) are missing and extra.
+    write_config(tmp_path, primary=servers[0], secondary=servers[1], database="sample")
+    code, report = verify(tmp_path)
+    assert code == 1
+    assert counts(report) == {"events": (0, 0, 0), "kv": (20, 0, 20)}
+
+
+def test_unreachable_database_and_unknown_table_are_one_line_errors(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        primary=None,
+        secondary=None,
+        database="x",
+        tables=TABLES,
+        primary_pass="s3cret-pw",
+    )
+    result = syncd("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("syncd: cannot connect to the primary at ws://127.0.0.1:9/rpc")
+    assert len(result.stderr.splitlines()) == 1
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    result = syncd("verify", "-c", "syncd.yaml", "--table", "nope", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "syncd: table nope: not replicated by this config (see tables:)\n"
+
+
+async def test_natural_key_without_an_index_is_verified_with_a_warning(tmp_path: Path) -> None:
+    dbs: list[Any] = []
+    for _ in range(2):
+        db: Any = AsyncSurreal("mem://")
+        await db.connect()
+        await db.use("t", "t")
+        await db.insert("kv", [{"user_id": "u", "key": f"k{i}", "v": i} for i in range(5)])
+        dbs.append(db)
+    try:
+        config = Config.from_mapping(
+            {"tables": {"kv": {"key": ["user_id", "key"]}}, "state_dir": str(tmp_path)}
+        )
+        report = await Verifier(
+            config, DirectCaller(dbs[0]), DirectCaller(dbs[1], "secondary"), VerifyOptions()
+        ).run()
+        assert report.consistent and report.tables[0].tally.primary_records == 5
+        warnings = report.tables[0].warnings
+        assert len(warnings) == 2 and "no index on (user_id, key) on the primary" in warnings[0]
+    finally:
+        for db in dbs:
+            await db.close()
+        await anyio.sleep(0.1)  # the embedded engine can abort at exit right after close()
