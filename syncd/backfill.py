@@ -26,7 +26,7 @@ import structlog
 
 from syncd.checkpoint import Backfill, Checkpoint
 from syncd.config import Config
-from syncd.connection import ManagedConnection
+from syncd.connection import ManagedConnection, managed_connection
 from syncd.errors import PrimaryUnavailable
 from syncd.replicator import Replicator
 
@@ -165,14 +165,4 @@ async def _nothing(_: Checkpoint) -> None:
 
 def primary_connection(config: Config) -> ManagedConnection:
     """A managed connection to the configured primary."""
-    return ManagedConnection(
-        role="primary",
-        url=config.primary_url,
-        user=config.primary_user,
-        password=config.primary_pass.get_secret_value(),
-        namespace=config.primary_namespace,
-        database=config.primary_database,
-        connect_timeout=config.connect_timeout,
-        health_check_interval=config.health_check_interval,
-        reconnect_backoff=config.reconnect_backoff,
-    )
+    return managed_connection(config, "primary")

@@ -31,7 +31,7 @@ from anyio.abc import TaskStatus
 from surrealdb import AsyncSurreal
 
 from syncd.backoff import exponential_backoff, with_jitter
-from syncd.config import sdk_url
+from syncd.config import Config, sdk_url
 from syncd.errors import PrimaryUnavailable, SecondaryUnavailable, SyncdError
 
 T = TypeVar("T")
@@ -267,3 +267,32 @@ def describe(exc: BaseException) -> str:
     """One line naming an exception: its type and the first line of its message."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def managed_connection(
+    config: Config,
+    role: str,
+    *,
+    on_state: Callable[[bool], None] | None = None,
+    on_reconnect: Callable[[], None] | None = None,
+) -> ManagedConnection:
+    """A (not yet running) managed connection to the ``role`` database of ``config``.
+
+    ``role`` is ``"primary"`` or ``"secondary"``. An empty password means "do
+    not sign in", as the config documents.
+    """
+    prefix = "primary" if role == "primary" else "secondary"
+    password = getattr(config, f"{prefix}_pass").get_secret_value()
+    return ManagedConnection(
+        role=prefix,
+        url=getattr(config, f"{prefix}_url"),
+        user=getattr(config, f"{prefix}_user") if password else "",
+        password=password,
+        namespace=getattr(config, f"{prefix}_namespace"),
+        database=getattr(config, f"{prefix}_database"),
+        connect_timeout=config.connect_timeout,
+        health_check_interval=config.health_check_interval,
+        reconnect_backoff=config.reconnect_backoff,
+        on_state=on_state,
+        on_reconnect=on_reconnect,
+    )

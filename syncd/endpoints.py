@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import anyio
 
 from syncd.config import Config, redact_url
-from syncd.connection import ManagedConnection, is_transport_error
+from syncd.connection import ManagedConnection, is_transport_error, managed_connection
 from syncd.errors import PrimaryUnavailable, SecondaryUnavailable
 
 __all__ = ["CALL_TIMEOUT", "Caller", "DirectCaller", "open_connection"]
@@ -63,23 +63,8 @@ class DirectCaller:
 
 
 def managed(config: Config, role: Role) -> ManagedConnection:
-    """A (not yet running) managed connection to the ``role`` database of ``config``.
-
-    An empty password means "do not sign in", as the config documents.
-    """
-    prefix = "primary" if role == "primary" else "secondary"
-    password = getattr(config, f"{prefix}_pass").get_secret_value()
-    return ManagedConnection(
-        role=role,
-        url=getattr(config, f"{prefix}_url"),
-        user=getattr(config, f"{prefix}_user") if password else "",
-        password=password,
-        namespace=getattr(config, f"{prefix}_namespace"),
-        database=getattr(config, f"{prefix}_database"),
-        connect_timeout=config.connect_timeout,
-        health_check_interval=config.health_check_interval,
-        reconnect_backoff=config.reconnect_backoff,
-    )
+    """A (not yet running) managed connection to the ``role`` database of ``config``."""
+    return managed_connection(config, role)
 
 
 @asynccontextmanager

@@ -35,7 +35,7 @@ from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config
-from syncd.connection import ManagedConnection
+from syncd.connection import managed_connection
 from syncd.deadletter import DeadLetterFile
 from syncd.errors import ConfigError
 from syncd.executor import Executor
@@ -110,16 +110,9 @@ class Replicator:
             spool=Spool(spool_dir),
             metrics=self.metrics,
         )
-        self.secondary = ManagedConnection(
-            role="secondary",
-            url=config.secondary_url,
-            user=config.secondary_user,
-            password=config.secondary_pass.get_secret_value(),
-            namespace=config.secondary_namespace,
-            database=config.secondary_database,
-            connect_timeout=config.connect_timeout,
-            health_check_interval=config.health_check_interval,
-            reconnect_backoff=config.reconnect_backoff,
+        self.secondary = managed_connection(
+            config,
+            "secondary",
             on_state=self._on_secondary_state,
             on_reconnect=self.metrics.reconnects.inc,
         )
