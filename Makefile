@@ -20,8 +20,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check syncd tests
-	$(BIN)/ruff format --check syncd tests
+	$(BIN)/ruff check syncd tests bench
+	$(BIN)/ruff format --check syncd tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

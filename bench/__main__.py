@@ -1,0 +1,223 @@
+"""``python -m bench``: run the benchmark scenarios, print a table, write JSON and a plot.
+
+    python -m bench                 # full: about 10 minutes
+    python -m bench --quick         # under a minute, small counts; for CI
+    python -m bench --only drain,lag --out /tmp/r.json
+
+Exit status: 0 when every scenario ran (whether or not it met its target:
+targets are reported, never asserted), 1 when a scenario failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bench import daemon, drain, lag, memory, reads, write_cost
+from bench.common import Result
+from bench.report import plot, table, write_json
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Counts and durations of one run mode."""
+
+    write_rounds: int
+    writes_per_round: int
+    drain_rounds: int
+    drain_backlog: int
+    naive_records: int
+    drain_settings: tuple[tuple[int, int], ...]
+    lag_seconds: float
+    catchup_warm: float
+    catchup_outage: float
+    limit_rounds: int
+    read_rows: int
+    read_rounds: int
+    frozen_reads: int
+    query_timeout: float
+    memory_ops: int
+    daemon_seconds: float
+
+
+FULL = Mode(
+    write_rounds=10,
+    writes_per_round=1000,
+    drain_rounds=3,
+    drain_backlog=100_000,
+    naive_records=2000,
+    drain_settings=((4, 500), (4, 1000)),
+    lag_seconds=30.0,
+    catchup_warm=3.0,
+    catchup_outage=30.0,
+    limit_rounds=1,
+    read_rows=1000,
+    read_rounds=30,
+    frozen_reads=3,
+    query_timeout=2.0,
+    memory_ops=500_000,
+    daemon_seconds=20.0,
+)
+QUICK = Mode(
+    write_rounds=2,
+    writes_per_round=200,
+    drain_rounds=1,
+    drain_backlog=3000,
+    naive_records=200,
+    drain_settings=((4, 500),),
+    lag_seconds=3.0,
+    catchup_warm=1.0,
+    catchup_outage=2.0,
+    limit_rounds=1,
+    read_rows=1000,
+    read_rounds=4,
+    frozen_reads=1,
+    query_timeout=0.5,
+    memory_ops=20_000,
+    daemon_seconds=3.0,
+)
+
+Runner = Callable[[Mode], Awaitable[Result]]
+
+
+async def _memory(mode: Mode) -> Result:
+    return await anyio.to_thread.run_sync(lambda: memory.run(ops=mode.memory_ops))
+
+
+SCENARIOS: dict[str, tuple[str, Runner]] = {
+    "write_cost": (
+        "Cost to the application (write latency)",
+        lambda m: write_cost.run(rounds=m.write_rounds, writes=m.writes_per_round),
+    ),
+    "drain": (
+        "Drain throughput vs the hand-batched limit",
+        lambda m: drain.run(
+            rounds=m.drain_rounds,
+            backlog=m.drain_backlog,
+            naive_records=m.naive_records,
+            settings=m.drain_settings,
+        ),
+    ),
+    "lag": (
+        "End-to-end lag at 1,000 writes/s",
+        lambda m: lag.run_lag(rate=1000.0, seconds=m.lag_seconds),
+    ),
+    "catchup": (
+        "Catch-up after an outage at 1,000 writes/s",
+        lambda m: lag.run_catchup(
+            rate=1000.0,
+            warm=m.catchup_warm,
+            outage=m.catchup_outage,
+            limit_rounds=m.limit_rounds,
+        ),
+    ),
+    "reads": (
+        "Merged reads",
+        lambda m: reads.run(
+            rows=m.read_rows,
+            rounds=m.read_rounds,
+            frozen_reads=m.frozen_reads,
+            query_timeout=m.query_timeout,
+        ),
+    ),
+    "memory": ("Peak RSS while a backlog builds", _memory),
+    "daemon": ("Daemon (syncd run)", lambda m: daemon.run(seconds=m.daemon_seconds)),
+}
+
+
+async def _run_all(names: list[str], mode: Mode) -> list[Result]:
+    results: list[Result] = []
+    for name in names:
+        title, runner = SCENARIOS[name]
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            result = await runner(mode)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            result = Result(name, title, status="error", notes=[f"{type(exc).__name__}: {exc}"])
+        result.seconds = time.perf_counter() - started
+        result.setup["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+        results.append(result)
+    return results
+
+
+def _meta(
+    args: argparse.Namespace, argv: list[str], started_at: str, seconds: float
+) -> dict[str, Any]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "command": shlex.join(["python", "-m", "bench", *argv]),
+        "mode": "quick" if args.quick else "full",
+        "started": started_at,
+        "seconds": round(seconds, 1),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "surrealdb": version("surrealdb"),
+        "syncd": version("syncd"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the scenarios, report; see the module docstring."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, under a minute")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/results.json"))
+    parser.add_argument("--plot", type=Path, help="PNG path (default: next to --out)")
+    parser.add_argument(
+        "--only", help=f"comma-separated scenarios among: {', '.join(SCENARIOS)}", default=""
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    from syncd.logs import configure_logging
+
+    # syncd logs outages and reconnects at warning: the scenarios cause them on purpose.
+    configure_logging("error", json=False)
+    mode = QUICK if args.quick else FULL
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    load_before = os.getloadavg()
+    results = anyio.run(_run_all, names, mode)
+    meta = _meta(args, argv, started_at, time.perf_counter() - started)
+    # Other work on this shared machine moves the absolute figures: say how busy it was.
+    meta["load_average_1_5_15_before"] = [round(x, 2) for x in load_before]
+    meta["load_average_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(table(results))
+    write_json(args.out, results, meta)
+    plot_path = args.plot or args.out.with_name("timeline.png")
+    problem = plot(plot_path, results)
+    print(f"results: {args.out}" + (f"; plot: {plot_path}" if problem is None else ""))
+    if problem is not None:
+        print(f"plot: {problem}")
+    load = meta["load_average_1_5_15_after"]
+    print(f"{meta['mode']} run took {meta['seconds']:.0f} s; load average after: {load}")
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalisation: the embedded engine's Rust threads can
+    # abort the process (exit 134) while Python tears down.
+    os._exit(code)
