@@ -19,15 +19,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def secondary_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A devserver process on 127.0.0.1 whose store survives kill and restart."""
-    server = ServerProcess(store=f"surrealkv://{tmp_path / 'secondary-store'}")
+def _served(store: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(store=f"surrealkv://{store}")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def secondary_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A devserver process on 127.0.0.1 whose store survives kill and restart."""
+    yield from _served(tmp_path / "secondary-store")
+
+
+@pytest.fixture
+def primary_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A primary served the same way, for tests where syncd runs as its own process."""
+    yield from _served(tmp_path / "primary-store")
 
 
 @pytest.fixture

@@ -38,16 +38,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def primary_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(store=f"surrealkv://{tmp_path / 'primary-store'}")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class SyncdProcess:
     """``python -m syncd run`` with a config in tmp_path."""
 
@@ -149,6 +139,18 @@ async def connect(url: str) -> Any:
     return db
 
 
+async def events_daemon(
+    primary: ServerProcess, secondary: ServerProcess, factory: Any, **extra: Any
+) -> tuple[Any, SyncdProcess]:
+    """A primary connection with a changefeed on ``events``, and syncd running and ready."""
+    db = await connect(primary.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    syncd = factory(primary.url, secondary.url, tables={"events": {}}, **extra)
+    syncd.start()
+    syncd.wait_ready()
+    return db, syncd
+
+
 async def converge(primary: Any, secondary_url: str, table: str, within: float = 60) -> None:
     """Wait until the secondary holds every record of ``table`` exactly as the primary."""
     expected = await rows_by_id(primary, table)
@@ -169,11 +171,7 @@ async def converge(primary: Any, secondary_url: str, table: str, within: float =
 async def test_raw_queries_and_return_none_replicate_and_sigterm_drains(
     primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
 ) -> None:
-    db = await connect(primary_server.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
-    syncd.start()
-    syncd.wait_ready()
+    db, syncd = await events_daemon(primary_server, secondary_server, syncd_factory)
     await db.query("CREATE events:1 SET n = 1 RETURN NONE")
     await db.query("INSERT INTO events [{ id: 2, n: 2 }, { id: 3, n: 3 }] RETURN NONE")
     await db.query("FOR $i IN 4..20 { UPSERT type::thing('events', $i) SET n = $i }")
@@ -215,11 +213,7 @@ async def test_first_start_backfills_while_writes_continue(
 async def test_sigkill_three_times_during_a_stream_loses_nothing(
     primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
 ) -> None:
-    db = await connect(primary_server.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
-    syncd.start()
-    syncd.wait_ready()
+    db, syncd = await events_daemon(primary_server, secondary_server, syncd_factory)
     written = 0
     for _ in range(3):
         for _ in range(400):
@@ -238,13 +232,9 @@ async def test_sigkill_three_times_during_a_stream_loses_nothing(
 async def test_secondary_killed_and_frozen_during_the_stream(
     primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
 ) -> None:
-    db = await connect(primary_server.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    syncd = syncd_factory(
-        primary_server.url, secondary_server.url, tables={"events": {}}, readyz_down_threshold="1s"
+    db, syncd = await events_daemon(
+        primary_server, secondary_server, syncd_factory, readyz_down_threshold="1s"
     )
-    syncd.start()
-    syncd.wait_ready()
     for i in range(300):
         await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
     secondary_server.kill()
@@ -328,11 +318,7 @@ async def test_notify_socket_gets_ready_watchdog_status_stopping_in_order(
 async def test_primary_restarted_during_the_stream_and_a_second_signal_exits_at_once(
     primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
 ) -> None:
-    db = await connect(primary_server.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
-    syncd.start()
-    syncd.wait_ready()
+    db, syncd = await events_daemon(primary_server, secondary_server, syncd_factory)
     for i in range(200):
         await db.query(f"UPSERT events:{i} SET n = {i} RETURN NONE")
     await db.close()

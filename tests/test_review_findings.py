@@ -27,7 +27,7 @@ from syncd.spool import Spool
 from tests.support.replica import connect_secondary, make_config
 from tests.support.server import ServerProcess
 from tests.test_daemon import connect as connect_primary
-from tests.test_daemon import primary_server, syncd_factory  # noqa: F401  (fixtures)
+from tests.test_daemon import syncd_factory  # noqa: F401  (a fixture)
 
 
 def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
@@ -137,7 +137,7 @@ async def test_a_write_after_shutdown_does_not_fail_the_application(
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 async def test_sigterm_during_backfill_with_secondary_down_exits(
-    primary_server: ServerProcess,  # noqa: F811
+    primary_server: ServerProcess,
     secondary_server: ServerProcess,
     syncd_factory: Any,  # noqa: F811
 ) -> None:
@@ -198,7 +198,7 @@ async def test_batch_failure_log_does_not_contain_record_contents(
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 async def test_primary_outage_during_backfill_is_waited_out(
-    primary_server: ServerProcess,  # noqa: F811
+    primary_server: ServerProcess,
     secondary_server: ServerProcess,
     syncd_factory: Any,  # noqa: F811
 ) -> None:
