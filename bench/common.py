@@ -181,21 +181,6 @@ def secondary_process() -> Iterator[ServerProcess]:
 
 
 @asynccontextmanager
-async def embedded_primary() -> AsyncIterator[Any]:
-    """An embedded in-memory primary, the application's own connection."""
-    db: Any = AsyncSurreal("mem://")
-    await db.connect()
-    await db.use("app", "main")
-    try:
-        yield db
-    finally:
-        await db.close()
-        # The embedded engine can abort the process when torn down right after
-        # close() (a Rust panic); the test fixtures pause for the same reason.
-        await anyio.sleep(0.1)
-
-
-@asynccontextmanager
 async def direct_secondary(url: str) -> AsyncIterator[Any]:
     """A plain SDK connection to the secondary, for the limit and the checks."""
     db: Any = AsyncSurreal(url)

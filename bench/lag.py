@@ -35,7 +35,6 @@ from bench.common import (
     content,
     count_rows,
     direct_secondary,
-    embedded_primary,
     median,
     percentile,
     ratio,
@@ -46,6 +45,7 @@ from bench.common import (
 )
 from syncd.ops import Operation
 from syncd.replicator import Replicator
+from tests.support.replica import embedded_primary
 
 BIN_SECONDS = 0.25
 _RETRIES = 5

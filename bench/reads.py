@@ -19,7 +19,6 @@ from bench.common import (
     Result,
     Target,
     config_summary,
-    embedded_primary,
     interleaved,
     median,
     ratio,
@@ -28,6 +27,7 @@ from bench.common import (
     scratch_dir,
     secondary_process,
 )
+from tests.support.replica import embedded_primary
 
 ARMS = ("primary_only", "merged")
 

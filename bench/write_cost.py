@@ -27,7 +27,6 @@ from bench.common import (
     Target,
     config_summary,
     content,
-    embedded_primary,
     interleaved,
     median,
     percentile,
@@ -36,6 +35,7 @@ from bench.common import (
     scratch_dir,
     secondary_process,
 )
+from tests.support.replica import embedded_primary
 
 ARMS = ("bare", "wrapped")
 

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("syncd.queue")
 
-# Spilled operations are buffered briefly and written to the spool in chunks:
-# one write() per operation would cost a syscall on the application's path.
+# Spilled operations are buffered and written by the run task, in chunks, in a
+# worker thread: encoding and write() stay off the application's write path.
 _SPILL_CHUNK = 512
 _SPILL_LINGER = 0.05
 _REFILL_CHUNK = 2000
@@ -152,12 +152,9 @@ class SyncQueue:
                 self._spool_head_time = op.enqueued_at
             self._spooled += 1
             self._spill_buffer.append(op)
-            # A multiple, not a threshold: if the disk is failing, retry once
-            # per chunk instead of on every write.
-            if len(self._spill_buffer) % _SPILL_CHUNK == 0:
-                self._write_spill()
-            else:
-                self._spill_wakeup.set()
+            # No disk I/O here, on the application's write path: the run task
+            # writes the buffer to the spool, in a worker thread.
+            self._spill_wakeup.set()
         else:
             self._admit(op)
         if self._metrics is not None:
@@ -193,16 +190,31 @@ class SyncQueue:
             self._wakeups[lane].set()
 
     def _write_spill(self) -> None:
+        """Write the spill buffer now (shutdown: the run task has stopped)."""
         if self._spill_buffer:
             chunk, self._spill_buffer = self._spill_buffer, []
             try:
                 self._spool.append(chunk)
             except OSError as exc:
-                # Disk full or gone: keep the operations in memory (order
-                # intact, nothing dropped) and try again on the next tick,
-                # rather than fail the application's write.
-                self._spill_buffer = chunk + self._spill_buffer
-                log.error("spool_write_failed", error=str(exc), buffered=len(self._spill_buffer))
+                self._keep_in_memory(chunk, exc)
+
+    async def _write_spill_in_thread(self) -> None:
+        # Only the run task calls this, and it refills only after the write
+        # returns, so the buffer's operations can never overtake the chunk.
+        if 0 < len(self._spill_buffer) < _SPILL_CHUNK:
+            await anyio.sleep(_SPILL_LINGER)  # gather a chunk: one write, not many
+        if self._spill_buffer:
+            chunk, self._spill_buffer = self._spill_buffer, []
+            try:
+                await anyio.to_thread.run_sync(self._spool.append, chunk)
+            except OSError as exc:
+                self._keep_in_memory(chunk, exc)
+
+    def _keep_in_memory(self, chunk: list[Operation], exc: OSError) -> None:
+        # Disk full or gone: keep the operations in memory (order intact,
+        # nothing dropped) and try again on the next tick.
+        self._spill_buffer = chunk + self._spill_buffer
+        log.error("spool_write_failed", error=str(exc), buffered=len(self._spill_buffer))
 
     # -- consumer side ---------------------------------------------------
 
@@ -301,7 +313,7 @@ class SyncQueue:
             self._spill_wakeup = anyio.Event()
             self._refill_wakeup = anyio.Event()
             try:
-                self._write_spill()
+                await self._write_spill_in_thread()
                 await self._refill()
                 spool_busy = len(self._spool) or self._spool.unconfirmed
                 if time.monotonic() - last_sync >= _SYNC_INTERVAL and spool_busy:

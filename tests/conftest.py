@@ -6,10 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-from surrealdb import AsyncSurreal
 
+from tests.support.replica import embedded_primary
 from tests.support.server import ServerProcess
 
 
@@ -43,13 +42,5 @@ def primary_server(tmp_path: Path) -> Iterator[ServerProcess]:
 @pytest.fixture
 async def primary() -> AsyncIterator[Any]:
     """An embedded in-memory primary, connected and using app/main."""
-    db = AsyncSurreal("mem://")
-    await db.connect()
-    await db.use("app", "main")
-    try:
+    async with embedded_primary() as db:
         yield db
-    finally:
-        await db.close()
-        # Measured: the embedded engine can abort the process at exit (a Rust
-        # panic) when it is torn down right after close(); a pause avoids it.
-        await anyio.sleep(0.1)

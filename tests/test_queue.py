@@ -126,19 +126,24 @@ async def test_a_failing_disk_keeps_operations_in_memory_in_order(
     queue = make(tmp_path, lanes=1, capacity=2)
     real_append = queue._spool.append
     broken = True
+    attempts = 0
 
     def append(ops: list[Operation]) -> None:
+        nonlocal attempts
         if broken:
+            attempts += 1
             raise OSError(28, "No space left on device")
         real_append(ops)
 
     monkeypatch.setattr(queue._spool, "append", append)
-    for v in range(1200):
-        queue.put(op("a", v))  # never raises into the application
-    assert queue.spooled == 1198
-    broken = False
     async with anyio.create_task_group() as tg:
         tg.start_soon(queue.run)
+        for v in range(1200):
+            queue.put(op("a", v))  # never raises into the application
+        assert queue.spooled == 1198
+        await anyio.sleep(0.5)  # the writer tries, fails, keeps everything
+        assert attempts >= 1 and queue.spooled == 1198
+        broken = False
         out = await drain(queue, 0, limit=1200)
         tg.cancel_scope.cancel()
     assert [o.record["v"] for o in out] == list(range(1200))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,21 @@ from syncd.config import Config
 
 NAMESPACE = "replica"
 DATABASE = "main"
+
+
+@asynccontextmanager
+async def embedded_primary() -> AsyncIterator[Any]:
+    """An embedded in-memory primary using app/main, as an application holds it."""
+    db: Any = AsyncSurreal("mem://")
+    await db.connect()
+    await db.use("app", "main")
+    try:
+        yield db
+    finally:
+        await db.close()
+        # Measured: the embedded engine can abort the process at exit (a Rust
+        # panic) when it is torn down right after close(); a pause avoids it.
+        await anyio.sleep(0.1)
 
 
 def make_config(tmp_path: Path, secondary_url: str, **overrides: Any) -> Config:
