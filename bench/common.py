@@ -6,7 +6,7 @@ Rules of the suite:
   interleaved rounds (A B, B A, A B, ...), reduced by the median: this machine
   is shared and noisy, so an absolute number from one run means little;
 - the secondary is a devserver (the embedded engine served on 127.0.0.1, see
-  ``syncd.devserver``) in its own process, the primary an embedded
+  ``syncd.dev.devserver``) in its own process, the primary an embedded
   ``AsyncSurreal("mem://")`` in this one, as an application would have it;
 - every process started here is stopped in a ``finally``.
 """
@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry
 from surrealdb import AsyncSurreal, RecordID
 
 from syncd.config import Config
-from syncd.executor import query_raw
-from syncd.replicator import Replicator
+from syncd.service.replicator import Replicator
+from syncd.sink.executor import query_raw
 from tests.support.server import ServerProcess
 
 NAMESPACE = "bench"

@@ -47,8 +47,8 @@ RATE = 1000.0
 
 
 def available() -> bool:
-    """Whether this checkout has the daemon (``syncd.daemon``)."""
-    return importlib.util.find_spec("syncd.daemon") is not None
+    """Whether this checkout has the daemon (``syncd.service.daemon``)."""
+    return importlib.util.find_spec("syncd.service.daemon") is not None
 
 
 def _config(state: Path, primary_url: str, secondary_url: str, metrics_port: int) -> Path:
@@ -88,7 +88,7 @@ async def run(*, seconds: float) -> Result:
     result = Result("daemon", f"Daemon (syncd run): lag at {RATE:.0f} writes/s")
     if not available():
         result.status = "not_available"
-        result.notes.append("syncd.daemon does not exist yet in this checkout")
+        result.notes.append("syncd.service.daemon does not exist yet in this checkout")
         return result
     seen: dict[int, float] = {}
     total = int(RATE * seconds)

@@ -80,7 +80,7 @@ async def drain_once(
                 rep.capture(rows)
                 await anyio.lowlevel.checkpoint()
             await anyio.sleep(0.2)  # let the spill writer hand its buffer to the spool
-            spooled, in_memory = rep.queue.spooled, rep.queue.depth
+            spooled, in_memory = rep.spool_depth, rep.queue_depth
             server.start()
             listening = anyio.current_time()
             with anyio.fail_after(60):

@@ -43,8 +43,8 @@ from bench.common import (
     secondary_process,
     send_limit,
 )
-from syncd.ops import Operation
-from syncd.replicator import Replicator
+from syncd.service.replicator import Replicator
+from syncd.sink.operation import Operation
 from tests.support.replica import embedded_primary
 
 BIN_SECONDS = 0.25
@@ -252,8 +252,8 @@ async def run_catchup(*, rate: float, warm: float, outage: float, limit_rounds: 
                 with anyio.fail_after(60):
                     await rep.secondary.wait_up()
                 up_at = time.time()
-                backlog = rep.queue.depth + rep.queue.spooled
-                spooled = rep.queue.spooled
+                backlog = rep.queue_depth + rep.spool_depth
+                spooled = rep.spool_depth
                 through = rep.queue.last_seq
                 with anyio.fail_after(600):
                     await rep.queue.wait_finished(through)

@@ -3,6 +3,7 @@
 This module re-exports the public names and nothing else; see the README.
 """
 
+from syncd.capture.wrapper import ReplicatedConnection
 from syncd.config import Config, TableConfig, load_config
 from syncd.errors import (
     ConfigError,
@@ -13,10 +14,9 @@ from syncd.errors import (
     SpoolCorrupt,
     SyncdError,
 )
-from syncd.merger import OrderTerm, key_for_table, merge_rows
-from syncd.ops import Operation
-from syncd.replicator import Replicator
-from syncd.wrapper import ReplicatedConnection
+from syncd.reads.merge import OrderTerm, key_for_table, merge_rows
+from syncd.service.replicator import Replicator
+from syncd.sink.operation import Operation
 
 __all__ = [
     "Config",

@@ -1,6 +1,6 @@
 """``python -m syncd``: the same command line as the ``syncd`` script."""
 
-from syncd.cli import main
+from syncd.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -42,6 +42,7 @@ from pydantic_core import ErrorDetails
 
 from syncd.durations import format_duration, parse_duration
 from syncd.errors import ConfigError
+from syncd.keys import KeyRule
 
 __all__ = [
     "ENV_PREFIX",
@@ -534,6 +535,11 @@ class Config(BaseModel):
         """The natural-key fields of ``table``, or ``None`` for "the record id"."""
         options = self.tables.get(table) if self.tables is not None else None
         return list(options.key) if options is not None and options.key else None
+
+    def key_rule(self) -> KeyRule:
+        """The one key rule of this config (see :class:`syncd.keys.KeyRule`)."""
+        tables = self.tables or {}
+        return KeyRule({name: options.key for name, options in tables.items()})
 
     def table_volatile_fields(self, table: str) -> list[str]:
         """Fields ``verify`` ignores in ``table``: the global list, then the table's own."""

@@ -3,7 +3,7 @@
 Every error carries ``retriable`` as a class attribute: the retry loop in the
 executor reads it instead of guessing from the exception's type or text.
 SDK and websockets exceptions are translated into these in one place
-(:mod:`syncd.connection`), where they enter syncd.
+(:mod:`syncd.surreal.connection`), where they enter syncd.
 """
 
 from __future__ import annotations

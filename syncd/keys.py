@@ -51,3 +51,44 @@ def table_of(record: Mapping[str, Any]) -> str | None:
     rid = record.get("id")
     name = getattr(rid, "table_name", None)
     return name if isinstance(name, str) else None
+
+
+class KeyRule:
+    """THE rule for "which key identifies this record", built once from the config.
+
+    A table with natural-key fields (``tables: {t: {key: [a, b]}}``) is keyed
+    by them when a record has every one of them; any other record is keyed by
+    its record id. Capture, the executor, merged reads, verify and replay all
+    ask this one object, so they can never disagree.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, table_fields: Mapping[str, Sequence[str] | None] | None = None) -> None:
+        """``table_fields`` maps a table to its natural-key fields (``None``/empty: the id)."""
+        self._fields: dict[str, tuple[str, ...]] = {
+            table: tuple(fields) for table, fields in (table_fields or {}).items() if fields
+        }
+
+    def fields(self, table: str) -> tuple[str, ...]:
+        """The natural-key fields of ``table``; empty when it is keyed by record id."""
+        return self._fields.get(table, ())
+
+    def natural(self, table: str, record: Mapping[str, Any]) -> bool:
+        """Whether ``record`` is matched by its table's natural key (it has every field)."""
+        fields = self._fields.get(table)
+        return bool(fields) and all(f in record for f in fields or ())
+
+    def key(self, table: str, record: Mapping[str, Any]) -> str | None:
+        """The dedup key of ``record`` in ``table``; ``None`` with neither key nor id."""
+        if self.natural(table, record):
+            return record_key(table, record, self._fields[table])
+        return record_key(table, record, None)
+
+    def row_key(self, row: Mapping[str, Any]) -> str | None:
+        """The dedup key of a row read back from a database (its table from its id)."""
+        table = table_of(row)
+        if table is None:
+            rid = row.get("id")
+            return None if rid is None else str(rid)
+        return self.key(table, row)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from syncd.batching import coalesce, group_by_table, lane_for
-from syncd.ops import Operation
+from syncd.pipeline.lanes import coalesce, lane_for
+from syncd.sink.operation import Operation, group_by_table
 
 
 def op(key: str, v: int, table: str = "t") -> Operation:
@@ -23,7 +23,7 @@ def test_lane_is_stable_and_in_range() -> None:
 
 def test_lane_is_the_same_in_another_process() -> None:
     # hash() of str is salted per process; the lane must not be.
-    code = "from syncd.batching import lane_for; print(lane_for('kv:abc', 7))"
+    code = "from syncd.pipeline.lanes import lane_for; print(lane_for('kv:abc', 7))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == lane_for("kv:abc", 7)
 

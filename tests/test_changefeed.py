@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from surrealdb import RecordID
 
-from syncd.changefeed import (
+from syncd.capture.changefeed import (
     enable_statement,
     fix_statement,
     parse_entries,
@@ -14,6 +14,7 @@ from syncd.changefeed import (
     surreal_duration,
     to_operations,
 )
+from syncd.keys import KeyRule
 
 ENTRIES = [
     {"versionstamp": 65536, "changes": [{"define_table": {"name": "t"}}]},
@@ -62,7 +63,7 @@ def test_operations_skip_deletes_and_unreplicated_tables_and_use_natural_keys() 
     ops = to_operations(
         parse_entries(ENTRIES),
         replicates=lambda t: t != "rel",
-        table_key=lambda t: ["user_id", "key"] if t == "kv" else None,
+        keys=KeyRule({"kv": ["user_id", "key"]}),
     )
     assert [(o.table, o.key, o.position, o.source) for o in ops] == [
         ("t", "t:1", 2, "changefeed"),

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from surrealdb import RecordID
 
-from syncd.checkpoint import Backfill, Checkpoint, CheckpointError, CheckpointFile, out_of_retention
+from syncd.capture.checkpoint import (
+    Backfill,
+    Checkpoint,
+    CheckpointError,
+    CheckpointFile,
+    out_of_retention,
+)
 
 
 def test_missing_file_means_first_start(tmp_path: Path) -> None:

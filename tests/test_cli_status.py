@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 from typer.testing import CliRunner, Result
 
-from syncd.checkpoint import Checkpoint, CheckpointFile
-from syncd.cli import app
-from syncd.deadletter import DeadLetterFile
-from syncd.ops import Operation
-from syncd.replicator import Replicator
-from syncd.spool import Spool
+from syncd.capture.checkpoint import Checkpoint, CheckpointFile
+from syncd.cli.main import app
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.spool import Spool
+from syncd.service.replicator import Replicator
+from syncd.sink.operation import Operation
 from tests.support.replica import make_config
 from tests.support.server import ServerProcess
 from tests.support.tools import free_port, syncd, write_config

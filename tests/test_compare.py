@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from surrealdb import RecordID
 
-from syncd.compare import EXAMPLES, KeySpec, TableTally, compare_rows
+from syncd.tools.compare import EXAMPLES, KeySpec, TableTally, compare_rows
 
 EVENTS = KeySpec("events")
 KV = KeySpec("kv", fields=("user_id", "key"), volatile=frozenset({"seen_at"}))

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from surrealdb import RecordID
 
-from syncd.deadletter import (
+from syncd.errors import DeadLetterError
+from syncd.pipeline.deadletter import (
     DeadLetter,
     DeadLetterFile,
     filter_letters,
     one_line,
     parse_line,
 )
-from syncd.errors import DeadLetterError
-from syncd.ops import Operation
+from syncd.sink.operation import Operation
 
 T0 = 1_700_000_000.25
 

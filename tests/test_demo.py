@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.demo import Timeline
+from syncd.dev.demo import Timeline
 from tests.support.tools import syncd
 
 SAMPLE_LINE = re.compile(r"^\s*\d+\.\ds  writes\s+\d+", re.MULTILINE)

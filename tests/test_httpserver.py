@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from syncd.httpserver import HttpEndpoint, parse_listen
 from syncd.metrics import Metrics
+from syncd.service.httpserver import HttpEndpoint, parse_listen
 
 
 def get(url: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from surrealdb import RecordID
 
-from syncd.merger import OrderTerm, key_for_table, merge_rows, sort_key
+from syncd.reads.merge import OrderTerm, key_for_table, merge_rows, sort_key
 
 BY_ID = key_for_table({})
 PEOPLE_BY_EMAIL = key_for_table({"person": ["email"]})
@@ -56,10 +56,14 @@ def test_natural_key_only_applies_to_its_table() -> None:
     assert key({"id": rid("person", 1), "email": "a@x"}) == 'person|["a@x"]'
 
 
-def test_natural_key_missing_field_keeps_row_unmerged() -> None:
-    primary = [{"id": rid("person", 1)}]
-    secondary = [{"id": rid("person", 1)}]
-    assert len(merge_rows(primary, secondary, key=PEOPLE_BY_EMAIL)) == 2
+def test_natural_key_missing_field_falls_back_to_the_record_id() -> None:
+    # The one key rule (syncd.keys.KeyRule): a record lacking a natural-key
+    # field is keyed by its id, exactly as the executor upserts it. So the
+    # same id on both sides is one record (primary wins) and other ids stay.
+    primary = [{"id": rid("person", 1), "n": "p"}]
+    secondary = [{"id": rid("person", 1), "n": "s"}, {"id": rid("person", 2), "n": "s"}]
+    merged = merge_rows(primary, secondary, key=PEOPLE_BY_EMAIL)
+    assert merged == [{"id": rid("person", 1), "n": "p"}, {"id": rid("person", 2), "n": "s"}]
 
 
 def test_rows_without_id_are_all_kept_in_order() -> None:

@@ -13,7 +13,8 @@ from surrealdb.data.cbor import decode, encode
 from surrealdb.data.types.datetime import Datetime
 
 from syncd.errors import SpoolCorrupt
-from syncd.ops import Operation, fast_decode, fast_encode
+from syncd.sink.operation import Operation
+from syncd.surreal.codec import fast_decode, fast_encode
 
 INTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1, 2**64, 10**30]
 INTS += [-i for i in INTS] + [-(2**64), -(2**64) - 1]

@@ -7,10 +7,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from syncd.batching import lane_for
-from syncd.ops import Operation
-from syncd.queue import SyncQueue
-from syncd.spool import Spool
+from syncd.pipeline.lanes import lane_for
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.spool import Spool
+from syncd.sink.operation import Operation
 
 
 def op(key: str, v: int, position: int | None = None) -> Operation:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from syncd.rates import RateSampler
+from syncd.service.rates import RateSampler
 
 
 def test_first_answer_is_unknown_then_rates_are_delta_over_elapsed() -> None:

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 
-from syncd.replicator import Replicator
-from syncd.spool import Spool
+from syncd.pipeline.spool import Spool
+from syncd.service.replicator import Replicator
 from tests.support.replica import (
     connect_secondary,
     make_config,
@@ -146,13 +146,13 @@ async def test_backlog_larger_than_the_queue_spills_and_nothing_is_lost(
             await db.insert(
                 "events", [{"id": RecordID("events", i), "n": i} for i in range(start, start + 500)]
             )
-        assert rep.queue.spooled > 2000
+        assert rep.spool_depth > 2000
         # Memory holds at most the queue plus one batch in each worker's hands.
         config = rep.config
-        assert rep.queue.depth <= config.queue_size + config.sync_workers * config.sync_batch_size
+        assert rep.queue_depth <= config.queue_size + config.sync_workers * config.sync_batch_size
         secondary_server.start()
         await rep.flush(timeout=90)
-        assert rep.queue.spooled == 0
+        assert rep.spool_depth == 0
     replica = await secondary_rows(secondary_server.url, "events")
     assert replica == await rows_by_id(primary, "events")
     assert len(replica) == 3000

@@ -20,10 +20,10 @@ import structlog
 from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 
-from syncd.ops import Operation
-from syncd.queue import SyncQueue
-from syncd.replicator import Replicator
-from syncd.spool import Spool
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.spool import Spool
+from syncd.service.replicator import Replicator
+from syncd.sink.operation import Operation
 from tests.support.replica import connect_secondary, make_config
 from tests.support.server import ServerProcess
 from tests.test_daemon import connect as connect_primary

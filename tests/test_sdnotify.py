@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from syncd.sdnotify import Notifier
+from syncd.service.sdnotify import Notifier
 
 
 def test_without_notify_socket_everything_is_a_no_op() -> None:

@@ -18,9 +18,9 @@ import pytest
 from structlog.testing import capture_logs
 from surrealdb import RecordID
 
-from syncd.ops import Operation
-from syncd.segments import write_all as real_write_all
-from syncd.spool import CHECKPOINT_EVERY, Spool
+from syncd.pipeline.segments import write_all as real_write_all
+from syncd.pipeline.spool import CHECKPOINT_EVERY, Spool
+from syncd.sink.operation import Operation
 
 
 def op(seq: int, pad: int = 0) -> Operation:
@@ -380,7 +380,7 @@ def test_a_failed_append_leaves_nothing_behind(
             raise OSError(28, "No space left on device")
         real_write_all(fd, data)
 
-    monkeypatch.setattr("syncd.spool.write_all", write_all)
+    monkeypatch.setattr("syncd.pipeline.spool.write_all", write_all)
     with pytest.raises(OSError):
         spool.append([op(i, pad=40) for i in range(2, 101)])
     assert calls == 3
@@ -427,8 +427,8 @@ CHILD = """
 import os, signal, sys
 from pathlib import Path
 from surrealdb import RecordID
-from syncd.ops import Operation
-from syncd.spool import Spool
+from syncd.sink.operation import Operation
+from syncd.pipeline.spool import Spool
 
 s = Spool(Path(sys.argv[1]), segment_bytes=64 * 1024)
 s.open()
@@ -528,7 +528,7 @@ def test_memory_stays_bounded_while_reading(
             s.append([_Encoded(i, payload) for i in range(start, start + 10_000)])  # type: ignore[misc]
         assert len(s) == total and s.max_seq == total - 1
         on_disk = s.bytes
-        monkeypatch.setattr("syncd.spool.Operation", _Undecoded)
+        monkeypatch.setattr("syncd.pipeline.spool.Operation", _Undecoded)
         tracemalloc.start()
         try:
             count = 0

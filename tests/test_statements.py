@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.merger import OrderTerm
-from syncd.statements import (
+from syncd.reads.merge import OrderTerm
+from syncd.reads.statements import (
     Statement,
     is_read_only,
     parse,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from surrealdb import AsyncSurreal, RecordID
 
-from syncd.statements import parse, result_index
+from syncd.reads.statements import parse, result_index
 
 pytestmark = pytest.mark.integration
 

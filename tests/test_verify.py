@@ -15,11 +15,11 @@ import anyio
 import pytest
 from surrealdb import AsyncSurreal, RecordID
 
-from syncd.compare import KeySpec
 from syncd.config import Config
-from syncd.endpoints import DirectCaller
-from syncd.records import last_id, lookup, read_page
-from syncd.verify import Verifier, VerifyOptions
+from syncd.surreal.endpoints import DirectCaller
+from syncd.tools.compare import KeySpec
+from syncd.tools.records import last_id, lookup, read_page
+from syncd.tools.verify import Verifier, VerifyOptions
 from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 

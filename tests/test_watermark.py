@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from syncd.watermark import Watermark
+from syncd.pipeline.watermark import Watermark
 
 
 def test_empty_has_no_low() -> None:

@@ -1,4 +1,4 @@
-"""Drive ``python -m syncd.devserver`` as a real, separate process for tests.
+"""Drive ``python -m syncd.dev.devserver`` as a real, separate process for tests.
 
 Tests need to kill, freeze and restart "the database", which only works when it
 lives in another process. Every process started here is stopped by its owner,
@@ -93,7 +93,7 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def _spawn(self, deadline: float) -> None:
-        cmd = [sys.executable, "-m", "syncd.devserver", "--store", self.store]
+        cmd = [sys.executable, "-m", "syncd.dev.devserver", "--store", self.store]
         cmd += ["--port", str(self._port), "--user", self.user]
         env = dict(os.environ, SYNCD_DEVSERVER_PASS=self.password)  # not in argv/ps
         # Outlives this call (read back in _reap), so no `with`; a file, not a pipe,

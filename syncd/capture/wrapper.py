@@ -1,0 +1,194 @@
+"""The library's face: an SDK connection wrapped so writes replicate and reads merge.
+
+``rep.wrap(primary)`` returns a :class:`ReplicatedConnection` with the same
+async methods as the SDK connection; the application keeps using it as before.
+
+Write path — the primary answers first, and the application's call returns as
+soon as it has: the records the primary returned are copied and put on the
+queue (O(1), never waits for the secondary). Records written by a ``query``
+statement that returns them (CREATE / UPSERT / UPDATE / INSERT / RELATE with no
+RETURN clause or RETURN AFTER) are captured too. A write whose records do not
+come back (``RETURN NONE``, ``RETURN DIFF``, a projection, a write inside a
+``FOR`` block) cannot be seen here: it is counted in
+``syncd_uncaptured_writes_total`` and logged; the daemon's changefeed capture
+(``syncd run``) sees every write. Deletes are never propagated.
+
+Read path — ``select`` and SELECT-only ``query`` go to the primary (required)
+and the secondary (optional, bounded by ``query_timeout``) in parallel; rows
+are merged one per dedup key, the primary's row winning. If the secondary is
+down, slow or failing, the primary's rows come back alone, with a warning and
+a metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from syncd.pipeline.intake import Intake
+from syncd.reads.merged import MergedReads, rows_of
+from syncd.reads.statements import Statement, is_read_only, parse, result_index
+from syncd.surreal.results import first_result
+
+log = structlog.get_logger("syncd.capture.wrapper")
+
+
+def _copy(value: Any) -> Any:
+    """Copy the containers of a record, so the application mutating what it got
+    back cannot change what will be replicated. Scalars and SDK values are
+    immutable in practice and shared."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+class ReplicatedConnection:
+    """An SDK connection whose writes replicate and whose reads merge.
+
+    Methods syncd does not touch are delegated to the wrapped connection.
+    """
+
+    def __init__(self, primary: Any, intake: Intake, reads: MergedReads | None = None) -> None:
+        """Wrap ``primary``: writes go to ``intake``, reads merge through ``reads``."""
+        self._primary = primary
+        self._intake = intake
+        self._reads = reads
+
+    @property
+    def primary(self) -> Any:
+        """The wrapped SDK connection."""
+        return self._primary
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not defined here: use, signin, info, live, ...
+        return getattr(self._primary, name)
+
+    # -- writes ------------------------------------------------------------
+
+    async def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = await getattr(self._primary, method)(*args, **kwargs)
+        self._intake.capture(rows_of(result), copy=_copy)
+        return result
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
+        """``create`` on the primary; the created record is replicated."""
+        return await self._write("create", *args, **kwargs)
+
+    async def upsert(self, *args: Any, **kwargs: Any) -> Any:
+        """``upsert`` on the primary; the resulting records are replicated."""
+        return await self._write("upsert", *args, **kwargs)
+
+    async def update(self, *args: Any, **kwargs: Any) -> Any:
+        """``update`` on the primary; the resulting records are replicated."""
+        return await self._write("update", *args, **kwargs)
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        """``merge`` on the primary; the resulting records are replicated."""
+        return await self._write("merge", *args, **kwargs)
+
+    async def patch(self, *args: Any, **kwargs: Any) -> Any:
+        """``patch`` on the primary; the resulting records are replicated."""
+        return await self._write("patch", *args, **kwargs)
+
+    async def insert(self, *args: Any, **kwargs: Any) -> Any:
+        """``insert`` on the primary; the inserted records are replicated."""
+        return await self._write("insert", *args, **kwargs)
+
+    async def insert_relation(self, *args: Any, **kwargs: Any) -> Any:
+        """``insert_relation`` on the primary; the relation records are replicated."""
+        return await self._write("insert_relation", *args, **kwargs)
+
+    async def delete(self, *args: Any, **kwargs: Any) -> Any:
+        """``delete`` on the primary only: deletes are never propagated."""
+        return await self._primary.delete(*args, **kwargs)
+
+    async def query_raw(self, query: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """``query_raw`` on the primary; records its write statements return are captured."""
+        response = await self._primary.query_raw(query, params, **kw)
+        self._capture_statements(parse_safely(query), response)
+        return response
+
+    async def query(self, query: str, vars: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """``query`` with SDK semantics (first statement's result).
+
+        SELECT-only queries are merged with the secondary; others run on the
+        primary and the records their write statements return are captured.
+        """
+        statements = parse_safely(query)
+        reads_only = bool(statements) and is_read_only(statements or [])
+        merging = self._reads is not None and self._reads.active
+        if reads_only and merging and not kw and _mergeable(statements or []):
+            assert self._reads is not None  # for mypy: merging says so
+            primary_call = self._primary.query_raw(query, vars)
+            response = await self._reads.query_raw(primary_call, query, vars, statements or [])
+        elif reads_only:
+            if merging and self._reads is not None:
+                self._reads.count("primary_only_unsupported")
+            response = await self._primary.query_raw(query, vars, **kw)
+        else:
+            response = await self._primary.query_raw(query, vars, **kw)
+            self._capture_statements(statements, response)
+        # The SDK's own checks, so errors are exactly the ones it raises.
+        return first_result(response)
+
+    def _capture_statements(self, statements: list[Statement] | None, response: Any) -> None:
+        if not isinstance(response, Mapping) or not isinstance(response.get("result"), list):
+            return
+        results: list[Any] = response["result"]
+        index = result_index(statements) if statements is not None else None
+        if index is None or sum(i is not None for i in index) != len(results):
+            # Cannot tell which result belongs to which statement: capture
+            # nothing rather than replicate the rows of a SELECT or a DELETE.
+            if statements is None or any(s.is_write for s in statements):
+                self._intake.count_uncaptured("unaligned_query")
+            return
+        for statement, position in zip(statements or [], index, strict=True):
+            if position is None or not statement.is_write:
+                continue
+            result = results[position]
+            if not isinstance(result, Mapping) or result.get("status") != "OK":
+                continue
+            if statement.captures_records:
+                self._intake.capture(rows_of(result.get("result")), copy=_copy)
+            elif statement.kind != "DELETE":
+                self._intake.count_uncaptured(
+                    f"return_{(statement.returns or statement.kind).lower()}"
+                )
+
+    # -- reads -------------------------------------------------------------
+
+    async def select(self, *args: Any, **kwargs: Any) -> Any:
+        """``select`` from the primary merged with the secondary; primary wins."""
+        primary_call = self._primary.select(*args, **kwargs)
+        if self._reads is None or not self._reads.active or kwargs:
+            return await primary_call
+        return await self._reads.select(primary_call, args)
+
+
+def parse_safely(query: str) -> list[Statement] | None:
+    """Parse ``query``; ``None`` when it cannot be understood."""
+    try:
+        return parse(query)
+    except Exception:
+        return None
+
+
+def _mergeable(statements: list[Statement]) -> bool:
+    # Only plain SELECTs whose rows can be deduplicated and re-sorted here:
+    # GROUP BY, SPLIT, aggregates, START, parameterised LIMITs, expression
+    # orders, SELECT VALUE and subqueries that write read the primary only.
+    return all(
+        s.kind == "SELECT"
+        and not s.is_write
+        and not s.group_or_split
+        and s.start is None
+        and s.start_param is None
+        and s.limit_param is None
+        and s.order_exact
+        and not (s.value or s.only or s.fetch or s.explain)
+        for s in statements
+    )

@@ -1,0 +1,59 @@
+"""Helpers shared by the operator commands (status, verify, dlq, demo).
+
+They complete :func:`syncd.cli.app.handle_errors` for commands that run async
+code and touch the state directory: an error raised inside a task group
+arrives wrapped in an ``ExceptionGroup``, and a state directory that cannot
+be written raises ``OSError``; both must still end as one line and exit 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from syncd.config import Config
+from syncd.errors import SyncdError
+from syncd.logs import configure_logging
+
+__all__ = ["quiet_logging", "tool_errors"]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+@contextlib.contextmanager
+def tool_errors() -> Iterator[None]:
+    """Re-raise a grouped ``SyncdError``/Ctrl-C as itself; turn ``OSError`` into a ``SyncdError``.
+
+    Use inside :func:`syncd.cli.app.handle_errors`, which prints the line.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        for kind in (KeyboardInterrupt, SyncdError):
+            for leaf in leaves:
+                if isinstance(leaf, kind):
+                    raise leaf from None
+        raise
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise SyncdError(f"{exc.strerror or exc}{':' if where else ''}{where}") from None
+
+
+def quiet_logging(config: Config, *, floor: str = "warning") -> None:
+    """Log to stderr at ``config.log_level`` but no lower than ``floor``.
+
+    An operator's command shows its own output; the pipeline's info lines
+    (connections, batches) would drown it.
+    """
+    order = ["debug", "info", "warning", "error"]
+    level = max(config.log_level, floor, key=order.index)
+    configure_logging(level, config.log_json, stream=sys.stderr)

@@ -1,0 +1,56 @@
+"""``syncd run`` (the daemon) and ``syncd backfill`` (a copy on demand)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, resolve_config_path
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the replication daemon: tail the primary's changefeeds into the secondary."""
+    from syncd.service.daemon import run_daemon  # the daemon's imports are not needed elsewhere
+
+    with handle_errors():
+        cfg = load_cli_config(config)
+        raise typer.Exit(run_daemon(cfg, resolve_config_path(config)))
+
+
+@app.command()
+def backfill(
+    config: ConfigOption = None,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", "-t", help="Only this table (repeatable).")
+    ] = None,
+) -> None:
+    """Copy what the primary holds to the secondary now, through the normal pipeline."""
+    import anyio
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from syncd.logs import configure_logging
+    from syncd.tools.backfill import backfill_now
+
+    with handle_errors():
+        cfg = load_cli_config(config)
+        configure_logging(cfg.log_level, cfg.log_json)
+        console = Console(stderr=True)
+        counts: dict[str, int] = {}
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("backfill", total=None)
+
+            def progress(name: str, rows: int) -> None:
+                counts[name] = counts.get(name, 0) + rows
+                bar.update(task, description=f"{name}: {counts[name]} records")
+
+            anyio.run(backfill_now, cfg, table or None, progress)
+        for name, rows in counts.items():
+            typer.echo(f"{name}: {rows} records copied")

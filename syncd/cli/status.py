@@ -1,0 +1,128 @@
+"""``syncd status``: the command layer over :mod:`syncd.tools.status`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config
+from syncd.cli.common import tool_errors
+from syncd.tools.status import STATUS_TIMEOUT, gather
+from syncd.words import ago, at, plural
+
+__all__ = ["render_status", "status"]
+
+
+def _secondary(info: Mapping[str, Any], running: bool) -> str:
+    up = info.get("up")
+    if up is None:
+        return "unknown (no daemon answering)" if not running else "unknown"
+    since = info.get("since")
+    state = "up" if up else "down"
+    line = f"{state} since {at(since)} ({ago(since).removesuffix(' ago')})"
+    if not up and info.get("last_error"):
+        line += f": {info['last_error']}"
+    return line
+
+
+def _checkpoint(checkpoint: Mapping[str, Any] | None) -> str:
+    if not checkpoint:
+        return "none"
+    if checkpoint.get("error"):
+        return f"unreadable: {checkpoint['error']}"
+    position = checkpoint.get("position")
+    text = "none yet" if position is None else f"position {position}"
+    if checkpoint.get("saved_at"):
+        text += f", saved {ago(checkpoint['saved_at'])} ({at(checkpoint['saved_at'])})"
+    if checkpoint.get("backfill"):
+        text += ", backfill in progress"
+    return text
+
+
+def _rates(rates: Mapping[str, Any] | None) -> str:
+    if not rates:
+        return "unknown"
+    window = rates.get("window_seconds") or 0
+    if not window:
+        return "not measured yet (ask again in a second)"
+    parts = []
+    for name, label in (
+        ("applied", "applied"),
+        ("enqueued", "enqueued"),
+        ("dead_lettered", "dead-lettered"),
+    ):
+        value = rates.get(f"{name}_per_second")
+        parts.append(f"{label} {value:.1f}/s" if isinstance(value, int | float) else f"{label} ?")
+    return f"{', '.join(parts)} (over {window:.0f}s)"
+
+
+def _count(value: Any, unit: str) -> str:
+    return "unknown" if value is None else f"{int(value)} {unit}"
+
+
+def render_status(info: Mapping[str, Any]) -> Table:
+    """The human view of :func:`syncd.tools.status.gather`'s mapping."""
+    running = bool(info.get("daemon_running"))
+    if running:
+        source = f"daemon at {info['endpoint']}"
+    else:
+        source = f"state directory {info['state_dir']} ({info.get('note') or 'no daemon'})"
+    lag = info.get("lag_seconds")
+    count = info.get("dead_letters")
+    dead = "unknown" if count is None else plural(int(count), "entry")
+    if info.get("dead_letters_malformed"):
+        dead += f" (+{plural(info['dead_letters_malformed'], 'malformed line')})"
+    if info.get("dead_letters"):
+        dead += " — see `syncd dlq list`"
+    spool = _count(info.get("spool_depth"), "operations")
+    if info.get("spool_bytes"):
+        spool += f" ({info['spool_bytes']} bytes)"
+    rows = [
+        ("source", source),
+        ("secondary", _secondary(info.get("secondary") or {}, running)),
+        ("lag", "unknown" if lag is None else f"{lag:.3f}s"),
+        ("queue", _count(info.get("queue_depth"), "operations in memory")),
+        ("spool", spool + " on disk"),
+        ("checkpoint", _checkpoint(info.get("checkpoint"))),
+        ("dead letters", dead),
+        ("rates", _rates(info.get("rates"))),
+    ]
+    primary = info.get("primary")
+    if isinstance(primary, Mapping) and primary.get("up") is not None:
+        rows.insert(1, ("primary", _secondary(primary, running)))
+    table = Table(title="syncd status", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, Text(value))  # Text: values are not rich markup
+    return table
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for the daemon's /status.", min=0.1, show_default=True),
+    ] = STATUS_TIMEOUT,
+) -> None:
+    """Show replication state: from the running daemon, else from the state directory.
+
+    Secondary up/down and since when, lag, queue and spool depth, checkpoint,
+    dead letters, and the rates of the last minute.
+    """
+    with handle_errors(), tool_errors():
+        cfg = load_cli_config(config)
+        info = gather(cfg, timeout=timeout)
+        if json_output:
+            sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+            return
+        Console().print(render_status(info))

@@ -1,0 +1,304 @@
+"""A test and demo SurrealDB endpoint: the embedded engine served over WebSocket.
+
+This is a test and demo endpoint only; production runs the real ``surreal start``.
+The ``surrealdb`` wheel's in-process engine answers the CBOR RPC frames the SDK
+sends, so this forwards frames from ``ws://127.0.0.1:PORT/rpc`` (subprotocol
+``cbor``) to one engine. The engine has a single session: calls are serialised
+and each connection's ``use`` is replayed when another connection changed it.
+Session variables and auth stay shared; live queries and ``reset`` are refused.
+
+    python -m syncd.dev.devserver --port 0 --store mem:// --user root --pass root
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from surrealdb._surrealdb_ext import AsyncEmbeddedDB
+from surrealdb.data.cbor import decode, encode
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+__all__ = ["ERROR_CODE", "HOST", "DevServer", "DevServerError", "main", "serve"]
+
+HOST = "127.0.0.1"  # the only address served: auth is not enforced by the engine
+ERROR_CODE = -32000  # the code `surreal start` puts on engine errors
+
+# `reset` panics the engine (cleanup_lqs unimplemented) and aborts the process;
+# live queries would never deliver notifications through `execute`.
+_REFUSED = frozenset({"reset", "live", "kill"})
+# Methods that may change the session's namespace/database as a side effect.
+_AUTH_METHODS = frozenset({"signin", "signup", "authenticate", "invalidate"})
+_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DevServerError(Exception):
+    """The devserver cannot start: bad store, store locked, port taken, bad user."""
+
+
+def _error_frame(request_id: Any, message: str) -> bytes:
+    return bytes(encode({"id": request_id, "error": {"code": ERROR_CODE, "message": message}}))
+
+
+def _lock_store(store: str) -> int | None:
+    """Take the store's exclusive lock; return its fd, or None for in-memory stores.
+
+    Two engines on one path neither lock nor see each other's writes, so a second
+    server on the same store would silently diverge; the lock turns that into an error.
+    """
+    scheme, sep, rest = store.partition("://")
+    if scheme in ("mem", "memory"):
+        return None
+    if not sep or not rest.startswith("/"):
+        raise DevServerError(f"store {store!r} must be mem:// or scheme:///absolute/path")
+    lock_path = rest.rstrip("/") + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DevServerError(f"cannot create lock file {lock_path}: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        msg = f"store {store} is already served by another process (lock {lock_path} held)"
+        raise DevServerError(msg) from None
+    return fd
+
+
+@dataclass
+class _Conn:
+    """What one WebSocket connection asked `use` for (None: never set)."""
+
+    namespace: str | None = None
+    database: str | None = None
+
+
+class DevServer:
+    """The embedded engine served on ws://127.0.0.1:PORT/rpc, usable in-process.
+
+    ``async with DevServer("mem://") as srv: ... srv.url ...`` or ``start``/``stop``.
+    """
+
+    def __init__(
+        self,
+        store: str = "mem://",
+        port: int = 0,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        """Configure; nothing is opened until :meth:`start`."""
+        if (user is None) != (password is None):
+            raise DevServerError("give both user and password, or neither")
+        if user is not None and not _USER_RE.match(user):
+            raise DevServerError(f"user name {user!r} must be a plain identifier")
+        self.store, self.port = store, port
+        self._user, self._password = user, password
+        self._db: Any = None
+        self._lock = asyncio.Lock()
+        self._engine_use: tuple[str | None, str | None] | None = None
+        self._lock_fd: int | None = None
+        self._server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        """The SDK URL, ``ws://127.0.0.1:PORT`` (the SDK appends ``/rpc``)."""
+        return f"ws://{HOST}:{self.port}"
+
+    async def start(self) -> int:
+        """Lock the store, open the engine, define the root user, listen; return the port."""
+        self._lock_fd = _lock_store(self.store)
+        try:
+            self._db = AsyncEmbeddedDB(self.store)
+            try:
+                await self._db.connect()
+            except (RuntimeError, ValueError) as exc:
+                self._db = None
+                raise DevServerError(f"cannot open store {self.store}: {exc}") from exc
+            if self._user is not None and self._password is not None:
+                await self._define_user(self._user, self._password)
+            try:
+                self._server = await ws_serve(
+                    self._handle,
+                    HOST,
+                    self.port,
+                    subprotocols=[Subprotocol("cbor")],
+                    max_size=None,  # the SDK sends unbounded frames too
+                    close_timeout=1,  # shutdown must be fast, clients are local
+                )
+            except OSError as exc:
+                raise DevServerError(f"cannot listen on {HOST}:{self.port}: {exc}") from exc
+        except BaseException:
+            await self.stop()
+            raise
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _define_user(self, user: str, password: str) -> None:
+        # The engine starts with no users, so SDK signin fails until one exists.
+        # DEFINE USER takes no $param for PASSWORD, hence the quoting.
+        quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+        query = f"DEFINE USER IF NOT EXISTS {user} ON ROOT PASSWORD '{quoted}' ROLES OWNER"
+        frame = encode({"id": "devserver-init", "method": "query", "params": [query, {}]})
+        try:
+            reply = decode(await self._db.execute(frame))
+        except (RuntimeError, ValueError) as exc:  # a parse error quotes the password
+            raise DevServerError(
+                f"cannot define user {user}: {exc}".replace(quoted, "***")
+            ) from None
+        statuses = [stmt.get("status") for stmt in reply.get("result") or []]
+        if statuses != ["OK"]:
+            raise DevServerError(f"cannot define user {user}: {reply.get('result')}")
+
+    async def stop(self) -> None:
+        """Stop listening, close the engine, release the lock; safe to call twice."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._db is not None:
+            async with self._lock:  # let an in-flight call finish first
+                await self._db.close()
+                self._db = None
+            # close() returns before the engine's runtime settles; exiting at
+            # once sometimes panics the process ("panic in a function that
+            # cannot unwind", exit 134). A short pause avoided it in 80 runs.
+            await asyncio.sleep(0.1)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def __aenter__(self) -> DevServer:
+        """Start and return self."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop."""
+        await self.stop()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = _Conn()
+        # A client that vanishes mid-frame raises ConnectionClosedError; that is
+        # normal here and must not be logged as a handler failure.
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                if isinstance(message, str):
+                    reply = _error_frame(None, "devserver speaks CBOR only (subprotocol cbor)")
+                else:
+                    reply = await self._call(message, conn)
+                await ws.send(reply)
+
+    async def _call(self, raw: bytes, conn: _Conn) -> bytes:
+        """Forward one request frame for ``conn``; engine exceptions become error frames."""
+        try:
+            request = decode(raw)
+            request_id, method = request.get("id"), request.get("method")
+        except Exception as exc:  # not CBOR, or not a map: there is no id to answer
+            return _error_frame(None, f"undecodable request frame: {exc!r}")
+        if method in _REFUSED:
+            return _error_frame(request_id, f"method {method!r} is not supported by the devserver")
+        async with self._lock:
+            if self._db is None:
+                return _error_frame(request_id, "devserver is shutting down")
+            wanted = (conn.namespace, conn.database)
+            try:
+                if wanted != (None, None) and wanted != self._engine_use:
+                    use = {"id": "devserver-use", "method": "use", "params": list(wanted)}
+                    await self._db.execute(encode(use))
+                    self._engine_use = wanted
+                reply = bytes(await self._db.execute(raw))
+            except Exception as exc:  # the engine raises, it never sends error frames
+                return _error_frame(request_id, str(exc))
+            if method == "use":
+                ns, db = [*(request.get("params") or []), None, None][:2]
+                # A null half of `use` keeps the current value, as the engine does.
+                conn.namespace = conn.namespace if ns is None else ns
+                conn.database = conn.database if db is None else db
+                self._engine_use = (conn.namespace, conn.database)
+            elif method in _AUTH_METHODS:
+                self._engine_use = None  # unknown now: replay `use` next time
+        return reply
+
+
+async def serve(
+    store: str,
+    port: int = 0,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    port_file: Path | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down cleanly.
+
+    Prints ``listening ws://127.0.0.1:PORT/rpc`` once listening.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with DevServer(store, port, user=user, password=password) as srv:
+        if port_file is not None:
+            tmp = port_file.with_name(f".{port_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(f"{srv.port}\n")
+            os.replace(tmp, port_file)  # atomic: readers never see a partial port
+        print(f"listening ws://{HOST}:{srv.port}/rpc", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns 0 after a signal, 2 when the server cannot start."""
+    parser = argparse.ArgumentParser(prog="python -m syncd.dev.devserver", description=__doc__)
+    parser.add_argument("--store", default="mem://", help="mem://, surrealkv:///abs/path, ...")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default=HOST, help="must be 127.0.0.1")
+    parser.add_argument("--user", help="root user to define at start")
+    parser.add_argument(
+        "--pass",
+        dest="password",
+        default=os.environ.get("SYNCD_DEVSERVER_PASS"),
+        help="its password (or env SYNCD_DEVSERVER_PASS, which keeps it out of ps)",
+    )
+    parser.add_argument("--port-file", type=Path, help="write the port here, atomically")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.host != HOST:
+        print(f"devserver: refusing to bind {args.host}: only {HOST} is served", file=sys.stderr)
+        return 2
+    if args.user is None:
+        args.password = None  # an env password alone defines nobody
+    auth = {"user": args.user, "password": args.password}
+    try:
+        asyncio.run(serve(args.store, args.port, port_file=args.port_file, **auth))
+    except DevServerError as exc:
+        print(f"devserver: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_and_exit() -> None:
+    """Run :func:`main` and end the process with its status (``python -m``)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    # Skip interpreter finalisation: the engine's Rust threads can still touch
+    # Python during it and abort the process (exit 134) even after close().
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    run_and_exit()

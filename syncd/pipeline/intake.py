@@ -1,0 +1,52 @@
+"""The small interface sources use to hand operations to the pipeline.
+
+The wrapper, the changefeed reader, backfill and repair depend on this
+protocol, not on the :class:`~syncd.service.replicator.Replicator` that
+implements it: sources sit below the service that wires them, and never reach
+into the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from syncd.metrics import Metrics
+from syncd.sink.operation import Operation
+
+
+class Intake(Protocol):
+    """What a source may do with the pipeline."""
+
+    metrics: Metrics
+
+    def capture(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        source: str = "wrapper",
+        copy: Callable[[Any], Any] = dict,
+    ) -> int:
+        """Enqueue the records the primary returned; return how many were taken."""
+        ...
+
+    def enqueue(self, ops: Iterable[Operation]) -> None:
+        """Enqueue ready-made operations, in order."""
+        ...
+
+    # Named as the public contract names it; the deadline is applied inside.
+    async def flush(self, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until everything enqueued so far is applied or dead-lettered."""
+        ...
+
+    def room(self) -> int:
+        """How many more operations fit before the queue spills to disk."""
+        ...
+
+    def safe_position(self, newest: int) -> int:
+        """The feed position through which every operation is finished (daemon)."""
+        ...
+
+    def count_uncaptured(self, reason: str) -> None:
+        """Count a write whose records could not be captured."""
+        ...

@@ -1,0 +1,196 @@
+"""A worker: drains one lane of the queue into the secondary, batch by batch.
+
+Rules:
+- a lane's operations are applied in the order they were enqueued; a worker
+  sends one batch at a time and waits for its answer;
+- while the secondary is unreachable the worker holds its batch and waits for
+  the connection to come back (no attempt is counted: the record did nothing
+  wrong) — then sends the same batch again; UPSERTs make that harmless;
+- a record the secondary *refuses* is parked and retried after
+  ``sync_retry_interval`` (doubling, capped); after ``sync_max_retries``
+  refusals it goes to the dead-letter file. Parking does not hold up the rest
+  of the lane. If a newer version of a parked record arrives, it supersedes
+  the parked one (every operation carries the whole record).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from syncd.backoff import retry_delay
+from syncd.errors import SecondaryUnavailable
+from syncd.metrics import Metrics
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.lanes import coalesce
+from syncd.pipeline.queue import SyncQueue
+from syncd.sink.executor import Executor, Rejected
+from syncd.sink.operation import Operation
+from syncd.surreal.connection import ManagedConnection, describe
+
+log = structlog.get_logger("syncd.pipeline.worker")
+
+_IDLE_WAIT = 1.0
+
+
+@dataclass(slots=True)
+class _Parked:
+    op: Operation
+    due: float
+    first_failed_at: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The knobs a worker reads from the configuration."""
+
+    batch_size: int
+    batch_timeout: float
+    retry_interval: float
+    max_retries: int
+    retry_cap: float
+
+
+class Worker:
+    """Applies one lane's operations; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        lane: int,
+        *,
+        queue: SyncQueue,
+        executor: Executor,
+        conn: ManagedConnection,
+        deadletters: DeadLetterFile,
+        settings: WorkerSettings,
+        metrics: Metrics,
+    ) -> None:
+        self.lane = lane
+        self._queue = queue
+        self._executor = executor
+        self._conn = conn
+        self._dlq = deadletters
+        self._settings = settings
+        self._metrics = metrics
+        self._parked: dict[tuple[str, str], _Parked] = {}
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Drain the lane until cancelled."""
+        task_status.started()
+        while True:
+            await self.step()
+
+    async def step(self) -> None:
+        """Take one batch (plus due retries) and see it through."""
+        s = self._settings
+        batch = await self._queue.take(self.lane, s.batch_size, s.batch_timeout, self._wait())
+        now = time.monotonic()
+        superseded: list[Operation] = []
+        for op in batch:
+            parked = self._parked.pop((op.table, op.key), None)
+            if parked is not None:
+                superseded.append(parked.op)
+        due = [p for p in self._parked.values() if p.due <= now]
+        for p in due:
+            del self._parked[(p.op.table, p.op.key)]
+        # A parked record is older than anything taken after it was parked.
+        ops, dropped = coalesce([p.op for p in due] + batch)
+        superseded.extend(dropped)
+        if superseded:
+            self._finish_superseded(superseded)
+        if not ops:
+            return
+        failures = {(p.op.table, p.op.key): p for p in due}
+        rejected = await self._apply_until_answered(ops)
+        refused = {id(op) for op, _ in rejected}
+        applied = [op for op in ops if id(op) not in refused]
+        self._finish_applied(applied)
+        for op, error in rejected:
+            await self._handle_rejection(op, error, failures.get((op.table, op.key)))
+
+    def _wait(self) -> float:
+        if not self._parked:
+            return _IDLE_WAIT
+        soonest = min(p.due for p in self._parked.values())
+        return max(0.0, min(_IDLE_WAIT, soonest - time.monotonic()))
+
+    async def _apply_until_answered(self, ops: list[Operation]) -> Rejected:
+        while True:
+            await self._conn.wait_up()
+            try:
+                return await self._executor.apply(ops)
+            except SecondaryUnavailable as exc:
+                log.debug("batch_unanswered", lane=self.lane, size=len(ops), error=str(exc))
+            except Exception as exc:
+                # A bug or an unencodable record must not kill the worker (and
+                # with it the application's task group): count it against the
+                # records, which end in the dead-letter file if it persists.
+                # No traceback: its frames hold the records' contents.
+                reason = describe(exc)
+                log.error("batch_failed", lane=self.lane, size=len(ops), error=reason)
+                return [(op, reason) for op in ops]
+
+    def _finish_applied(self, ops: list[Operation]) -> None:
+        now = time.time()
+        per_table: dict[str, int] = {}
+        observe = self._metrics.end_to_end_seconds.observe
+        for op in ops:
+            per_table[op.table] = per_table.get(op.table, 0) + 1
+            observe(max(0.0, now - op.enqueued_at))
+        # One labels() per table and batch, not per operation: same totals.
+        for table, count in per_table.items():
+            self._metrics.applied.labels(table).inc(count)
+        self._queue.finish(self.lane, ops)
+
+    def _finish_superseded(self, ops: list[Operation]) -> None:
+        for op in ops:
+            self._metrics.superseded.labels(op.table).inc()
+        self._queue.finish(self.lane, ops)
+
+    async def _handle_rejection(self, op: Operation, error: str, before: _Parked | None) -> None:
+        s = self._settings
+        op.attempts += 1
+        now = time.time()
+        first = before.first_failed_at if before is not None else now
+        if op.attempts >= max(1, s.max_retries):
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: self._dlq.append(op, error, first_failed_at=first, last_failed_at=now)
+                )
+            except Exception as exc:
+                # Disk full or unwritable: the record stays parked (nothing is
+                # dropped) and the write is tried again after the retry delay.
+                log.error("dead_letter_write_failed", table=op.table, error=describe(exc))
+                op.attempts -= 1
+                delay = retry_delay(max(1, op.attempts), s.retry_interval, s.retry_cap)
+                self._parked[(op.table, op.key)] = _Parked(
+                    op, time.monotonic() + delay, first, error
+                )
+                return
+            self._metrics.dead_lettered.labels(op.table).inc()
+            self._metrics.dead_letters.inc()
+            log.error(
+                "operation_dead_lettered",
+                table=op.table,
+                key=op.key,
+                attempts=op.attempts,
+                error=error[:300],
+            )
+            self._queue.finish(self.lane, [op])
+            return
+        self._metrics.retried.labels(op.table).inc()
+        delay = retry_delay(op.attempts, s.retry_interval, s.retry_cap)
+        log.warning(
+            "operation_rejected",
+            table=op.table,
+            key=op.key,
+            attempts=op.attempts,
+            retry_in=delay,
+            error=error[:300],
+        )
+        self._parked[(op.table, op.key)] = _Parked(op, time.monotonic() + delay, first, error)

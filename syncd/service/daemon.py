@@ -1,0 +1,467 @@
+"""``syncd run``: the standalone daemon — changefeed capture into the shared pipeline.
+
+Start-up, in order (each step logged; ``/readyz`` answers 503 until the end):
+1. open the state dir, start the pipeline (queue, workers, secondary
+   connection, HTTP endpoint) and the primary's connection manager;
+2. wait for the primary (never giving up: reconnects with backoff);
+3. make sure every replicated table has a changefeed — enable it with
+   ``DEFINE TABLE OVERWRITE`` (see :mod:`syncd.capture.changefeed`) or, when
+   ``changefeed_auto_enable`` is off, exit 2 naming the table and the fix;
+4. load the checkpoint; with none, a backfill in progress, or one older than
+   the feed's retention, backfill (bracketed by the feed position taken
+   before the copy);
+5. ``READY=1``; tail the feed into the queue.
+
+While running: the feed is the buffer — reading stops while the queue is full
+(bounded memory, nothing spilled); the checkpoint advances to the watermark
+of applied positions once a second; with ``tables`` omitted, new tables are
+found every ``changefeed_scan_interval`` and enabled and backfilled.
+
+Signals: SIGTERM/SIGINT stop reading, ``STOPPING=1``, drain for up to
+``drain_timeout``, save the checkpoint, exit 0; a second one exits at once
+(the checkpoint still protects the data). SIGHUP re-reads the config file's
+``log_level`` and ``log_json`` and re-opens the log stream; everything else
+needs a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import structlog
+
+from syncd.capture.backfill import copy_tables, primary_connection, start_backfill
+from syncd.capture.changefeed import (
+    ChangefeedReader,
+    fix_statement,
+    parse_entries,
+    retention_of,
+    sequence_of,
+    to_operations,
+)
+from syncd.capture.checkpoint import Checkpoint, CheckpointFile, out_of_retention
+from syncd.config import Config, load_config
+from syncd.errors import ConfigError, PrimaryUnavailable, SyncdError
+from syncd.logs import configure_logging
+from syncd.service.replicator import Replicator
+from syncd.service.sdnotify import Notifier
+
+log = structlog.get_logger("syncd.service.daemon")
+T = TypeVar("T")
+
+_READ_LIMIT = 1000
+_CHECKPOINT_INTERVAL = 1.0
+_STATUS_INTERVAL = 5.0
+_TABLE_SCAN_INTERVAL = 10.0
+_INTERNAL_PREFIX = "syncd_"
+
+
+class Daemon:
+    """Runs changefeed capture until told to stop; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: Path | None = None,
+        notifier: Notifier | None = None,
+        reload_logging: Callable[[Config], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._notifier = notifier or Notifier()
+        self._reload_logging = reload_logging
+        self.rep = Replicator(config, ready_on_start=False, http_required=True)
+        self.primary = primary_connection(config)
+        self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
+        self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)
+        self.checkpoints = CheckpointFile(config.state_path)
+        self._stop = anyio.Event()
+        self._tables: dict[str, str] = {}
+        self._newest_seen: int | None = None
+        self._saved: Checkpoint | None = None
+        self.rep.status_extra = self._status_extra
+
+    # -- the whole life ----------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return the process exit code."""
+        # Signals and the watchdog live in the outer group: they must keep
+        # working while the pipeline drains (a drain can outlast WatchdogSec/2,
+        # and a second signal during it must still exit at once).
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._signals)
+            if self._notifier.watchdog_interval:
+                outer.start_soon(self._watchdog, self._notifier.watchdog_interval)
+            async with self.rep, anyio.create_task_group() as tg:
+                await tg.start(self.primary.run)
+                try:
+                    await self._unless_stopped(self._start_up)
+                except ConfigError:
+                    tg.cancel_scope.cancel()
+                    raise
+                except _Stopped:
+                    pass
+                if not self._stop.is_set():
+                    self.rep.mark_ready()
+                    self._notifier.ready(self._status_line())
+                    log.info("daemon_ready", position=self._position())
+                    tg.start_soon(self._status_loop)
+                    tg.start_soon(self._scan_tables_loop)
+                    await self._tail()
+                self._notifier.stopping("draining")
+                log.info("daemon_draining", drain_timeout=self.config.drain_timeout)
+                tg.cancel_scope.cancel()
+            # The pipeline has drained (Replicator.__aexit__); record how far.
+            await self._save_checkpoint()
+            log.info("daemon_stopped", position=self._position())
+            outer.cancel_scope.cancel()
+        return 0
+
+    async def _start_up(self) -> None:
+        await self._wait_primary()
+        if self._stop.is_set():
+            return
+        self._tables = await self._ensure_changefeeds()
+        checkpoint = await anyio.to_thread.run_sync(self.checkpoints.load)
+        checkpoint = await self._maybe_backfill(checkpoint)
+        self._saved = checkpoint
+        self._newest_seen = checkpoint.position
+
+    async def _unless_stopped(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step``; a stop request cancels it and raises :class:`_Stopped`.
+
+        Start-up and table adoption can wait on the secondary (a backfill
+        chunk must be applied before the next); SIGTERM must not.
+        """
+        finished = False
+        failure: SyncdError | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await self._stop.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                await step()
+                finished = True
+            except _Stopped:
+                pass
+            except SyncdError as exc:
+                # Re-raised bare after the group, not as an ExceptionGroup.
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if not finished:
+            raise _Stopped
+
+    async def _wait_primary(self) -> None:
+        with anyio.move_on_after(self.config.connect_timeout):
+            await self.primary.wait_up()
+        if not self.primary.is_up:
+            log.warning("waiting_for_primary", error=self.primary.last_error)
+            async with anyio.create_task_group() as tg:
+
+                async def stop_waiting() -> None:
+                    await self._stop.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(stop_waiting)
+                await self.primary.wait_up()
+                tg.cancel_scope.cancel()
+
+    # -- changefeeds -------------------------------------------------------
+
+    def _wanted(self, tables: dict[str, str]) -> list[str]:
+        if self.config.tables is not None:
+            return list(self.config.tables)
+        return [t for t in tables if not t.startswith(_INTERNAL_PREFIX)]
+
+    async def _ensure_changefeeds(self) -> dict[str, str]:
+        tables = await self._retry_primary(self.reader.tables)
+        retention = self.config.changefeed_retention
+        for table in self._wanted(tables):
+            definition = tables.get(table)
+            if definition is not None and retention_of(definition) is not None:
+                continue
+            if not self.config.changefeed_auto_enable:
+                raise ConfigError(
+                    f"table {table} has no changefeed; run on the primary: "
+                    f"{fix_statement(table, retention)} (or set changefeed_auto_enable: true)"
+                )
+            if definition is None:
+                definition = f"DEFINE TABLE {table} TYPE ANY SCHEMALESS PERMISSIONS NONE"
+            await self._retry_primary(partial(self.reader.enable, definition, retention))
+            log.info("changefeed_enabled", table=table, retention=retention)
+        return await self._retry_primary(self.reader.tables)
+
+    def _feed_retention(self) -> float:
+        values = [retention_of(self._tables.get(t, "")) for t in self._wanted(self._tables)]
+        known = [v for v in values if v is not None]
+        return min(known) if known else self.config.changefeed_retention
+
+    async def _maybe_backfill(self, checkpoint: Checkpoint | None) -> Checkpoint:
+        if checkpoint is not None and checkpoint.backfill is None:
+            if not out_of_retention(checkpoint.saved_at, self._feed_retention(), time.time()):
+                return checkpoint
+            log.warning(
+                "checkpoint_out_of_retention",
+                saved_at=checkpoint.saved_at,
+                retention=self._feed_retention(),
+            )
+            checkpoint = None
+        if checkpoint is None or checkpoint.backfill is None:
+            position = await self._retry_primary(self.reader.latest_position)
+            checkpoint = Checkpoint(position=None, backfill=start_backfill(position))
+            await self._save(checkpoint)
+        assert checkpoint.backfill is not None
+        log.info("backfill_started", start_position=checkpoint.backfill.start_position)
+        checkpoint = await copy_tables(
+            primary=self.primary,
+            intake=self.rep,
+            tables=self._wanted(self._tables),
+            checkpoint=checkpoint,
+            save=self._save,
+            query_seconds=self.config.write_timeout,
+        )
+        assert checkpoint.backfill is not None
+        # Resume the feed at the position taken before the copy (inclusive).
+        done = replace(checkpoint, backfill=None).advanced(checkpoint.backfill.start_position - 1)
+        await self._save(done)
+        log.info("backfill_done", position=done.position)
+        return done
+
+    async def _scan_tables_loop(self) -> None:
+        if self.config.tables is not None:
+            return
+        while True:
+            await anyio.sleep(_TABLE_SCAN_INTERVAL)
+            try:
+                tables = await self.reader.tables()
+            except PrimaryUnavailable:
+                continue
+            new = [
+                t
+                for t in self._wanted(tables)
+                if t not in self._tables or retention_of(tables[t]) is None
+            ]
+            if new:
+                self._pending_new_tables = new
+
+    _pending_new_tables: list[str] | None = None
+
+    async def _adopt_new_tables(self) -> None:
+        """Enable the feed of tables created since start-up, then copy them.
+
+        Runs between two reads of the tail, so the tables' feed entries (all
+        after the enable) are read after their copy is applied.
+        """
+        new, self._pending_new_tables = self._pending_new_tables or [], None
+        self._tables = await self._ensure_changefeeds()
+        checkpoint = Checkpoint(position=None, backfill=start_backfill(0))
+        await copy_tables(
+            primary=self.primary,
+            intake=self.rep,
+            tables=new,
+            checkpoint=checkpoint,
+            save=_discard_checkpoint,
+            query_seconds=self.config.write_timeout,
+        )
+        log.info("new_tables_adopted", tables=new)
+
+    # -- the tail ----------------------------------------------------------
+
+    async def _tail(self) -> None:
+        position = self._newest_seen
+        since = 0 if position is None else position + 1
+        poll = self.config.changefeed_poll_interval
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._checkpoint_loop)
+            while not self._stop.is_set():
+                if self._pending_new_tables:
+                    try:
+                        await self._unless_stopped(
+                            partial(self._guard_primary, self._adopt_new_tables)
+                        )
+                    except _Stopped:
+                        break
+                room = self.rep.room()
+                if room <= 0:
+                    # The secondary is behind: the feed is the buffer, not memory.
+                    await self._sleep_or_stop(poll)
+                    continue
+                limit = min(_READ_LIMIT, room)
+                try:
+                    entries = await self.reader.read(since, limit)
+                except PrimaryUnavailable:
+                    await self._sleep_or_stop(poll)
+                    continue
+                if not entries:
+                    await self._sleep_or_stop(poll)
+                    continue
+                changes = parse_entries(entries)
+                for change in changes:
+                    self.rep.metrics.changefeed_entries.labels(change.table).inc()
+                self.rep.enqueue(
+                    to_operations(
+                        changes,
+                        replicates=self._replicates,
+                        keys=self.rep.keys,
+                    )
+                )
+                newest = sequence_of(int(entries[-1]["versionstamp"]))
+                self._newest_seen = newest
+                since = newest + 1
+            tg.cancel_scope.cancel()
+
+    def _replicates(self, table: str) -> bool:
+        return self.config.replicates(table) and not table.startswith(_INTERNAL_PREFIX)
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
+            await self._stop.wait()
+
+    async def _guard_primary(self, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except PrimaryUnavailable:
+            await self._sleep_or_stop(self.config.changefeed_poll_interval)
+
+    async def _retry_primary(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a start-up step, waiting out primary outages; stop if asked to."""
+        while True:
+            try:
+                return await fn()
+            except PrimaryUnavailable as exc:
+                log.warning("primary_unavailable", error=str(exc))
+                await self._wait_primary()
+                if self._stop.is_set():
+                    raise _Stopped from exc
+
+    # -- checkpoint ----------------------------------------------------------
+
+    def _position(self) -> int | None:
+        return None if self._saved is None else self._saved.position
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await anyio.sleep(_CHECKPOINT_INTERVAL)
+            await self._save_checkpoint()
+
+    async def _save_checkpoint(self) -> None:
+        if self._saved is None or self._newest_seen is None:
+            return
+        safe = self.rep.safe_position(self._newest_seen)
+        if self._saved.position is None or safe > self._saved.position:
+            await self._save(self._saved.advanced(safe))
+
+    async def _save(self, checkpoint: Checkpoint) -> None:
+        await anyio.to_thread.run_sync(self.checkpoints.save, checkpoint)
+        self._saved = checkpoint
+        metrics = self.rep.metrics
+        if checkpoint.position is not None:
+            metrics.checkpoint_position.set(checkpoint.position)
+        metrics.checkpoint_timestamp.set(checkpoint.saved_at)
+
+    # -- status, watchdog, signals -------------------------------------------
+
+    def _status_extra(self) -> dict[str, object]:
+        saved = self._saved
+        return {
+            "checkpoint": {
+                "position": None if saved is None else saved.position,
+                "saved_at": None if saved is None else saved.saved_at,
+                "backfill": None if saved is None or saved.backfill is None else True,
+            },
+            "primary": {"up": self.primary.is_up, "since": self.primary.since},
+            "newest_seen": self._newest_seen,
+        }
+
+    def _status_line(self) -> str:
+        rep = self.rep
+        return (
+            f"lag {rep.lag_seconds():.1f}s, queue {rep.queue_depth}, spool {rep.spool_depth}, "
+            f"secondary {'up' if self.rep.secondary_up else 'down'}"
+        )
+
+    async def _status_loop(self) -> None:
+        while True:
+            await anyio.sleep(_STATUS_INTERVAL)
+            self._notifier.status(self._status_line())
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self._notifier.watchdog()
+            await anyio.sleep(interval)
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self._reload()
+                    continue
+                if self._stop.is_set():
+                    log.warning("second_signal_exiting_now", signal=signum.name)
+                    os._exit(1)
+                log.info("stop_requested", signal=signum.name)
+                self._stop.set()
+
+    def _reload(self) -> None:
+        if self._config_path is None or self._reload_logging is None:
+            return
+        try:
+            fresh = load_config(self._config_path)
+        except ConfigError as exc:
+            log.error("reload_failed", error=str(exc))
+            return
+        self._reload_logging(fresh)
+        log.info("reloaded", log_level=fresh.log_level)
+
+
+class _Stopped(Exception):
+    """A stop was requested while start-up waited for the primary."""
+
+
+async def _discard_checkpoint(_: Checkpoint) -> None:
+    """New tables adopted while running need no resumable state: a crash
+    before the next checkpoint re-reads their feed from the saved position."""
+
+
+def run_daemon(config: Config, config_path: Path | None = None) -> int:
+    """Entry point of ``syncd run``: configure logging, run the daemon, return its exit code."""
+
+    def reload_logging(fresh: Config) -> None:
+        configure_logging(fresh.log_level, fresh.log_json)
+
+    configure_logging(config.log_level, config.log_json)
+    daemon = Daemon(config, config_path=config_path, reload_logging=reload_logging)
+    try:
+        return anyio.run(daemon.run)
+    except BaseExceptionGroup as group:
+        # Task groups wrap what their tasks raise; a user's mistake (a
+        # ConfigError) must still reach the CLI as one clear line.
+        mistake = _first_syncd_error(group)
+        if mistake is not None:
+            raise mistake from None
+        raise
+
+
+def _first_syncd_error(group: BaseExceptionGroup[BaseException]) -> SyncdError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, SyncdError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_syncd_error(exc)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,413 @@
+"""The Replicator: owns the pipeline — queue, workers, secondary connection, metrics.
+
+Usage (the public contract)::
+
+    config = syncd.load_config("syncd.yaml")
+    async with syncd.Replicator(config) as rep:
+        db = rep.wrap(primary)            # a connected SurrealDB SDK connection
+        await db.upsert(RecordID("kv_memories", "a"), {...})
+        rows = await db.select("kv_memories")
+        await rep.flush(timeout=30)
+
+Start-up order matters and is explicit: the spool is opened (so operations left
+by an earlier run come first), then the connection manager, the spool mover
+and the workers are started in one task group. Start-up never waits for the
+secondary: if it is down, operations queue and spill until it is back.
+
+Shutdown (``__aexit__``): drain for up to ``drain_timeout`` while the secondary
+is reachable, then stop the workers and write whatever is still pending to the
+spool's head, where the next start picks it up in order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+from prometheus_client import CollectorRegistry
+
+from syncd.capture.wrapper import ReplicatedConnection
+from syncd.config import Config
+from syncd.errors import ConfigError
+from syncd.metrics import Metrics
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.spool import Spool
+from syncd.pipeline.worker import Worker, WorkerSettings
+from syncd.reads.merged import MergedReads
+from syncd.service.httpserver import HttpEndpoint
+from syncd.service.rates import RateSampler
+from syncd.sink.executor import Executor
+from syncd.sink.operation import Operation
+from syncd.surreal.connection import managed_connection
+
+log = structlog.get_logger("syncd.service.replicator")
+
+_RETRY_CAP = 300.0
+# Counters whose last-minute rates status() reports (Metrics.snapshot() names).
+_RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
+
+
+def state_files(state_dir: Path) -> tuple[Path, Path]:
+    """Where the spool and the dead-letter file live under ``state_dir``."""
+    return state_dir / "spool", state_dir / "deadletters.jsonl"
+
+
+def _lock(path: Path) -> int:
+    """Take the spool's lock, or raise a ConfigError naming the directory.
+
+    Two processes sharing a spool would read, delete and overwrite each
+    other's segments; the second one is refused instead.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"state_dir {path.parent}: {path.stem} is in use by another syncd process; "
+            "stop it, or give this one its own state_dir"
+        ) from None
+    return fd
+
+
+class Replicator:
+    """Replicates captured writes to the secondary and merges reads from it."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        serve_http: bool = True,
+        ready_on_start: bool = True,
+        http_required: bool = False,
+        spool_name: str = "spool",
+    ) -> None:
+        self.config = config
+        self.metrics = Metrics(registry)
+        self._serve_http = serve_http
+        state = config.state_path
+        spool_dir, dlq_path = state_files(state)
+        # One-shot tools (backfill, repair) get a spool of their own, so they
+        # can run beside the daemon; each spool is locked by one process.
+        spool_dir = spool_dir.with_name(spool_name)
+        self._lock_path = state / f"{spool_name}.lock"
+        self._lock_fd: int | None = None
+        self.deadletters = DeadLetterFile(dlq_path)
+        self.queue = SyncQueue(
+            lanes=config.sync_workers,
+            capacity=config.queue_size,
+            spool=Spool(spool_dir),
+            metrics=self.metrics,
+        )
+        self.secondary = managed_connection(
+            config,
+            "secondary",
+            on_state=self._on_secondary_state,
+            on_reconnect=self.metrics.reconnects.inc,
+        )
+        #: The one key rule, shared by capture, the executor and merged reads.
+        self.keys = config.key_rule()
+        self._executor = Executor(
+            self.secondary,
+            keys=self.keys,
+            write_timeout=config.write_timeout,
+            metrics=self.metrics,
+        )
+        settings = WorkerSettings(
+            batch_size=config.sync_batch_size,
+            batch_timeout=config.batch_timeout,
+            retry_interval=config.sync_retry_interval,
+            max_retries=config.sync_max_retries,
+            retry_cap=max(_RETRY_CAP, config.sync_retry_interval),
+        )
+        self.workers = [
+            Worker(
+                lane,
+                queue=self.queue,
+                executor=self._executor,
+                conn=self.secondary,
+                deadletters=self.deadletters,
+                settings=settings,
+                metrics=self.metrics,
+            )
+            for lane in range(config.sync_workers)
+        ]
+        self.reads = MergedReads(
+            self.secondary,
+            self.keys,
+            query_timeout=config.query_timeout,
+            metrics=self.metrics,
+            active=lambda: self.config.sync_enabled and self._started,
+        )
+        self.http: HttpEndpoint | None = None
+        self._tg: TaskGroup | None = None
+        self._started = False
+        self._ready_on_start = ready_on_start
+        self._http_required = http_required
+        self._ready = False
+        #: Extra fields for :meth:`status` (the daemon adds its checkpoint).
+        self.status_extra: Callable[[], dict[str, object]] | None = None
+        # Sampled by status() itself, so the rates need no task of their own;
+        # the first sample (all zeros) makes the first answer "since start".
+        self._rates = RateSampler()
+        self._rates.observe(time.monotonic(), dict.fromkeys(_RATE_COUNTERS, 0.0))
+        self.metrics.set_lag_source(self.queue.lag_seconds)
+        self.metrics.secondary_up.set(0)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Replicator:
+        """Open the state, start the connection manager and the workers."""
+        state = self.config.state_path
+        state.mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
+        self._lock_fd = _lock(self._lock_path)
+        try:
+            await anyio.to_thread.run_sync(self.queue.open)
+        except BaseException:
+            self._unlock()
+            raise
+        self.metrics.dead_letters.set(await anyio.to_thread.run_sync(self.deadletters.count))
+        if self._serve_http and self.config.metrics_listen:
+            http = HttpEndpoint(
+                self.config.metrics_listen,
+                self.metrics.registry,
+                ready=self.readiness,
+                status=self.status,
+            )
+            try:
+                http.start()
+                self.http = http
+            except OSError as exc:
+                if self._http_required:
+                    raise ConfigError(f"metrics_listen: {exc}") from None
+                # In an application, a taken port must not stop it starting.
+                log.warning("metrics_endpoint_unavailable", error=str(exc))
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            if self.config.sync_enabled:
+                await tg.start(self.secondary.run)
+                await tg.start(self.queue.run)
+                for worker in self.workers:
+                    await tg.start(worker.run)
+                # Let the first attempt finish so the first reads can merge; a
+                # down or silent secondary costs at most connect_timeout here.
+                with anyio.move_on_after(self.config.connect_timeout):
+                    await self.secondary.wait_first_attempt()
+        except BaseException:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
+        self._started = True
+        self._ready = self._ready_on_start
+        log.info(
+            "replicator_started",
+            workers=len(self.workers),
+            spooled=self.queue.spooled,
+            sync_enabled=self.config.sync_enabled,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Drain within ``drain_timeout``, then persist what is left and stop."""
+        tg, self._tg = self._tg, None
+        if tg is None:
+            return
+        with anyio.CancelScope(shield=True):
+            drained = await self._drain(self.config.drain_timeout)
+        # Sealed on the event loop, so no put can race the persist thread.
+        self.queue.seal()
+        # The task group must be exited in the scope it was entered in, so
+        # this step cannot sit inside the shield.
+        tg.cancel_scope.cancel()
+        try:
+            await tg.__aexit__(None, None, None)
+        finally:
+            # Whatever a task did, what is pending in memory reaches the disk.
+            with anyio.CancelScope(shield=True):
+                persisted = await anyio.to_thread.run_sync(self.queue.persist)
+                await anyio.to_thread.run_sync(self.queue.close)
+                self._unlock()
+                if self.http is not None:
+                    self.http.stop()
+        log.info("replicator_stopped", drained=drained, persisted=persisted)
+
+    async def _drain(self, seconds: float) -> bool:
+        if not self.config.sync_enabled:
+            return True
+        target = self.queue.last_seq
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.secondary.is_up:
+                # Nothing drains while the secondary is down; a short grace
+                # covers a reconnect in progress, the spool covers the rest.
+                with anyio.move_on_after(min(2.0, deadline - time.monotonic())):
+                    await self.secondary.wait_up()
+                if not self.secondary.is_up:
+                    return False
+            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
+                await self.queue.wait_finished(target)
+                return True
+        return False
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing releases the flock
+
+    # -- public API --------------------------------------------------------
+
+    def wrap(self, primary: Any) -> ReplicatedConnection:
+        """Wrap a connected SDK connection: writes replicate, reads merge."""
+        return ReplicatedConnection(primary, self, self.reads)
+
+    # The contract spells it ``flush(timeout=30)``; the deadline is applied
+    # inside with anyio.fail_after, as ASYNC109 asks.
+    async def flush(self, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until everything enqueued so far is applied or dead-lettered.
+
+        Raises ``TimeoutError`` if that takes longer than ``timeout`` seconds
+        (``None``: wait as long as it takes).
+        """
+        target = self.queue.last_seq
+        if timeout is None:
+            await self.queue.wait_finished(target)
+            return
+        try:
+            with anyio.fail_after(timeout):
+                await self.queue.wait_finished(target)
+        except TimeoutError:
+            raise TimeoutError(
+                f"flush: not everything was applied within {timeout}s "
+                f"({self.queue.depth} in memory, {self.queue.spooled} spooled, "
+                f"secondary {'up' if self.secondary.is_up else 'down'})"
+            ) from None
+
+    def capture(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        source: str = "wrapper",
+        copy: Callable[[Any], Any] = dict,
+    ) -> int:
+        """Enqueue the given records (as the primary returned them); return how many.
+
+        Rows without a record id, or of tables not replicated, are skipped.
+        """
+        if not self.config.sync_enabled:
+            return 0
+        if self.queue.closed:
+            # The primary committed: the application's write must not fail
+            # because syncd has stopped. Counted and logged, not raised.
+            self.count_uncaptured("replicator_closed")
+            return 0
+        count = 0
+        for row in rows:
+            op = Operation.from_row(row, self.keys, source=source)
+            if op is None or not self.config.replicates(op.table):
+                continue
+            op.record = copy(row)
+            self.queue.put(op)
+            count += 1
+        return count
+
+    def enqueue(self, ops: Iterable[Operation]) -> None:
+        """Enqueue ready-made operations (daemon, backfill, replay)."""
+        self.queue.put_many(ops)
+
+    def room(self) -> int:
+        """How many more operations fit in memory before the queue spills to disk."""
+        return self.config.queue_size - self.queue.depth - self.queue.spooled
+
+    def safe_position(self, newest: int) -> int:
+        """The feed position through which every operation is applied or dead-lettered."""
+        return self.queue.positions.safe_through(newest)
+
+    @property
+    def queue_depth(self) -> int:
+        """Operations pending in memory."""
+        return self.queue.depth
+
+    @property
+    def spool_depth(self) -> int:
+        """Operations waiting in the spool."""
+        return self.queue.spooled
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest operation not yet applied; 0 when idle."""
+        return self.queue.lag_seconds()
+
+    @property
+    def secondary_up(self) -> bool:
+        """Whether the secondary is currently reachable."""
+        return self.secondary.is_up
+
+    def count_uncaptured(self, reason: str) -> None:
+        """Count a write whose records the wrapper could not see."""
+        self.metrics.uncaptured_writes.labels(reason).inc()
+        log.warning("write_not_captured", reason=reason)
+
+    # -- health ------------------------------------------------------------
+
+    def _on_secondary_state(self, up: bool) -> None:
+        self.metrics.secondary_up.set(1 if up else 0)
+        self.metrics.secondary_state_since.set(time.time())
+
+    def mark_ready(self) -> None:
+        """Declare start-up finished (for owners that start with ``ready_on_start=False``)."""
+        self._ready = True
+
+    def readiness(self) -> tuple[bool, str]:
+        """``/readyz``: not ready while starting or while the secondary is down too long."""
+        if not self._ready:
+            return False, "starting"
+        if self._tg is None:
+            return False, "stopping"
+        down_for = time.time() - self.secondary.since
+        if not self.secondary.is_up and down_for > self.config.readyz_down_threshold:
+            return False, f"secondary down for {down_for:.0f}s"
+        return True, "ready"
+
+    def status(self) -> dict[str, object]:
+        """A snapshot for ``/status`` and ``syncd status``.
+
+        ``rates`` holds ``<counter>_per_second`` for applied, enqueued and
+        dead-lettered operations over about the last minute, and the
+        ``window_seconds`` actually measured. ``status_extra`` (set by the
+        daemon) adds its own keys, such as ``checkpoint``.
+        """
+        snapshot = self.metrics.snapshot()
+        rates = self._rates.observe(
+            time.monotonic(), {name: snapshot.get(name, 0.0) for name in _RATE_COUNTERS}
+        )
+        return {
+            "secondary": {
+                "up": self.secondary.is_up,
+                "since": self.secondary.since,
+                "last_error": self.secondary.last_error,
+            },
+            "lag_seconds": self.queue.lag_seconds(),
+            "queue_depth": self.queue.depth,
+            "spool_depth": self.queue.spooled,
+            "dead_letters": snapshot.get("dead_letters", 0.0),
+            "rates": rates.as_dict(),
+            "metrics": snapshot,
+            **(self.status_extra() if self.status_extra is not None else {}),
+        }

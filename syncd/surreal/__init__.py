@@ -1,0 +1,5 @@
+"""The one door to SurrealDB: managed connections, error translation, the CBOR codec.
+
+Nothing outside this folder (and ``syncd/dev``) imports the ``surrealdb`` SDK.
+May import: the basics (``syncd.config``, ``errors``, ``backoff``, ``logs``, ...).
+"""

@@ -1,0 +1,97 @@
+"""Connections for the one-shot operator tools (verify, dlq replay, demo).
+
+The tools talk to the primary and the secondary the way the pipeline does:
+through a :class:`~syncd.surreal.connection.ManagedConnection`, so every call has a
+deadline and SDK errors are translated in one place. What differs is the
+start: a tool cannot wait forever for a database that is not there, so
+:func:`open_connection` gives up after ``connect_timeout`` with one line
+naming the database and why (the CLI prints it and exits 2).
+
+Verify and replay take anything with the :class:`Caller` shape, so the demo
+can hand them its in-process embedded primary (:class:`DirectCaller`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Protocol, TypeVar
+
+import anyio
+
+from syncd.config import Config, redact_url
+from syncd.errors import PrimaryUnavailable, SecondaryUnavailable
+from syncd.surreal.connection import ManagedConnection, is_transport_error, managed_connection
+
+__all__ = ["CALL_TIMEOUT", "Caller", "DirectCaller", "open_connection"]
+
+T = TypeVar("T")
+
+#: Deadline of one tool call (a page read, a batch of lookups, an apply). A
+#: page of a few hundred records takes milliseconds; longer means trouble.
+CALL_TIMEOUT = 30.0
+
+Role = Literal["primary", "secondary"]
+
+
+class Caller(Protocol):
+    """Runs ``fn(sdk_connection)`` under a deadline (what ManagedConnection.call does)."""
+
+    async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:
+        """Run ``fn`` on the connection within ``seconds``."""
+        ...
+
+
+class DirectCaller:
+    """A :class:`Caller` over an already connected SDK connection (the demo's embedded primary)."""
+
+    def __init__(self, conn: Any, role: Role = "primary") -> None:
+        """Wrap ``conn``; its owner connects and closes it."""
+        self._conn = conn
+        self._error = PrimaryUnavailable if role == "primary" else SecondaryUnavailable
+        self.role = role
+
+    async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:
+        """Run ``fn(conn)`` within ``seconds``; transport failures become ``*Unavailable``."""
+        try:
+            with anyio.fail_after(seconds):
+                return await fn(self._conn)
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
+            raise self._error(f"{self.role} unavailable: {type(exc).__name__}") from exc
+
+
+def managed(config: Config, role: Role) -> ManagedConnection:
+    """A (not yet running) managed connection to the ``role`` database of ``config``."""
+    return managed_connection(config, role)
+
+
+@asynccontextmanager
+async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedConnection]:
+    """Connect to the ``role`` database and keep the connection managed while in use.
+
+    Raises:
+        PrimaryUnavailable, SecondaryUnavailable: the first attempt failed, or took
+            longer than ``connect_timeout`` (plus a second for the sign-in round
+            trips); the message names the URL (password masked) and the error.
+    """
+    conn = managed(config, role)
+    url = redact_url(getattr(config, f"{role}_url"))
+    # Entered by hand, as the Replicator does: the body's exception must reach
+    # the caller as itself, not wrapped in an ExceptionGroup by the task group.
+    tg = anyio.create_task_group()
+    await tg.__aenter__()
+    try:
+        await tg.start(conn.run)
+        # One attempt, as a command-line client does: a refused connection is
+        # reported at once rather than retried while the operator waits.
+        with anyio.move_on_after(config.connect_timeout + 1.0):
+            await conn.wait_first_attempt()
+        if not conn.is_up:
+            error = PrimaryUnavailable if role == "primary" else SecondaryUnavailable
+            raise error(f"cannot connect to the {role} at {url}: {conn.last_error}")
+        yield conn
+    finally:
+        tg.cancel_scope.cancel()
+        await tg.__aexit__(None, None, None)

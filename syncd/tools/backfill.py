@@ -1,0 +1,48 @@
+"""``syncd backfill``: copy tables from the primary once, through the normal pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+from syncd.capture.backfill import Progress, copy_tables, primary_connection, query, start_backfill
+from syncd.capture.checkpoint import Checkpoint
+from syncd.config import Config
+from syncd.service.replicator import Replicator
+
+__all__ = ["backfill_now"]
+
+
+async def backfill_now(
+    config: Config, tables: Sequence[str] | None, progress: Progress | None = None
+) -> None:
+    """``syncd backfill``: copy tables from the primary once, through the normal pipeline.
+
+    It copies the primary's current state; a daemon running at the same time
+    keeps applying the feed, so run ``syncd verify`` afterwards if both ran.
+    """
+    primary = primary_connection(config)
+    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill")
+    async with replicator as rep, anyio.create_task_group() as tg:
+        await tg.start(primary.run)
+        with anyio.fail_after(config.connect_timeout * 3):
+            await primary.wait_up()
+        if tables is None:
+            info = await primary.call(query("INFO FOR DB", {}), config.write_timeout)
+            names = sorted(info.get("tables", {})) if isinstance(info, dict) else []
+            tables = [t for t in names if config.replicates(t)]
+        await copy_tables(
+            primary=primary,
+            intake=rep,
+            tables=tables,
+            checkpoint=Checkpoint(backfill=start_backfill(0)),
+            save=_nothing,
+            query_seconds=config.write_timeout,
+            progress=progress,
+        )
+        tg.cancel_scope.cancel()
+
+
+async def _nothing(_: Checkpoint) -> None:
+    """An on-demand copy keeps no resumable state: run it again to resume."""

@@ -1,0 +1,147 @@
+"""``syncd verify --repair``: resend what verify found missing or differing, then verify again.
+
+The records go through the normal pipeline (a :class:`~syncd.service.replicator.Replicator`:
+batched idempotent UPSERTs, natural keys, retries, dead letters), as the
+primary holds them at the time of the verification, page by page, so memory
+stays bounded (the queue spills to disk).
+
+That Replicator keeps its spool in ``<state_dir>/repair/``, not in the
+daemon's: a daemon may be running on the same state directory, and two
+processes appending to one spool would corrupt it. A lock file keeps two
+repairs apart. Dead letters of the repair are moved into the daemon's
+dead-letter file afterwards, where ``syncd dlq`` finds them; operations not
+applied within the flush timeout stay in the repair spool and are sent by
+the next ``--repair``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from syncd.config import Config
+from syncd.errors import SyncdError
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.service.replicator import Replicator, state_files
+from syncd.surreal.endpoints import Caller
+from syncd.tools.verify import Progress, Verifier, VerifyOptions, VerifyReport
+
+__all__ = [
+    "FLUSH_TIMEOUT",
+    "REPAIR_DIR",
+    "RepairOutcome",
+    "adopt_dead_letters",
+    "verify_and_repair",
+]
+
+#: Sub-directory of ``state_dir`` holding the repair's spool and lock.
+REPAIR_DIR = "repair"
+#: Longest wait for the repaired records to be applied before verifying again.
+FLUSH_TIMEOUT = 300.0
+
+
+@dataclass
+class RepairOutcome:
+    """What a repair did: the first verification, what it sent, the second verification."""
+
+    first: VerifyReport
+    enqueued: int = 0
+    flushed: bool = True  # False: not everything was applied within FLUSH_TIMEOUT
+    dead_lettered: int = 0  # repaired records the secondary refused (now in the dlq)
+    second: VerifyReport | None = None  # None: the first run did not complete
+
+    @property
+    def consistent(self) -> bool:
+        """Whether the replica is consistent after the repair."""
+        return self.second is not None and self.second.consistent
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form for ``--json``."""
+        return {
+            "consistent": self.consistent,
+            "before": self.first.to_json(),
+            "enqueued": self.enqueued,
+            "flushed": self.flushed,
+            "dead_lettered": self.dead_lettered,
+            "after": None if self.second is None else self.second.to_json(),
+        }
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncdError(f"another repair is running (lock {lock_path} is held)") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def adopt_dead_letters(source: Path, target: Path) -> int:
+    """Move the well-formed entries of the dead-letter file ``source`` to ``target``."""
+    src = DeadLetterFile(source)
+    entries, _malformed = src.read()  # malformed lines stay where they are, for a human
+    dst = DeadLetterFile(target)
+    for entry in entries:
+        dst.append(
+            entry.op,
+            entry.error,
+            first_failed_at=entry.first_failed_at,
+            last_failed_at=entry.last_failed_at,
+        )
+    src.remove([entry.line_no for entry in entries])
+    return len(entries)
+
+
+async def verify_and_repair(
+    config: Config,
+    primary: Caller,
+    secondary: Caller,
+    options: VerifyOptions,
+    *,
+    progress_path: Path | None = None,
+    on_progress: Progress | None = None,
+) -> RepairOutcome:
+    """Verify, enqueue the missing and differing records, wait for them, verify again."""
+    repair_dir = config.state_path / REPAIR_DIR
+    rep_config = config.model_copy(update={"state_dir": str(repair_dir), "metrics_listen": None})
+    with _exclusive(repair_dir / "lock"):
+        async with Replicator(rep_config, serve_http=False) as rep:
+            enqueued = 0
+
+            def enqueue(_table: str, rows: list[dict[str, Any]]) -> None:
+                nonlocal enqueued
+                enqueued += rep.capture(rows, source="repair")
+
+            first = await Verifier(
+                config,
+                primary,
+                secondary,
+                options,
+                progress_path=progress_path,
+                repair=enqueue,
+                on_progress=on_progress,
+            ).run()
+            outcome = RepairOutcome(first, enqueued=enqueued)
+            try:
+                await rep.flush(timeout=FLUSH_TIMEOUT)
+            except TimeoutError:
+                outcome.flushed = False
+        repair_dlq = state_files(repair_dir)[1]
+        outcome.dead_lettered = adopt_dead_letters(repair_dlq, state_files(config.state_path)[1])
+    if not first.complete:
+        return outcome
+    again = replace(options, max_pages=None, restart=True)
+    outcome.second = await Verifier(
+        config, primary, secondary, again, on_progress=on_progress
+    ).run()
+    return outcome

@@ -1,0 +1,183 @@
+"""``syncd status``: what a running daemon reports, or what its state directory shows.
+
+A running daemon answers ``GET /status`` on ``metrics_listen`` with
+:meth:`syncd.service.replicator.Replicator.status`; it is asked with a short timeout.
+When nothing answers there, the state directory is read instead, **without
+modifying anything** (a daemon without an HTTP endpoint may still be running
+on it): the spool's unread operations are counted by walking frame headers,
+the dead-letter file is read under its shared lock, the checkpoint file is
+parsed. What only a live process knows (secondary state, lag, memory queue,
+rates) is then reported as unknown.
+
+Both paths produce the same flat mapping (:func:`gather`), which ``--json``
+prints as is and the CLI renders as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from syncd.capture.checkpoint import CheckpointError, CheckpointFile
+from syncd.config import Config
+from syncd.errors import SyncdError
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.segments import HEADER, NAME, scan
+from syncd.service.replicator import state_files
+
+__all__ = ["STATUS_TIMEOUT", "count_spool", "fetch_daemon_status", "gather", "status_url"]
+
+#: Seconds to wait for a daemon's /status before reading the state directory.
+STATUS_TIMEOUT = 2.0
+# The spool's read-position file (syncd.pipeline.spool keeps its name private).
+_SPOOL_STATE = "head.json"
+
+
+def status_url(metrics_listen: str | None) -> str | None:
+    """The daemon's ``/status`` URL for ``metrics_listen``; a wildcard host means this machine."""
+    if not metrics_listen:
+        return None
+    host, _, port = metrics_listen.rpartition(":")
+    if port.strip() in ("", "0"):  # chosen by the daemon at start: not knowable from here
+        return None
+    host = host.strip("[]") or "127.0.0.1"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}/status" if ":" in host else f"http://{host}:{port}/status"
+
+
+def fetch_daemon_status(
+    url: str, timeout: float = STATUS_TIMEOUT
+) -> tuple[dict[str, Any] | None, str]:
+    """``(status, "")`` from the daemon at ``url``, or ``(None, why not)``."""
+    # No proxy: the endpoint is local, and an http_proxy variable must not reroute it.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            data = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return None, f"HTTP {exc.code}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return None, str(getattr(reason, "strerror", None) or reason)
+    except (OSError, ValueError) as exc:  # timeouts, resets, not JSON
+        return None, str(exc) or type(exc).__name__
+    if not isinstance(data, dict):
+        return None, "not a status object"
+    return data, ""
+
+
+def count_spool(directory: Path) -> tuple[int, int]:
+    """``(operations, bytes)`` not yet confirmed in the spool in ``directory``; read-only.
+
+    Walks each segment as :meth:`syncd.pipeline.spool.Spool.open` does (from the offset
+    saved in the read-position file when the segment's nonce matches) but
+    repairs nothing: a torn last frame is not counted, a damaged segment is
+    counted up to the damage.
+    """
+    try:
+        saved = json.loads((directory / _SPOOL_STATE).read_text()).get("offsets", {})
+    except (OSError, ValueError, AttributeError):
+        saved = {}
+    operations = size = 0
+    try:
+        paths = sorted(p for p in directory.iterdir() if NAME.fullmatch(p.name))
+    except FileNotFoundError:
+        return 0, 0
+    for path in paths:
+        try:
+            if path.stat().st_size < HEADER.size:
+                continue  # created, header never written: holds nothing
+            found = scan(path, saved.get(path.name))
+        except FileNotFoundError:  # consumed and deleted meanwhile
+            continue
+        operations += found.frames - found.skipped
+        size += found.end - found.start
+    return operations, size
+
+
+def _checkpoint(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        saved = CheckpointFile(state_dir).load()
+    except CheckpointError as exc:
+        return {"error": str(exc)}
+    except OSError as exc:
+        return {"error": f"cannot read: {exc}"}
+    if saved is None:
+        return None
+    return {
+        "position": saved.position,
+        "saved_at": saved.saved_at,
+        "backfill": saved.backfill is not None,
+    }
+
+
+def _dead_letters(path: Path) -> tuple[int, int]:
+    try:
+        entries, malformed = DeadLetterFile(path).read()
+    except SyncdError:
+        return 0, 0
+    return len(entries), len(malformed)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
+    secondary = _mapping(data.get("secondary"))
+    dead = data.get("dead_letters", _mapping(data.get("metrics")).get("dead_letters"))
+    return {
+        "secondary": {
+            "up": secondary.get("up"),
+            "since": secondary.get("since"),
+            "last_error": secondary.get("last_error") or "",
+        },
+        "primary": data.get("primary"),
+        "lag_seconds": data.get("lag_seconds"),
+        "queue_depth": data.get("queue_depth"),
+        "spool_depth": data.get("spool_depth"),
+        "dead_letters": None if dead is None else int(dead),
+        "rates": data.get("rates"),
+        "checkpoint": data.get("checkpoint"),
+    }
+
+
+def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]:
+    """The status, from the daemon when it answers, else from the state directory."""
+    state = config.state_path
+    spool_dir, dlq_path = state_files(state)
+    url = status_url(config.metrics_listen)
+    out: dict[str, Any] = {"state_dir": str(state), "endpoint": url, "checked_at": time.time()}
+    if url is None:
+        data, why = None, "metrics_listen is disabled, or its port is 0 (unknown here)"
+    else:
+        data, why = fetch_daemon_status(url, timeout)
+    if data is not None:
+        out.update(source="daemon", daemon_running=True, note="")
+        out.update(_from_daemon(data))
+        if out["checkpoint"] is None:  # a plain Replicator has none; a file may exist
+            out["checkpoint"] = _checkpoint(state)
+        return out
+    operations, spool_bytes = count_spool(spool_dir)
+    dead, malformed = _dead_letters(dlq_path)
+    out.update(
+        source="state_dir",
+        daemon_running=False,
+        note=f"no daemon answered at {url}: {why}" if url else why,
+        secondary={"up": None, "since": None, "last_error": ""},
+        primary=None,
+        lag_seconds=None,
+        queue_depth=None,
+        spool_depth=operations,
+        spool_bytes=spool_bytes,
+        dead_letters=dead,
+        dead_letters_malformed=malformed,
+        rates=None,
+        checkpoint=_checkpoint(state),
+    )
+    return out
