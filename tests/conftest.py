@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.daemon import SyncdProcess
 from tests.support.replica import embedded_primary
 from tests.support.server import ServerProcess
 
@@ -44,3 +45,18 @@ async def primary() -> AsyncIterator[Any]:
     """An embedded in-memory primary, connected and using app/main."""
     async with embedded_primary() as db:
         yield db
+
+
+@pytest.fixture
+def syncd_factory(tmp_path: Path) -> Iterator[Any]:
+    """Make ``syncd run`` processes for a test; each is killed at the end if still running."""
+    made: list[SyncdProcess] = []
+
+    def make(primary: str, secondary: str, **extra: Any) -> SyncdProcess:
+        proc = SyncdProcess(tmp_path, primary, secondary, **extra)
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.stop()

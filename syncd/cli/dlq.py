@@ -28,7 +28,7 @@ from syncd.config import Config
 from syncd.durations import parse_duration
 from syncd.keys import canonical
 from syncd.pipeline.deadletter import DeadLetter, DeadLetterFile, filter_letters
-from syncd.service.replicator import state_files
+from syncd.pipeline.statedir import state_files
 from syncd.surreal.endpoints import open_connection
 from syncd.tools.replay import ReplayResult, remove_letters, replay
 from syncd.words import ago, at, plural

@@ -13,7 +13,7 @@ from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, res
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the replication daemon: tail the primary's changefeeds into the secondary."""
-    from syncd.service.daemon import run_daemon  # the daemon's imports are not needed elsewhere
+    from syncd.service.entry import run_daemon  # the daemon's imports are not needed elsewhere
 
     with handle_errors():
         cfg = load_cli_config(config)

@@ -1,9 +1,8 @@
 """Durable FIFO overflow of operations: the spool.
 
-Segment files (format in :mod:`syncd.pipeline.segments`) are read in lexical order:
-tails count up from 10**12, :meth:`Spool.prepend` heads count down, so
-in-memory operations saved at shutdown (older than the spool's content) come
-first.
+Segment files (format in :mod:`syncd.pipeline.segments`) are read in lexical
+order: tails count up from 10**12, :meth:`Spool.prepend` heads count down, so
+in-memory operations saved at shutdown (older than the spool's content) come first.
 
 Reading and confirming are separate, so an operation leaves the disk only once
 the consumer is done with it. :meth:`Spool.read` moves an in-memory cursor;
@@ -30,9 +29,8 @@ reads the head (sorted), then the unread rest: one FIFO, no seq twice. Only a
 crash between that prepend and ``head.json`` recording the confirm delivers
 the head's operations again from their old segment as well (same seqs).
 
-An append is one ``write()`` to the OS per segment it touches (a killed
-process loses nothing); fsync waits for :meth:`Spool.sync`, which runs outside
-the lock. Damage is logged, never fatal: a torn tail is truncated (cut bytes
+An append is one ``write()`` per segment it touches (a killed process loses
+nothing); fsync waits for :meth:`Spool.sync`, outside the lock. Damage is logged, never fatal: a torn tail is truncated (cut bytes
 kept in ``corrupt/``), a segment failing its CRC is moved to ``corrupt/``.
 """
 
@@ -52,6 +50,7 @@ from syncd.errors import SpoolCorrupt
 from syncd.pipeline.segments import (
     FRAME,
     HEADER,
+    MAGIC,
     NAME,
     Segment,
     crc,
@@ -61,7 +60,6 @@ from syncd.pipeline.segments import (
     scan,
     write_all,
 )
-from syncd.pipeline.segments import MAGIC as MAGIC  # re-exported for syncd.tools.status
 from syncd.sink.operation import Operation
 
 log = structlog.get_logger(__name__)
@@ -69,8 +67,6 @@ log = structlog.get_logger(__name__)
 TAIL_BASE = 10**12
 CHECKPOINT_EVERY = 1024
 _STATE = "head.json"
-# The format under the names syncd.tools.status reads the spool by (MAGIC too).
-_HEADER, _FRAME, _NAME = HEADER, FRAME, NAME
 
 
 class Spool:

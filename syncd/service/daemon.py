@@ -41,18 +41,17 @@ import structlog
 from syncd.capture.backfill import copy_tables, primary_connection, start_backfill
 from syncd.capture.changefeed import (
     ChangefeedReader,
-    fix_statement,
     parse_entries,
-    retention_of,
     sequence_of,
     to_operations,
 )
 from syncd.capture.checkpoint import Checkpoint, CheckpointFile, out_of_retention
+from syncd.capture.feedtables import FeedTables
 from syncd.config import Config, load_config
-from syncd.errors import ConfigError, PrimaryUnavailable, SyncdError
-from syncd.logs import configure_logging
+from syncd.errors import ConfigError, PrimaryUnavailable
 from syncd.service.replicator import Replicator
 from syncd.service.sdnotify import Notifier
+from syncd.service.stopping import Stopped, unless_stopped
 
 log = structlog.get_logger("syncd.service.daemon")
 T = TypeVar("T")
@@ -61,7 +60,6 @@ _READ_LIMIT = 1000
 _CHECKPOINT_INTERVAL = 1.0
 _STATUS_INTERVAL = 5.0
 _TABLE_SCAN_INTERVAL = 10.0
-_INTERNAL_PREFIX = "syncd_"
 
 
 class Daemon:
@@ -85,7 +83,7 @@ class Daemon:
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)
         self.checkpoints = CheckpointFile(config.state_path)
         self._stop = anyio.Event()
-        self._tables: dict[str, str] = {}
+        self.feeds = FeedTables(config, self.reader)
         self._newest_seen: int | None = None
         self._saved: Checkpoint | None = None
         self.rep.status_extra = self._status_extra
@@ -108,7 +106,7 @@ class Daemon:
                 except ConfigError:
                     tg.cancel_scope.cancel()
                     raise
-                except _Stopped:
+                except Stopped:
                     pass
                 if not self._stop.is_set():
                     self.rep.mark_ready()
@@ -130,40 +128,15 @@ class Daemon:
         await self._wait_primary()
         if self._stop.is_set():
             return
-        self._tables = await self._ensure_changefeeds()
+        await self.feeds.ensure(self._retry_primary)
         checkpoint = await anyio.to_thread.run_sync(self.checkpoints.load)
         checkpoint = await self._maybe_backfill(checkpoint)
         self._saved = checkpoint
         self._newest_seen = checkpoint.position
 
     async def _unless_stopped(self, step: Callable[[], Awaitable[None]]) -> None:
-        """Run ``step``; a stop request cancels it and raises :class:`_Stopped`.
-
-        Start-up and table adoption can wait on the secondary (a backfill
-        chunk must be applied before the next); SIGTERM must not.
-        """
-        finished = False
-        failure: SyncdError | None = None
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                await self._stop.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch)
-            try:
-                await step()
-                finished = True
-            except _Stopped:
-                pass
-            except SyncdError as exc:
-                # Re-raised bare after the group, not as an ExceptionGroup.
-                failure = exc
-            tg.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        if not finished:
-            raise _Stopped
+        """Run ``step``; a stop request cancels it and raises :class:`Stopped`."""
+        await unless_stopped(self._stop, step)
 
     async def _wait_primary(self) -> None:
         with anyio.move_on_after(self.config.connect_timeout):
@@ -182,42 +155,14 @@ class Daemon:
 
     # -- changefeeds -------------------------------------------------------
 
-    def _wanted(self, tables: dict[str, str]) -> list[str]:
-        if self.config.tables is not None:
-            return list(self.config.tables)
-        return [t for t in tables if not t.startswith(_INTERNAL_PREFIX)]
-
-    async def _ensure_changefeeds(self) -> dict[str, str]:
-        tables = await self._retry_primary(self.reader.tables)
-        retention = self.config.changefeed_retention
-        for table in self._wanted(tables):
-            definition = tables.get(table)
-            if definition is not None and retention_of(definition) is not None:
-                continue
-            if not self.config.changefeed_auto_enable:
-                raise ConfigError(
-                    f"table {table} has no changefeed; run on the primary: "
-                    f"{fix_statement(table, retention)} (or set changefeed_auto_enable: true)"
-                )
-            if definition is None:
-                definition = f"DEFINE TABLE {table} TYPE ANY SCHEMALESS PERMISSIONS NONE"
-            await self._retry_primary(partial(self.reader.enable, definition, retention))
-            log.info("changefeed_enabled", table=table, retention=retention)
-        return await self._retry_primary(self.reader.tables)
-
-    def _feed_retention(self) -> float:
-        values = [retention_of(self._tables.get(t, "")) for t in self._wanted(self._tables)]
-        known = [v for v in values if v is not None]
-        return min(known) if known else self.config.changefeed_retention
-
     async def _maybe_backfill(self, checkpoint: Checkpoint | None) -> Checkpoint:
         if checkpoint is not None and checkpoint.backfill is None:
-            if not out_of_retention(checkpoint.saved_at, self._feed_retention(), time.time()):
+            if not out_of_retention(checkpoint.saved_at, self.feeds.retention(), time.time()):
                 return checkpoint
             log.warning(
                 "checkpoint_out_of_retention",
                 saved_at=checkpoint.saved_at,
-                retention=self._feed_retention(),
+                retention=self.feeds.retention(),
             )
             checkpoint = None
         if checkpoint is None or checkpoint.backfill is None:
@@ -229,7 +174,7 @@ class Daemon:
         checkpoint = await copy_tables(
             primary=self.primary,
             intake=self.rep,
-            tables=self._wanted(self._tables),
+            tables=self.feeds.wanted(),
             checkpoint=checkpoint,
             save=self._save,
             query_seconds=self.config.write_timeout,
@@ -250,11 +195,7 @@ class Daemon:
                 tables = await self.reader.tables()
             except PrimaryUnavailable:
                 continue
-            new = [
-                t
-                for t in self._wanted(tables)
-                if t not in self._tables or retention_of(tables[t]) is None
-            ]
+            new = self.feeds.new_in(tables)
             if new:
                 self._pending_new_tables = new
 
@@ -267,7 +208,7 @@ class Daemon:
         after the enable) are read after their copy is applied.
         """
         new, self._pending_new_tables = self._pending_new_tables or [], None
-        self._tables = await self._ensure_changefeeds()
+        await self.feeds.ensure(self._retry_primary)
         checkpoint = Checkpoint(position=None, backfill=start_backfill(0))
         await copy_tables(
             primary=self.primary,
@@ -293,7 +234,7 @@ class Daemon:
                         await self._unless_stopped(
                             partial(self._guard_primary, self._adopt_new_tables)
                         )
-                    except _Stopped:
+                    except Stopped:
                         break
                 room = self.rep.room()
                 if room <= 0:
@@ -325,7 +266,7 @@ class Daemon:
             tg.cancel_scope.cancel()
 
     def _replicates(self, table: str) -> bool:
-        return self.config.replicates(table) and not table.startswith(_INTERNAL_PREFIX)
+        return self.feeds.replicates(table)
 
     async def _sleep_or_stop(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -346,7 +287,7 @@ class Daemon:
                 log.warning("primary_unavailable", error=str(exc))
                 await self._wait_primary()
                 if self._stop.is_set():
-                    raise _Stopped from exc
+                    raise Stopped from exc
 
     # -- checkpoint ----------------------------------------------------------
 
@@ -428,40 +369,6 @@ class Daemon:
         log.info("reloaded", log_level=fresh.log_level)
 
 
-class _Stopped(Exception):
-    """A stop was requested while start-up waited for the primary."""
-
-
 async def _discard_checkpoint(_: Checkpoint) -> None:
     """New tables adopted while running need no resumable state: a crash
     before the next checkpoint re-reads their feed from the saved position."""
-
-
-def run_daemon(config: Config, config_path: Path | None = None) -> int:
-    """Entry point of ``syncd run``: configure logging, run the daemon, return its exit code."""
-
-    def reload_logging(fresh: Config) -> None:
-        configure_logging(fresh.log_level, fresh.log_json)
-
-    configure_logging(config.log_level, config.log_json)
-    daemon = Daemon(config, config_path=config_path, reload_logging=reload_logging)
-    try:
-        return anyio.run(daemon.run)
-    except BaseExceptionGroup as group:
-        # Task groups wrap what their tasks raise; a user's mistake (a
-        # ConfigError) must still reach the CLI as one clear line.
-        mistake = _first_syncd_error(group)
-        if mistake is not None:
-            raise mistake from None
-        raise
-
-
-def _first_syncd_error(group: BaseExceptionGroup[BaseException]) -> SyncdError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, SyncdError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_syncd_error(exc)
-            if found is not None:
-                return found
-    return None

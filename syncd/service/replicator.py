@@ -21,11 +21,9 @@ spool's head, where the next start picks it up in order.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -41,6 +39,7 @@ from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.queue import SyncQueue
 from syncd.pipeline.spool import Spool
+from syncd.pipeline.statedir import lock, state_files
 from syncd.pipeline.worker import Worker, WorkerSettings
 from syncd.reads.merged import MergedReads
 from syncd.service.httpserver import HttpEndpoint
@@ -54,29 +53,6 @@ log = structlog.get_logger("syncd.service.replicator")
 _RETRY_CAP = 300.0
 # Counters whose last-minute rates status() reports (Metrics.snapshot() names).
 _RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
-
-
-def state_files(state_dir: Path) -> tuple[Path, Path]:
-    """Where the spool and the dead-letter file live under ``state_dir``."""
-    return state_dir / "spool", state_dir / "deadletters.jsonl"
-
-
-def _lock(path: Path) -> int:
-    """Take the spool's lock, or raise a ConfigError naming the directory.
-
-    Two processes sharing a spool would read, delete and overwrite each
-    other's segments; the second one is refused instead.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConfigError(
-            f"state_dir {path.parent}: {path.stem} is in use by another syncd process; "
-            "stop it, or give this one its own state_dir"
-        ) from None
-    return fd
 
 
 class Replicator:
@@ -171,7 +147,7 @@ class Replicator:
         state = self.config.state_path
         state.mkdir(parents=True, exist_ok=True)
         os.chmod(state, 0o700)
-        self._lock_fd = _lock(self._lock_path)
+        self._lock_fd = lock(self._lock_path)
         try:
             await anyio.to_thread.run_sync(self.queue.open)
         except BaseException:

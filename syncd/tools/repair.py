@@ -27,7 +27,8 @@ from typing import Any
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.service.replicator import Replicator, state_files
+from syncd.pipeline.statedir import state_files
+from syncd.service.replicator import Replicator
 from syncd.surreal.endpoints import Caller
 from syncd.tools.verify import Progress, Verifier, VerifyOptions, VerifyReport
 

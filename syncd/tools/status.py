@@ -28,7 +28,7 @@ from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.segments import HEADER, NAME, scan
-from syncd.service.replicator import state_files
+from syncd.pipeline.statedir import state_files
 
 __all__ = ["STATUS_TIMEOUT", "count_spool", "fetch_daemon_status", "gather", "status_url"]
 

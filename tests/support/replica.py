@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ import anyio
 from surrealdb import AsyncSurreal
 
 from syncd.config import Config
+from syncd.pipeline.spool import Spool
 
 NAMESPACE = "replica"
 DATABASE = "main"
@@ -84,3 +86,20 @@ async def secondary_rows(url: str, table: str) -> dict[str, dict[str, Any]]:
 def without(rows: Mapping[str, Mapping[str, Any]], *fields: str) -> dict[str, dict[str, Any]]:
     """The rows with some fields dropped (for natural-key comparisons)."""
     return {k: {f: v for f, v in r.items() if f not in fields} for k, r in rows.items()}
+
+
+def dead_url() -> str:
+    """A ws:// URL on which nothing listens (a secondary that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"ws://127.0.0.1:{s.getsockname()[1]}"
+
+
+def spooled_count(state: Path) -> int:
+    """How many operations the spool under ``state`` holds (as the next start finds them)."""
+    spool = Spool(state / "spool")
+    spool.open()
+    try:
+        return len(spool)
+    finally:
+        spool.close()

@@ -10,9 +10,8 @@ from syncd.reads.statements import (
     is_read_only,
     parse,
     result_index,
-    split_statements,
-    tokenize,
 )
+from syncd.reads.tokens import split_statements, tokenize
 
 
 def one(sql: str) -> Statement:

@@ -11,6 +11,7 @@ from syncd.pipeline.lanes import lane_for
 from syncd.pipeline.queue import SyncQueue
 from syncd.pipeline.spool import Spool
 from syncd.sink.operation import Operation
+from tests.support.replica import spooled_count
 
 
 def op(key: str, v: int, position: int | None = None) -> Operation:
@@ -147,3 +148,22 @@ async def test_a_failing_disk_keeps_operations_in_memory_in_order(
         out = await drain(queue, 0, limit=1200)
         tg.cancel_scope.cancel()
     assert [o.record["v"] for o in out] == list(range(1200))
+
+
+async def test_spooled_operations_survive_a_crash_after_refill(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    ops = [op(f"k{v}", v) for v in range(1, 11)]
+    for seq, each in enumerate(ops, 1):
+        each.seq = seq
+    spool.append(ops)
+    spool.close()  # fsynced: durable
+    queue = SyncQueue(lanes=1, capacity=100, spool=Spool(tmp_path / "spool"))
+    queue.open()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queue.run)
+        taken = await queue.take(0, 100, 0, 2)
+        tg.cancel_scope.cancel()
+    assert len(taken) == 10  # in a worker's hands, not applied yet
+    # SIGKILL now: no persist(), no close(). What does the next start find?
+    assert spooled_count(tmp_path) == 10

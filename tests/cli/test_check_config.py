@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # tests/
 ROOT = HERE.parent
 BAD = sorted((HERE / "configs" / "bad").glob("*.yaml"))
 GOOD = [*sorted((HERE / "configs" / "good").glob("*.yaml")), ROOT / "config" / "syncd.example.yaml"]

@@ -8,164 +8,25 @@ through syncd. Each test then waits for the secondary to equal the primary.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import yaml
-from surrealdb import AsyncSurreal
 
-from tests.support.replica import DATABASE, NAMESPACE, rows_by_id, secondary_rows
+from tests.support.daemon import (
+    connect,
+    converge,
+    events_daemon,
+)
+from tests.support.replica import secondary_rows
 from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-APP_NS, APP_DB = "app", "main"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class SyncdProcess:
-    """``python -m syncd run`` with a config in tmp_path."""
-
-    def __init__(self, tmp_path: Path, primary: str, secondary: str, **extra: Any) -> None:
-        self.port = free_port()
-        self.config = tmp_path / "syncd.yaml"
-        self.state = tmp_path / "state"
-        data = {
-            "primary_url": primary,
-            "primary_user": "root",
-            "primary_pass": "root",
-            "primary_namespace": APP_NS,
-            "primary_database": APP_DB,
-            "secondary_url": secondary,
-            "secondary_user": "root",
-            "secondary_pass": "root",
-            "secondary_namespace": NAMESPACE,
-            "secondary_database": DATABASE,
-            "state_dir": str(self.state),
-            "metrics_listen": f"127.0.0.1:{self.port}",
-            "health_check_interval": "1s",
-            "reconnect_backoff": "500ms",
-            "connect_timeout": "2s",
-            "write_timeout": "3s",
-            "changefeed_poll_interval": "50ms",
-            "drain_timeout": "10s",
-            "log_json": True,
-            **extra,
-        }
-        self.config.write_text(yaml.safe_dump(data))
-        self.log = tmp_path / "syncd.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, env: dict[str, str] | None = None) -> None:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "run", "-c", str(self.config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        log.close()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            if self.http("/readyz")[0] == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"syncd never became ready:\n{self.log.read_text()}")
-
-    def http(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:
-            return 0, ""
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def syncd_factory(tmp_path: Path) -> Iterator[Any]:
-    made: list[SyncdProcess] = []
-
-    def make(primary: str, secondary: str, **extra: Any) -> SyncdProcess:
-        proc = SyncdProcess(tmp_path, primary, secondary, **extra)
-        made.append(proc)
-        return proc
-
-    yield make
-    for proc in made:
-        proc.stop()
-
-
-async def connect(url: str) -> Any:
-    db: Any = AsyncSurreal(url)
-    with anyio.fail_after(10):
-        await db.connect()
-        await db.signin({"username": "root", "password": "root"})
-        await db.use(APP_NS, APP_DB)
-    return db
-
-
-async def events_daemon(
-    primary: ServerProcess, secondary: ServerProcess, factory: Any, **extra: Any
-) -> tuple[Any, SyncdProcess]:
-    """A primary connection with a changefeed on ``events``, and syncd running and ready."""
-    db = await connect(primary.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    syncd = factory(primary.url, secondary.url, tables={"events": {}}, **extra)
-    syncd.start()
-    syncd.wait_ready()
-    return db, syncd
-
-
-async def converge(primary: Any, secondary_url: str, table: str, within: float = 60) -> None:
-    """Wait until the secondary holds every record of ``table`` exactly as the primary."""
-    expected = await rows_by_id(primary, table)
-    deadline = time.monotonic() + within
-    replica: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            replica = await secondary_rows(secondary_url, table)
-        except Exception:  # the secondary may be restarting
-            replica = {}
-        if all(replica.get(k) == v for k, v in expected.items()):
-            return
-        await anyio.sleep(0.3)
-    missing = [k for k, v in expected.items() if replica.get(k) != v]
-    raise AssertionError(f"{len(missing)} of {len(expected)} records differ, e.g. {missing[:3]}")
 
 
 async def test_raw_queries_and_return_none_replicate_and_sigterm_drains(
@@ -349,3 +210,71 @@ async def test_primary_restarted_during_the_stream_and_a_second_signal_exits_at_
     syncd.wait_ready()
     await converge(db, secondary_server.url, "events")
     await db.close()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+async def test_sigterm_during_backfill_with_secondary_down_exits(
+    primary_server: ServerProcess,
+    secondary_server: ServerProcess,
+    syncd_factory: Any,
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    await db.query("FOR $i IN 1..50 { CREATE type::thing('events', $i) SET n = $i }")
+    await db.close()
+    secondary_server.stop()
+    syncd = syncd_factory(
+        primary_server.url, secondary_server.url, tables={"events": {}}, drain_timeout="2s"
+    )
+    syncd.start()
+    deadline = time.monotonic() + 30
+    while "backfill_table_started" not in syncd.log.read_text():
+        assert time.monotonic() < deadline, syncd.log.read_text()
+        assert syncd.proc.poll() is None, syncd.log.read_text()
+        await anyio.sleep(0.1)
+    await anyio.sleep(0.5)
+    syncd.proc.send_signal(signal.SIGTERM)
+    try:
+        code = syncd.proc.wait(15)  # drain_timeout 2 s + margin
+    except subprocess.TimeoutExpired:
+        raise AssertionError("syncd ignored SIGTERM for 15 s during backfill") from None
+    assert code == 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+async def test_primary_outage_during_backfill_is_waited_out(
+    primary_server: ServerProcess,
+    secondary_server: ServerProcess,
+    syncd_factory: Any,
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    await db.query("FOR $i IN 1..2500 { CREATE type::thing('events', $i) SET n = $i }")
+    await db.close()
+    secondary_server.stop()  # the first chunk waits to be applied
+    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+    syncd.start()
+    deadline = time.monotonic() + 30
+    while "backfill_table_started" not in syncd.log.read_text():
+        assert time.monotonic() < deadline, syncd.log.read_text()
+        await anyio.sleep(0.1)
+    await anyio.sleep(0.5)
+    primary_server.kill()  # a primary blip...
+    secondary_server.start()  # ...just when the next chunk is due
+    deadline = time.monotonic() + 30
+    while "backfill_waiting_for_primary" not in syncd.log.read_text():
+        code = syncd.proc.poll()
+        assert code is None, (
+            f"syncd exited {code} on a primary outage:\n{syncd.log.read_text()[-800:]}"
+        )
+        assert time.monotonic() < deadline, syncd.log.read_text()[-800:]
+        await anyio.sleep(0.1)
+    primary_server.start()  # the primary is back: the copy goes on and completes
+    db = await connect(primary_server.url)
+    try:
+        await converge(db, secondary_server.url, "events", within=90)
+    finally:
+        await db.close()
+    assert syncd.proc.poll() is None

@@ -13,16 +13,20 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 
+from syncd.errors import ConfigError
 from syncd.pipeline.spool import Spool
 from syncd.service.replicator import Replicator
 from tests.support.replica import (
     connect_secondary,
+    dead_url,
     make_config,
     rows_by_id,
     secondary_rows,
+    spooled_count,
 )
 from tests.support.server import ServerProcess
 
@@ -322,3 +326,80 @@ async def test_a_taken_metrics_port_does_not_stop_an_application(
             await rep.wrap(primary).create(RecordID("events", 1), {"n": 1})
             await rep.flush(timeout=30)
     assert list(await secondary_rows(secondary_server.url, "events")) == ["events:1"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+async def test_dead_letter_write_failure_does_not_cancel_the_application(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    admin = await connect_secondary(secondary_server.url)
+    await admin.query("DEFINE TABLE strict SCHEMAFULL; DEFINE FIELD n ON strict TYPE int")
+    await admin.close()
+    finished_body = False
+    async with replicator(tmp_path, secondary_server.url, sync_max_retries=1) as rep:
+        db = rep.wrap(primary)
+        # The dead-letter file cannot be written (stands in for ENOSPC/EIO: the
+        # spool may well have filled the disk during the outage).
+        (tmp_path / "state" / "deadletters.jsonl").mkdir()
+        await db.create(RecordID("strict", 1), {"n": "not a number"})
+        for i in range(2, 20):
+            await db.create(RecordID("strict", i), {"n": i})
+            await anyio.sleep(0.1)  # the application goes on with its work
+        finished_body = True
+    assert finished_body
+    # The refused record was neither dead-lettered nor dropped: it waits in the spool.
+    assert spooled_count(tmp_path / "state") >= 1
+
+
+async def test_two_openers_of_one_spool_lose_nothing_or_are_refused(tmp_path: Path) -> None:
+    first = replicator(tmp_path, dead_url())
+    second = replicator(tmp_path, dead_url())
+    async with first:
+        with pytest.raises(ConfigError, match="in use by another syncd process"):
+            async with second:
+                pass
+    async with second:  # free again once the first has stopped
+        pass
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+async def test_a_write_after_shutdown_does_not_fail_the_application(
+    tmp_path: Path, primary: Any
+) -> None:
+    async with replicator(tmp_path, dead_url(), drain_timeout="1s") as rep:
+        db = rep.wrap(primary)
+    # e.g. a request handler still running in the application's outer task group
+    await db.create(RecordID("events", "late"), {"n": 1})
+    assert await primary.select(RecordID("events", "late"))
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+async def test_batch_failure_log_does_not_contain_record_contents(
+    tmp_path: Path, secondary_server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = structlog.get_config()
+    structlog.reset_defaults()  # what an application that never configured structlog runs
+    try:
+        async with replicator(
+            tmp_path, secondary_server.url, sync_max_retries=100, sync_workers=1
+        ) as rep:
+            secret = {"id": RecordID("users", "u1"), "api_token": "hunter2-very-secret"}
+            unencodable = {"id": RecordID("users", "u2"), "blob": object()}
+            rep.capture([secret, unencodable])
+            text = ""
+            with anyio.fail_after(20):  # a worker fails the batch and logs it
+                while "batch_failed" not in text:
+                    await anyio.sleep(0.05)
+                    seen = capsys.readouterr()
+                    text += seen.out + seen.err
+            # The unencodable record cannot be spooled at shutdown either.
+            rep.queue.persist = lambda: 0  # type: ignore[method-assign]
+        out = capsys.readouterr()
+    finally:
+        structlog.configure(**saved)
+    text += out.out + out.err
+    assert "batch_failed" in text
+    assert "hunter2-very-secret" not in text

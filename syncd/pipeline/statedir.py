@@ -1,0 +1,34 @@
+"""The state directory: where the spool and the dead-letter file live, and who may use them."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from syncd.errors import ConfigError
+
+__all__ = ["lock", "state_files"]
+
+
+def state_files(state_dir: Path) -> tuple[Path, Path]:
+    """Where the spool and the dead-letter file live under ``state_dir``."""
+    return state_dir / "spool", state_dir / "deadletters.jsonl"
+
+
+def lock(path: Path) -> int:
+    """Take the spool's lock, or raise a ConfigError naming the directory.
+
+    Two processes sharing a spool would read, delete and overwrite each
+    other's segments; the second one is refused instead.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"state_dir {path.parent}: {path.stem} is in use by another syncd process; "
+            "stop it, or give this one its own state_dir"
+        ) from None
+    return fd
