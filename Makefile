@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit integration clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/syncd demo
 
+# The whole suite; CI prints the 15 slowest tests so creeping ones are seen.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
+
+# Everything not marked `integration` (no processes, no served engines): seconds.
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not integration" --durations=5
+
+integration: $(STAMP)
+	$(BIN)/pytest -q -m integration --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check syncd tests bench

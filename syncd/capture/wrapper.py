@@ -27,12 +27,17 @@ from typing import Any
 
 import structlog
 
+from syncd.capture.races import RaceGuard
 from syncd.pipeline.intake import Intake
 from syncd.reads.merged import MergedReads, rows_of
 from syncd.reads.statements import Statement, is_read_only, parse, result_index
 from syncd.surreal.results import first_result
 
 log = structlog.get_logger("syncd.capture.wrapper")
+
+# Read-backs of one racing record per write; a writer that keeps racing is
+# read back by whichever write finishes last, so a bound loses nothing.
+_MAX_READ_BACKS = 5
 
 
 def _copy(value: Any) -> Any:
@@ -57,6 +62,7 @@ class ReplicatedConnection:
         self._primary = primary
         self._intake = intake
         self._reads = reads
+        self._races = RaceGuard()
 
     @property
     def primary(self) -> Any:
@@ -70,9 +76,39 @@ class ReplicatedConnection:
     # -- writes ------------------------------------------------------------
 
     async def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = await getattr(self._primary, method)(*args, **kwargs)
-        self._intake.capture(rows_of(result), copy=_copy)
+        ticket = self._races.begin()
+        try:
+            result = await getattr(self._primary, method)(*args, **kwargs)
+        finally:
+            self._races.end(ticket)
+        await self._capture(rows_of(result), ticket)
         return result
+
+    async def _capture(self, rows: list[Mapping[str, Any]], ticket: int) -> None:
+        """Capture ``rows``; read back from the primary any whose write raced another."""
+        raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
+        self._intake.capture(rows, copy=_copy)
+        for _ in range(_MAX_READ_BACKS):
+            if not raced:
+                return
+            # Both racing writes have committed by now: the primary's current
+            # state is at least as new as either, and it is captured last.
+            ticket = self._races.begin()
+            try:
+                fresh = [await self._primary.select(rid) for rid in raced]
+            finally:
+                self._races.end(ticket)
+            rows = [row for result in fresh for row in rows_of(result)]
+            raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
+            self._intake.capture(rows, source="readback", copy=_copy)
+        if raced:
+            # Still racing after several read-backs: the writer that raced
+            # last reads back on its own, so the newest state still arrives.
+            log.debug("readback_still_racing", records=len(raced))
+
+    def _ambiguous(self, row: Mapping[str, Any], ticket: int) -> bool:
+        rid = row.get("id")
+        return rid is not None and self._races.captured(str(rid), ticket)
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
         """``create`` on the primary; the created record is replicated."""
@@ -108,8 +144,12 @@ class ReplicatedConnection:
 
     async def query_raw(self, query: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
         """``query_raw`` on the primary; records its write statements return are captured."""
-        response = await self._primary.query_raw(query, params, **kw)
-        self._capture_statements(parse_safely(query), response)
+        ticket = self._races.begin()
+        try:
+            response = await self._primary.query_raw(query, params, **kw)
+        finally:
+            self._races.end(ticket)
+        await self._capture_statements(parse_safely(query), response, ticket)
         return response
 
     async def query(self, query: str, vars: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -130,12 +170,18 @@ class ReplicatedConnection:
                 self._reads.count("primary_only_unsupported")
             response = await self._primary.query_raw(query, vars, **kw)
         else:
-            response = await self._primary.query_raw(query, vars, **kw)
-            self._capture_statements(statements, response)
+            ticket = self._races.begin()
+            try:
+                response = await self._primary.query_raw(query, vars, **kw)
+            finally:
+                self._races.end(ticket)
+            await self._capture_statements(statements, response, ticket)
         # The SDK's own checks, so errors are exactly the ones it raises.
         return first_result(response)
 
-    def _capture_statements(self, statements: list[Statement] | None, response: Any) -> None:
+    async def _capture_statements(
+        self, statements: list[Statement] | None, response: Any, ticket: int
+    ) -> None:
         if not isinstance(response, Mapping) or not isinstance(response.get("result"), list):
             return
         results: list[Any] = response["result"]
@@ -153,7 +199,7 @@ class ReplicatedConnection:
             if not isinstance(result, Mapping) or result.get("status") != "OK":
                 continue
             if statement.captures_records:
-                self._intake.capture(rows_of(result.get("result")), copy=_copy)
+                await self._capture(rows_of(result.get("result")), ticket)
             elif statement.kind != "DELETE":
                 self._intake.count_uncaptured(
                     f"return_{(statement.returns or statement.kind).lower()}"

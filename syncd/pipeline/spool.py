@@ -30,8 +30,9 @@ crash between that prepend and ``head.json`` recording the confirm delivers
 the head's operations again from their old segment as well (same seqs).
 
 An append is one ``write()`` per segment it touches (a killed process loses
-nothing); fsync waits for :meth:`Spool.sync`, outside the lock. Damage is logged, never fatal: a torn tail is truncated (cut bytes
-kept in ``corrupt/``), a segment failing its CRC is moved to ``corrupt/``.
+nothing); fsync waits for :meth:`Spool.sync`, outside the lock. Damage is
+logged, never fatal: a torn tail is truncated (cut bytes kept in
+``corrupt/``), a segment failing its CRC is moved to ``corrupt/``.
 """
 
 from __future__ import annotations

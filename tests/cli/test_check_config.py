@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Each case runs `python -m syncd` as a real process (about a second each).
+pytestmark = pytest.mark.integration
+
 HERE = Path(__file__).resolve().parent.parent  # tests/
 ROOT = HERE.parent
 BAD = sorted((HERE / "configs" / "bad").glob("*.yaml"))
