@@ -23,7 +23,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -48,6 +48,7 @@ from syncd.configvalues import (
     Bool,
     Duration,
     DurationOrZero,
+    FieldName,
     FieldNames,
     KeyFields,
     LogLevel,
@@ -96,6 +97,20 @@ class TableConfig(BaseModel):
 
     volatile_fields: FieldNames = []
     """Fields ``verify`` ignores in this table (on top of the global ``volatile_fields``)."""
+
+    version: FieldName | None = None
+    """A field that orders a record's versions (e.g. ``updated_at``): a secondary never
+    replaces a record with one whose version is older, whatever process or path sent it."""
+
+    prefer: Literal["primary", "newest"] = "primary"
+    """Merged reads: the primary's row wins (``primary``), or the one with the newer
+    ``version`` (``newest``; the primary on a tie)."""
+
+    @model_validator(mode="after")
+    def _newest_needs_a_version(self) -> TableConfig:
+        if self.prefer == "newest" and self.version is None:
+            raise ValueError("prefer: newest needs a version field (version: updated_at)")
+        return self
 
 
 class Config(BaseModel):
@@ -272,6 +287,11 @@ class Config(BaseModel):
         """The one key rule of this config (see :class:`syncd.keys.KeyRule`)."""
         tables = self.tables or {}
         return KeyRule({name: options.key for name, options in tables.items()})
+
+    def versions(self) -> dict[str, str]:
+        """The tables that declare a ``version`` field, and that field."""
+        tables = self.tables or {}
+        return {name: t.version for name, t in tables.items() if t.version is not None}
 
     def table_volatile_fields(self, table: str) -> list[str]:
         """Fields ``verify`` ignores in ``table``: the global list, then the table's own."""

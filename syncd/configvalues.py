@@ -312,6 +312,7 @@ Bool = Annotated[bool, BeforeValidator(_bool)]
 TableName = Annotated[str, BeforeValidator(_identifier("table name", echo=False))]
 KeyFields = Annotated[list[str], BeforeValidator(_field_names(non_empty=True))]
 FieldNames = Annotated[list[str], BeforeValidator(_field_names(non_empty=False))]
+FieldName = Annotated[str, BeforeValidator(_identifier("field name"))]
 LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_log_level)]
 
 

@@ -96,6 +96,7 @@ class Replicator:
         self._executor = Executor(
             self.secondary,
             keys=self.keys,
+            versions=config.versions(),
             write_timeout=config.write_timeout,
             metrics=self.metrics,
         )

@@ -23,53 +23,15 @@ from typing import Any
 
 from surrealdb.connections.async_ws import AsyncWsSurrealConnection
 
+from syncd.config import is_identifier
 from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.sink.operation import Operation, group_by_table
+from syncd.sink.upserts import build_statement
 from syncd.surreal.codec import fast_encode
 from syncd.surreal.connection import ManagedConnection
 
 Rejected = list[tuple[Operation, str]]
-
-_BY_ID_FOR = "FOR $r IN ${rows} {{ UPSERT $r.id CONTENT $r RETURN NONE }}"
-_BY_ID_ONE = "UPSERT ${row}.id CONTENT ${row} RETURN NONE"
-
-
-def _natural(var: str, table_var: str, fields: Sequence[str]) -> str:
-    """An UPSERT by natural key of ``{var}`` = ``{"id": ..., "content": {...}}``."""
-    where = " AND ".join(f"{f} = {var}.content.{f}" for f in fields)
-    # Look the key up first: UPSERT ... WHERE on a miss would invent a new id,
-    # and CONTENT carrying the primary's id fails on a hit with another id.
-    return (
-        f"IF array::len(SELECT VALUE id FROM type::table({table_var}) WHERE {where} LIMIT 1) > 0 "
-        f"{{ UPSERT type::table({table_var}) CONTENT {var}.content WHERE {where} RETURN NONE }} "
-        f"ELSE {{ UPSERT {var}.id CONTENT {var}.content RETURN NONE }}"
-    )
-
-
-def _relation(var: str) -> str:
-    # UPSERT cannot write a graph edge (measured: "expected a RELATION"); an
-    # existing edge is replaced with UPDATE, a new one made with INSERT RELATION.
-    return (
-        f"IF record::exists({var}.id) {{ UPDATE {var}.id CONTENT {var} RETURN NONE }} "
-        f"ELSE {{ INSERT RELATION {var} RETURN NONE }}"
-    )
-
-
-def build_statement(
-    var: str, table_var: str, fields: Sequence[str] | None, *, many: bool, edge: bool = False
-) -> str:
-    """The SurrealQL that upserts the rows (``many``) or the row bound to ``$var``.
-
-    ``fields`` selects the natural-key form; ``edge`` the graph-edge form.
-    """
-    if edge:
-        return f"FOR $r IN ${var} {{ {_relation('$r')} }}" if many else _relation(f"${var}")
-    if not fields:
-        return _BY_ID_FOR.format(rows=var) if many else _BY_ID_ONE.format(row=var)
-    if many:
-        return f"FOR $r IN ${var} {{ {_natural('$r', table_var, fields)} }}"
-    return _natural(f"${var}", table_var, fields)
 
 
 def is_edge(record: Mapping[str, Any]) -> bool:
@@ -87,15 +49,23 @@ def _param(op: Operation, fields: Sequence[str] | None) -> dict[str, Any]:
 class _Group:
     """Operations of one table sent with one statement form."""
 
-    __slots__ = ("edge", "fields", "ops", "table")
+    __slots__ = ("edge", "fields", "ops", "table", "version")
 
     def __init__(
-        self, table: str, fields: Sequence[str] | None, ops: list[Operation], edge: bool
+        self,
+        table: str,
+        fields: Sequence[str] | None,
+        ops: list[Operation],
+        edge: bool,
+        version: str | None = None,
     ) -> None:
         self.table, self.fields, self.ops, self.edge = table, fields, ops, edge
+        self.version = version
 
     def statement(self, var: str, table_var: str, *, many: bool) -> str:
-        return build_statement(var, table_var, self.fields, many=many, edge=self.edge)
+        return build_statement(
+            var, table_var, self.fields, many=many, edge=self.edge, version=self.version
+        )
 
 
 async def query_raw(conn: Any, query: str, params: dict[str, Any]) -> Any:
@@ -132,6 +102,11 @@ def _statement_error(result: Any) -> str | None:
     return None
 
 
+def is_undefined_table(error: str) -> bool:
+    """Whether a statement failed because its table is not defined (3.x: NotFound)."""
+    return "does not exist" in error and "table" in error.lower()
+
+
 def _rpc_error(response: Mapping[str, Any]) -> str | None:
     error = response.get("error")
     if error is None:
@@ -151,9 +126,12 @@ class Executor:
         keys: KeyRule,
         write_timeout: float,
         metrics: Metrics | None = None,
+        versions: Mapping[str, str] | None = None,
     ) -> None:
+        """``versions`` maps a table to its version field: its upserts are conditional."""
         self._conn = conn
         self._keys = keys
+        self._versions = dict(versions or {})
         self._timeout = write_timeout
         self._metrics = metrics
 
@@ -181,35 +159,55 @@ class Executor:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(ops))
         rejected: Rejected = []
-        for group in self._failed_groups(response, groups):
+        for group, error in self._failed_groups(response, groups):
+            if error is not None and is_undefined_table(error):
+                await self._define_table(group.table)
             rejected.extend(await self._apply_one_by_one(group))
         return rejected
+
+    async def _define_table(self, table: str) -> None:
+        """Define ``table`` on the secondary, as writing to it would on 2.x.
+
+        3.x refuses to look a key up in a table it does not have (NotFound),
+        where 2.x reads it as empty; the natural-key and versioned forms look
+        up first. Only a plain identifier is spliced into the statement.
+        """
+        if not is_identifier(table):
+            return
+        await self._conn.call(
+            lambda c: query_raw(c, f"DEFINE TABLE IF NOT EXISTS {table}", {}), self._timeout
+        )
 
     def _groups(self, ops: Sequence[Operation]) -> list[_Group]:
         groups: list[_Group] = []
         for table, members in group_by_table(ops).items():
             fields = self._keys.fields(table) or None
+            version = self._versions.get(table)
             edges = [op for op in members if is_edge(op.record)]
             rest = [op for op in members if not is_edge(op.record)]
             natural = [op for op in rest if self._keys.natural(table, op.record)]
             by_id = [op for op in rest if not self._keys.natural(table, op.record)]
             for group in (
-                _Group(table, fields, natural, False),
-                _Group(table, None, by_id, False),
-                _Group(table, None, edges, True),
+                _Group(table, fields, natural, False, version),
+                _Group(table, None, by_id, False, version),
+                _Group(table, None, edges, True, version),
             ):
                 if group.ops:
                     groups.append(group)
         return groups
 
     @staticmethod
-    def _failed_groups(response: Mapping[str, Any], groups: list[_Group]) -> list[_Group]:
+    def _failed_groups(
+        response: Mapping[str, Any], groups: list[_Group]
+    ) -> list[tuple[_Group, str | None]]:
+        """The groups whose statement failed, with the error (``None``: unknown)."""
         if _rpc_error(response) is not None:
-            return groups
+            return [(g, None) for g in groups]
         results = response.get("result")
         if not isinstance(results, list) or len(results) != len(groups):
-            return groups
-        return [g for g, r in zip(groups, results, strict=True) if _statement_error(r) is not None]
+            return [(g, None) for g in groups]
+        failed = ((g, _statement_error(r)) for g, r in zip(groups, results, strict=True))
+        return [(g, error) for g, error in failed if error is not None]
 
     async def _apply_one_by_one(self, group: _Group) -> Rejected:
         statements: list[str] = []

@@ -126,7 +126,12 @@ async def replay(
     When a database becomes unreachable, the replay stops there
     (``result.error``); what was applied up to then is still removed.
     """
-    executor = Executor(secondary, keys=config.key_rule(), write_timeout=config.write_timeout)
+    executor = Executor(
+        secondary,
+        keys=config.key_rule(),
+        write_timeout=config.write_timeout,
+        versions=config.versions(),
+    )
     result = ReplayResult()
     size = config.sync_batch_size
     for start in range(0, len(letters), size):
