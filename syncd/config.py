@@ -293,6 +293,15 @@ class Config(BaseModel):
         tables = self.tables or {}
         return {name: t.version for name, t in tables.items() if t.version is not None}
 
+    def newest_fields(self) -> dict[str, str]:
+        """The tables whose merged reads prefer the newest row, and their version field."""
+        tables = self.tables or {}
+        return {
+            name: t.version
+            for name, t in tables.items()
+            if t.prefer == "newest" and t.version is not None
+        }
+
     def table_volatile_fields(self, table: str) -> list[str]:
         """Fields ``verify`` ignores in ``table``: the global list, then the table's own."""
         options = self.tables.get(table) if self.tables is not None else None

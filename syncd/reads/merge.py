@@ -6,8 +6,11 @@ The rules of this file:
    record" (record id, or a table's natural key; see ``syncd.keys``).
 2. The primary wins, entirely: when both sides hold a key, the primary's row
    is the answer and no field of the secondary's row leaks into it. The
-   primary is the source of truth; the secondary only fills in what the
-   primary no longer has.
+   primary is the source of truth; the secondaries only fill in what the
+   primary no longer has, the first in priority order first. A table may
+   prefer recency instead (``prefer: newest``): then the row whose version
+   field is greatest wins, a higher-precedence row on a tie, and it takes
+   the place of the row it beat.
 3. Rows without a key (projections without ``id``, ``SELECT VALUE`` shapes,
    aggregates) cannot be matched, so they are all kept, primary's first.
    Duplicate keys *within* one side keep their first row.
@@ -56,42 +59,65 @@ _RANK_NONE, _RANK_NULL, _RANK_BOOL, _RANK_NUMBER = 0, 1, 2, 3
 _RANK_STRING, _RANK_DATETIME, _RANK_OTHER = 4, 5, 6
 
 
+VersionFunc = Callable[[Mapping[str, Any]], str | None]
+"""Maps a row to its table's version field when the table prefers the newest row, else None."""
+
+
 def merge_rows(
     primary: Sequence[Mapping[str, Any]],
-    secondary: Sequence[Mapping[str, Any]],
+    secondary: Sequence[Mapping[str, Any]] = (),
     *,
     key: KeyFunc,
     order_by: Sequence[OrderTerm] = (),
     limit: int | None = None,
     start: int = 0,
+    others: Sequence[Sequence[Mapping[str, Any]]] = (),
+    newest: VersionFunc | None = None,
 ) -> list[dict[str, Any]]:
-    """Merge two result sets so that the primary wins every shared key.
+    """Merge result sets so that the primary wins every shared key.
 
+    ``secondary`` and then ``others`` are further secondaries' rows, in
+    priority order (the lowest priority number first). ``newest`` names the
+    version field of rows whose table prefers recency (see rule 2).
     ``start`` and ``limit`` are applied after ordering, like SurrealQL's
     ``START`` and ``LIMIT``; to honour them each side must have been queried
     for ``start + limit`` rows from the beginning.
     """
-    seen: set[str] = set()
-    merged = _take_new(primary, key, seen) + _take_new(secondary, key, seen)
+    merged = _merge(([primary, secondary, *others]), key, newest)
     if order_by:
         merged = sort_rows(merged, order_by)
     first = max(start, 0)
     return merged[first:] if limit is None else merged[first : first + max(limit, 0)]
 
 
-def _take_new(
-    rows: Sequence[Mapping[str, Any]], key: KeyFunc, seen: set[str]
+def _merge(
+    sources: Sequence[Sequence[Mapping[str, Any]]], key: KeyFunc, newest: VersionFunc | None
 ) -> list[dict[str, Any]]:
-    """Copy the rows whose key is not in ``seen`` (keyless rows always), noting their keys."""
-    taken: list[dict[str, Any]] = []
-    for row in rows:
-        k = key(row)
-        if k is not None:
-            if k in seen:
+    """One row per key across ``sources`` (in precedence order); keyless rows all kept."""
+    merged: list[dict[str, Any]] = []
+    chosen: dict[str, tuple[int, int]] = {}  # key -> (index in merged, rank of its source)
+    for rank, rows in enumerate(sources):
+        for row in rows:
+            k = key(row)
+            if k is None:
+                merged.append(dict(row))
                 continue
-            seen.add(k)
-        taken.append(dict(row))
-    return taken
+            if k not in chosen:
+                chosen[k] = (len(merged), rank)
+                merged.append(dict(row))
+                continue
+            index, held_rank = chosen[k]
+            # Within one side the first row stays; across sides only a
+            # strictly newer version displaces a higher-precedence row.
+            field = newest(row) if newest is not None and rank != held_rank else None
+            if field is not None and _newer(row, merged[index], field):
+                merged[index] = dict(row)
+                chosen[k] = (index, rank)
+    return merged
+
+
+def _newer(row: Mapping[str, Any], than: Mapping[str, Any], field: str) -> bool:
+    return sort_key(field_value(row, field)) > sort_key(field_value(than, field))
 
 
 def sort_rows(

@@ -19,7 +19,7 @@ import structlog
 
 from syncd.config import is_identifier
 from syncd.errors import SyncdError
-from syncd.keys import KeyRule
+from syncd.keys import KeyRule, table_of
 from syncd.metrics import Metrics
 from syncd.reads.merge import merge_rows
 from syncd.reads.statements import Statement
@@ -65,10 +65,15 @@ class MergedReads:
         query_timeout: float,
         metrics: Metrics,
         active: Callable[[], bool],
+        newest: Mapping[str, str] | None = None,
     ) -> None:
-        """``active()`` says whether to consult the secondary at all (sync on and started)."""
+        """``active()`` says whether to consult the secondary at all (sync on and started).
+
+        ``newest`` maps the tables that prefer the newest row to their version field.
+        """
         self._secondary = secondary
         self._keys = keys
+        self._newest = dict(newest or {})
         self._timeout = query_timeout
         self._metrics = metrics
         self._active = active
@@ -82,6 +87,16 @@ class MergedReads:
         """The dedup key of a row read back from either database."""
         return self._keys.row_key(row)
 
+    def version_field(self, row: Mapping[str, Any]) -> str | None:
+        """The version field of ``row``'s table when it prefers the newest row."""
+        if not self._newest:
+            return None
+        table = table_of(row)
+        return None if table is None else self._newest.get(table)
+
+    def _merge(self, primary: Any, secondary: Any, **order: Any) -> list[dict[str, Any]]:
+        return merge_rows(primary, secondary, key=self.row_key, newest=self.version_field, **order)
+
     def count(self, outcome: str) -> None:
         """Count a merged read by outcome; warn when the secondary was left out."""
         self._metrics.merged_reads.labels(outcome).inc()
@@ -93,7 +108,7 @@ class MergedReads:
     async def select(self, primary_call: Awaitable[Any], args: tuple[Any, ...]) -> Any:
         """``select(*args)`` on the primary merged with the secondary's."""
         table = whole_table(args)
-        if table is not None and not self._keys.fields(table):
+        if table is not None and not self._keys.fields(table) and table not in self._newest:
             return await self._select_table(primary_call, table)
 
         async def secondary(conn: Any) -> Any:
@@ -102,7 +117,7 @@ class MergedReads:
         primary, extra = await self._both(primary_call, secondary)
         if extra is None or not isinstance(primary, list) or not isinstance(extra, list):
             return primary
-        return merge_rows(primary, rows_of(extra), key=self.row_key)
+        return self._merge(primary, rows_of(extra))
 
     async def _select_table(self, primary_call: Awaitable[Any], table: str) -> Any:
         """A whole id-keyed table, merged; the secondary sends full rows only where needed.
@@ -136,7 +151,7 @@ class MergedReads:
                 wanted.append(row.get("id"))
         if not wanted:
             self.count(outcome)
-            return merge_rows(primary, [], key=self.row_key)
+            return self._merge(primary, [])
 
         async def fetch(conn: Any) -> Any:
             return await conn.query("SELECT * FROM $ids", {"ids": wanted})
@@ -147,7 +162,7 @@ class MergedReads:
             return primary
         by_id = {str(row.get("id")): row for row in rows_of(extra)}
         ordered = [by_id[str(rid)] for rid in wanted if str(rid) in by_id]
-        return merge_rows(primary, ordered, key=self.row_key)
+        return self._merge(primary, ordered)
 
     async def query_raw(
         self,
@@ -185,9 +200,7 @@ class MergedReads:
             return p
         if not all(isinstance(r, Mapping) for r in [*p_rows, *s_rows]):
             return p
-        rows = merge_rows(
-            p_rows, s_rows, key=self.row_key, order_by=statement.order_by, limit=statement.limit
-        )
+        rows = self._merge(p_rows, s_rows, order_by=statement.order_by, limit=statement.limit)
         return {**p, "result": rows}
 
     # -- running both sides --------------------------------------------------

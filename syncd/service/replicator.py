@@ -125,6 +125,7 @@ class Replicator:
             query_timeout=config.query_timeout,
             metrics=self.metrics,
             active=lambda: self.config.sync_enabled and self._started,
+            newest=config.newest_fields(),
         )
         self.http: HttpEndpoint | None = None
         self._tg: TaskGroup | None = None

@@ -221,3 +221,56 @@ def test_merge_properties_on_random_inputs() -> None:
                 assert row in merged, f"secondary-only row {k} missing"
         unkeyed = [r for r in primary + secondary if BY_ID(r) is None]
         assert len(merged) == len(_keyed(primary) | _keyed(secondary)) + len(unkeyed)
+
+
+# -- several secondaries, and recency ---------------------------------------
+
+
+def test_rows_only_on_a_lower_priority_secondary_are_kept_after_the_others() -> None:
+    primary = [{"id": rid("t", 1), "s": "p"}]
+    first = [{"id": rid("t", 1), "s": "a"}, {"id": rid("t", 2), "s": "a"}]
+    second = [{"id": rid("t", 2), "s": "b"}, {"id": rid("t", 3), "s": "b"}]
+    merged = merge_rows(primary, first, others=[second], key=BY_ID)
+    assert merged == [
+        {"id": rid("t", 1), "s": "p"},
+        {"id": rid("t", 2), "s": "a"},  # the lower priority number wins among secondaries
+        {"id": rid("t", 3), "s": "b"},
+    ]
+
+
+def by_updated_at(row: Any) -> str | None:
+    return "updated_at" if str(row["id"]).startswith("v:") else None
+
+
+def test_newest_prefers_the_greater_version_in_place() -> None:
+    primary = [{"id": rid("v", 1), "updated_at": 5, "s": "p"}, {"id": rid("v", 2), "updated_at": 9}]
+    secondary = [
+        {"id": rid("v", 1), "updated_at": 7, "s": "s"},
+        {"id": rid("v", 2), "updated_at": 3},
+    ]
+    merged = merge_rows(primary, secondary, key=BY_ID, newest=by_updated_at)
+    assert merged == [
+        {"id": rid("v", 1), "updated_at": 7, "s": "s"},  # the secondary's is newer
+        {"id": rid("v", 2), "updated_at": 9},  # the primary's is newer
+    ]
+
+
+def test_newest_ties_go_to_the_primary_and_other_tables_stay_primary_first() -> None:
+    primary = [{"id": rid("v", 1), "updated_at": 5, "s": "p"}, {"id": rid("t", 1), "n": 1}]
+    secondary = [{"id": rid("v", 1), "updated_at": 5, "s": "s"}, {"id": rid("t", 1), "n": 2}]
+    merged = merge_rows(primary, secondary, key=BY_ID, newest=by_updated_at)
+    assert merged == primary
+
+
+def test_newest_across_three_secondaries() -> None:
+    primary: list[dict[str, Any]] = [{"id": rid("v", 1), "updated_at": 1}]
+    rows = [[{"id": rid("v", 1), "updated_at": n}] for n in (4, 9, 6)]
+    merged = merge_rows(primary, rows[0], others=rows[1:], key=BY_ID, newest=by_updated_at)
+    assert merged == [{"id": rid("v", 1), "updated_at": 9}]
+
+
+def test_newest_with_a_missing_version_keeps_the_one_that_has_it() -> None:
+    primary = [{"id": rid("v", 1), "s": "p"}]
+    secondary = [{"id": rid("v", 1), "updated_at": 2, "s": "s"}]
+    merged = merge_rows(primary, secondary, key=BY_ID, newest=by_updated_at)
+    assert merged == secondary
