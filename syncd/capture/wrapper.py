@@ -186,6 +186,10 @@ class ReplicatedConnection:
             return
         results: list[Any] = response["result"]
         index = result_index(statements) if statements is not None else None
+        if statements is not None and index is not None and len(results) == len(statements):
+            # 3.x answers one result per statement, BEGIN/COMMIT/CANCEL
+            # included, where 2.x folds a transaction's into its body's.
+            index = list(range(len(statements)))
         if index is None or sum(i is not None for i in index) != len(results):
             # Cannot tell which result belongs to which statement: capture
             # nothing rather than replicate the rows of a SELECT or a DELETE.
