@@ -14,12 +14,11 @@ using pydantic-settings: its YAML source would bypass our loader (line
 numbers, duplicate-key detection), its errors could not say that a bad value
 came from the environment, and it would also accept JSON for the structured
 keys, a second syntax we would have to document and test. The whole job is a
-dozen lines (:func:`_apply_env`).
+dozen lines (:func:`syncd.configfile.apply_env`).
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,14 +33,11 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
-from syncd.configfile import read_yaml
+from syncd.configfile import apply_env, describe, read_yaml
 from syncd.configvalues import (
     ENV_PREFIX,
     NETWORK_SCHEMES,
-    SECRET_KEYS,
-    STRUCTURED_KEYS,
     SUPPORTED_SCHEMES,
     AtLeastOne,
     AtLeastZero,
@@ -63,7 +59,6 @@ from syncd.configvalues import (
     optional_bool,
     redact_url,
     sdk_url,
-    show_value,
     tables_value,
 )
 from syncd.durations import format_duration
@@ -240,11 +235,14 @@ class Config(BaseModel):
             )
         # str(): YAML allows `1: x` or `null: x`; report those as unknown keys, not a crash.
         merged: dict[str, object] = {str(key): value for key, value in data.items()}
-        from_env = _apply_env(merged, env) if env is not None else set()
+        from_env = apply_env(merged, env, Config.model_fields) if env is not None else set()
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
-            problems = [_describe(error, from_env) for error in exc.errors()]
+            problems = [
+                describe(error, from_env, Config.model_fields, TableConfig.model_fields)
+                for error in exc.errors()
+            ]
             # from None: the ValidationError's own text carries input values,
             # passwords included, and would show up in any traceback.
             raise ConfigError(prefix + "; ".join(problems)) from None
@@ -338,47 +336,6 @@ class Config(BaseModel):
 
 # --------------------------------------------------------------------------
 # Loading.
-
-
-def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> set[str]:
-    """Overwrite scalar keys of ``data`` from ``SYNCD_<KEY>`` variables; return the keys set."""
-    used: set[str] = set()
-    for key in Config.model_fields:
-        if key in STRUCTURED_KEYS:
-            continue
-        name = ENV_PREFIX + key.upper()
-        if name in env:
-            data[key] = env[name]
-            used.add(key)
-    return used
-
-
-def _describe(error: ErrorDetails, from_env: set[str]) -> str:
-    """One clause of a ConfigError message for one pydantic error."""
-    loc = [part for part in error["loc"] if part != "[key]"]
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) and path else f"{'.' if path else ''}{part}"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        parent_fields = TableConfig.model_fields if len(loc) > 1 else Config.model_fields
-        close = difflib.get_close_matches(str(loc[-1]), list(parent_fields), n=1, cutoff=0.6)
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
-        return f'unknown key "{path}"{hint}'
-    secret = bool(loc) and loc[0] in SECRET_KEYS
-    if kind == "value_error":
-        cause = error.get("ctx", {}).get("error")
-        message = str(cause) if cause is not None else error["msg"]
-    elif secret:
-        message = "is not valid (value not shown)"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        message = f"must be a mapping (got {show_value(error['input'])})"
-    else:
-        message = f"{error['msg'][:1].lower()}{error['msg'][1:]} (got {show_value(error['input'])})"
-    if not path:
-        return message  # model-level checks name their keys themselves
-    origin = f" (from {ENV_PREFIX}{str(loc[0]).upper()})" if loc[0] in from_env else ""
-    return f"{path}{origin}: {message}"
 
 
 def load_config(

@@ -1,16 +1,19 @@
-"""Reading the config file: YAML, duplicate keys refused, every failure one line naming the file."""
+"""Reading the config: YAML (no duplicate keys), the environment over it, one-line errors."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_core import ErrorDetails
 
-from syncd.configvalues import show_value
+from syncd.configvalues import ENV_PREFIX, SECRET_KEYS, STRUCTURED_KEYS, show_value
 from syncd.errors import ConfigError
 
-__all__ = ["read_yaml"]
+__all__ = ["apply_env", "describe", "read_yaml"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -66,3 +69,49 @@ def read_yaml(path: Path) -> object:
         raise ConfigError(f"{prefix}invalid YAML{where}: {problem}{context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(prefix + "invalid YAML: " + " ".join(str(exc).split())) from None
+
+
+def apply_env(data: dict[str, object], env: Mapping[str, str], keys: Iterable[str]) -> set[str]:
+    """Overwrite scalar keys of ``data`` from ``SYNCD_<KEY>`` variables; return the keys set."""
+    used: set[str] = set()
+    for key in keys:
+        if key in STRUCTURED_KEYS:
+            continue
+        name = ENV_PREFIX + key.upper()
+        if name in env:
+            data[key] = env[name]
+            used.add(key)
+    return used
+
+
+def describe(
+    error: ErrorDetails,
+    from_env: set[str],
+    config_keys: Iterable[str],
+    table_keys: Iterable[str],
+) -> str:
+    """One clause of a ConfigError message for one pydantic error."""
+    loc = [part for part in error["loc"] if part != "[key]"]
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) and path else f"{'.' if path else ''}{part}"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent_fields = table_keys if len(loc) > 1 else config_keys
+        close = difflib.get_close_matches(str(loc[-1]), list(parent_fields), n=1, cutoff=0.6)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        return f'unknown key "{path}"{hint}'
+    secret = bool(loc) and loc[0] in SECRET_KEYS
+    if kind == "value_error":
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if cause is not None else error["msg"]
+    elif secret:
+        message = "is not valid (value not shown)"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"must be a mapping (got {show_value(error['input'])})"
+    else:
+        message = f"{error['msg'][:1].lower()}{error['msg'][1:]} (got {show_value(error['input'])})"
+    if not path:
+        return message  # model-level checks name their keys themselves
+    origin = f" (from {ENV_PREFIX}{str(loc[0]).upper()})" if loc[0] in from_env else ""
+    return f"{path}{origin}: {message}"

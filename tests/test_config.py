@@ -416,7 +416,9 @@ def test_summary_masks_secrets() -> None:
     assert summary["secondary_url"] == "ws://me:***@db:8000/rpc"
     assert summary["sync_retry_interval"] == "5s"
     assert summary["batch_timeout"] == "20ms"
-    assert summary["tables"] == {"kv": {"key": ["user_id"], "volatile_fields": []}}
+    assert summary["tables"] == {
+        "kv": {"key": ["user_id"], "volatile_fields": [], "version": None, "prefer": "primary"}
+    }
     assert list(summary) == list(Config.model_fields)
     rendered = repr(summary) + repr(config) + str(config)
     assert "hunter2hunter2" not in rendered

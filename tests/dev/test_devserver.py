@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -144,3 +146,53 @@ def test_store_lock_refuses_a_second_server(kv_store: str) -> None:
         assert "\n" not in message
         assert "already served by another process" in message
         assert second.pid is None
+
+
+# -- --engine 3: the 3.2.4 engine from surrealdb-embedded ----------------------
+
+
+@pytest.fixture
+def engine3(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Devserver processes started in this test serve the 3.x engine (env default)."""
+    monkeypatch.setenv("SYNCD_DEVSERVER_ENGINE", "3")
+
+
+@pytest.mark.usefixtures("engine3")
+async def test_engine3_serves_the_sdk() -> None:
+    with ServerProcess() as srv:
+        async with client(srv.url, "ns_a") as a, client(srv.url, "ns_b") as b:
+            assert await a.version() == "surrealdb-3.2.4"
+            await a.create(RecordID("item", 1), {"who": "a"})
+            await b.create(RecordID("item", 1), {"who": "b"})
+            assert await a.select("item") == [{"id": RecordID("item", 1), "who": "a"}]
+            assert await b.query("RETURN $session.ns") == "ns_b"
+            with pytest.raises(SurrealError, match="Parse error"):
+                await a.query("SELEC * FROM nowhere")
+            # 3.x refuses reads of a table that was never written; 2.x returns [].
+            with pytest.raises(SurrealError, match="does not exist"):
+                await a.query("SELECT * FROM nowhere")
+        pid = srv.pid
+        await anyio.to_thread.run_sync(srv.terminate)  # asserts exit 0, no panic
+    assert_gone(pid)
+
+
+@pytest.mark.usefixtures("engine3")
+async def test_engine3_kill_and_restart_keeps_data(kv_store: str) -> None:
+    with ServerProcess(kv_store) as srv:
+        async with client(srv.url) as db:
+            await db.create(RecordID("person", "bob"), {"age": 42})
+        srv.kill()
+        srv.restart()
+        async with client(srv.url) as db:
+            assert await db.version() == "surrealdb-3.2.4"
+            bob = await db.select(RecordID("person", "bob"))
+            assert bob == [{"id": RecordID("person", "bob"), "age": 42}]
+
+
+@pytest.mark.parametrize(("args", "env"), [(["--engine", "4"], "2"), ([], "7"), ([], "three")])
+def test_unknown_engine_is_refused(args: list[str], env: str) -> None:
+    cmd = [sys.executable, "-m", "syncd.devserver", "--port", "0", *args]
+    environ = dict(os.environ, SYNCD_DEVSERVER_ENGINE=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=30)
+    assert done.returncode == 2
+    assert "engine" in done.stderr.lower() or "invalid int" in done.stderr
