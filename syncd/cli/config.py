@@ -29,7 +29,9 @@ def _render(key: str, value: object) -> str:
         lines = []
         for name, options in value.items():
             details = [
-                f"{option}: {', '.join(fields)}" for option, fields in options.items() if fields
+                f"{option}: {', '.join(value) if isinstance(value, list) else value}"
+                for option, value in options.items()
+                if value and (option, value) != ("prefer", "primary")
             ]
             lines.append(f"{name} ({'; '.join(details)})" if details else str(name))
         return "\n".join(lines)
