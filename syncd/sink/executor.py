@@ -30,6 +30,7 @@ from syncd.sink.operation import Operation, group_by_table
 from syncd.sink.upserts import build_statement
 from syncd.surreal.codec import fast_encode
 from syncd.surreal.connection import ManagedConnection
+from syncd.surreal.failures import is_undefined_table
 
 Rejected = list[tuple[Operation, str]]
 
@@ -100,11 +101,6 @@ def _statement_error(result: Any) -> str | None:
     if isinstance(result, Mapping) and result.get("status") == "ERR":
         return str(result.get("result", "error"))
     return None
-
-
-def is_undefined_table(error: str) -> bool:
-    """Whether a statement failed because its table is not defined (3.x: NotFound)."""
-    return "does not exist" in error and "table" in error.lower()
 
 
 def _rpc_error(response: Mapping[str, Any]) -> str | None:

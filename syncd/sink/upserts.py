@@ -29,11 +29,15 @@ def _natural(var: str, table_var: str, fields: Sequence[str], version: str | Non
     id fails on a hit with another id. A record new to the secondary keeps
     the primary's id.
     """
-    where = " AND ".join(f"{f} = {var}.content.{f}" for f in fields)
+    # One flat variable per key field: 3.x uses an index only for a plain
+    # $param (``f = $r.content.f`` was measured as a table scan per row).
+    lets = "".join(f"LET $_k{i} = {var}.content.{f}; " for i, f in enumerate(fields))
+    where = " AND ".join(f"{f} = $_k{i}" for i, f in enumerate(fields))
     found = "" if version is None else f", {version}"
     newer = "" if version is None else f"ELSE IF $old.{version} > {var}.content.{version} {{}} "
     return (
-        f"LET $old = (SELECT id{found} FROM type::table({table_var}) WHERE {where} LIMIT 1)[0]; "
+        f"{lets}LET $old = (SELECT id{found} FROM type::table({table_var}) WHERE {where} "
+        "LIMIT 1)[0]; "
         f"IF $old = NONE {{ UPSERT {var}.id CONTENT {var}.content RETURN NONE }} "
         f"{newer}ELSE {{ UPSERT $old.id CONTENT {var}.content RETURN NONE }}"
     )

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from surrealdb import RecordID
 
-from syncd.sink.executor import is_undefined_table
 from syncd.sink.upserts import build_statement
+from syncd.surreal.failures import is_undefined_table
 from tests.support.engines import GENERATIONS, Engine, engine
 
 pytestmark = pytest.mark.integration
