@@ -1,11 +1,14 @@
 """The daemon's checkpoint: how far the changefeed has been applied, saved atomically.
 
 Rules:
-- the saved position is the last changefeed sequence number whose every
-  change — and every earlier one — is applied on the secondary or
-  dead-lettered: a watermark across workers, never just the newest seen;
-- after a crash the daemon resumes *from* that position (``SINCE`` is
-  inclusive), so some changes are applied twice: harmless, they are UPSERTs;
+- the saved position is a raw versionstamp (see :mod:`syncd.surreal.dialect`)
+  through which every change — and every earlier one — is applied on the
+  secondary or dead-lettered: a watermark across workers, never just the
+  newest seen; the daemon resumes at the dialect's ``next_position`` of it;
+- the rules of the server generation that wrote the positions (2 or 3) are
+  saved with them: positions of one generation mean nothing to the other, so
+  a primary upgraded in place is re-synced instead of misread;
+- after a crash some changes are applied twice: harmless, they are UPSERTs;
 - the file is replaced atomically (temporary file, fsync, rename, fsync of
   the directory): a crash leaves the old checkpoint or the new, never half;
 - a backfill in progress is part of the checkpoint, so a crash mid-table
@@ -13,9 +16,15 @@ Rules:
 
 File format (``<state_dir>/checkpoint.json``)::
 
-    {"v": 1, "positions": {"database": 1234}, "saved_at": 1795390000.0,
-     "backfill": {"start_position": 1200, "done": ["events"],
+    {"v": 2, "rules": 3, "server": "surrealdb-3.2.4",
+     "positions": {"database": 117714717987504129}, "saved_at": 1795390000.0,
+     "backfill": {"start_position": 117714717987500000, "done": ["events"],
                   "table": "kv_memories", "after": "<base64 CBOR record id>"}}
+
+Version 1 (before 3.x support) held 2.x sequence numbers and no rules: it is
+read as rules 2 with each position shifted to its versionstamp (``<< 16``).
+Anything else malformed is a :class:`CheckpointError` naming the file and the
+problem, which the CLI prints as one line (exit 2).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from syncd.surreal.codec import pack, unpack
 
 FILENAME = "checkpoint.json"
 _FEED = "database"
+_POSITION_MAX = 2**64 - 1
 
 
 class CheckpointError(SyncdError):
@@ -55,6 +65,8 @@ class Checkpoint:
     position: int | None = None
     saved_at: float = field(default_factory=time.time)
     backfill: Backfill | None = None
+    rules: int | None = None  # 2 or 3: the server generation the positions belong to
+    server: str | None = None  # the primary's version string when they were saved
 
     def advanced(self, position: int) -> Checkpoint:
         """A copy at ``position``, stamped now."""
@@ -63,7 +75,9 @@ class Checkpoint:
     def to_json(self) -> dict[str, Any]:
         """The file's content."""
         data: dict[str, Any] = {
-            "v": 1,
+            "v": 2,
+            "rules": self.rules,
+            "server": self.server,
             "positions": {} if self.position is None else {_FEED: self.position},
             "saved_at": self.saved_at,
         }
@@ -81,26 +95,51 @@ class Checkpoint:
     def from_json(cls, data: Any) -> Checkpoint:
         """Parse the file's content; raise :class:`CheckpointError` when malformed."""
         try:
-            if data.get("v") != 1:
-                raise ValueError(f"unknown version {data.get('v')!r}")
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            version = data.get("v")
+            if version not in (1, 2):
+                raise ValueError(f"unknown format version {version!r}")
+            # Version 1 held 2.x sequence numbers: its stamps are seq << 16.
+            scale = 16 if version == 1 else 0
+            rules = 2 if version == 1 else data.get("rules")
+            if rules is not None and rules not in (2, 3):
+                raise ValueError(f"unknown server rules {rules!r}")
             positions = data.get("positions") or {}
+            if not isinstance(positions, dict):
+                raise ValueError("positions is not an object")
             position = positions.get(_FEED)
             backfill = None
             if data.get("backfill"):
                 b = data["backfill"]
                 backfill = Backfill(
-                    start_position=int(b["start_position"]),
+                    start_position=_position(b["start_position"], "start_position") << scale,
                     done=tuple(str(t) for t in b.get("done", [])),
                     table=b.get("table"),
                     after=None if b.get("after") is None else _unpack(b["after"]),
                 )
+            saved_at = data.get("saved_at", 0.0)
+            if isinstance(saved_at, bool) or not isinstance(saved_at, int | float):
+                raise ValueError(f"saved_at is not a number ({saved_at!r})")
+            server = data.get("server")
             return cls(
-                position=None if position is None else int(position),
-                saved_at=float(data.get("saved_at", 0.0)),
+                position=None if position is None else _position(position, "position") << scale,
+                saved_at=float(saved_at),
                 backfill=backfill,
+                rules=rules,
+                server=None if server is None else str(server),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint is malformed: {exc}") from exc
+
+
+def _position(value: Any, name: str) -> int:
+    """A feed position from the file: an int in ``[0, 2**64)``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} is not an integer ({value!r})")
+    if not 0 <= value <= _POSITION_MAX:
+        raise ValueError(f"{name} {value} is out of range")
+    return value
 
 
 def _pack(value: Any) -> str:
@@ -133,11 +172,18 @@ class CheckpointFile:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise CheckpointError(f"{self.path}: is a directory, not a checkpoint file") from None
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         try:
             data = json.loads(raw)
         except ValueError as exc:
             raise CheckpointError(f"{self.path}: not JSON ({exc})") from exc
-        return Checkpoint.from_json(data)
+        try:
+            return Checkpoint.from_json(data)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{self.path}: {exc}") from None
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Replace the file atomically and durably."""
