@@ -1,14 +1,15 @@
 """Changefeed capture: SurrealDB's own change log, read with ``SHOW CHANGES``.
 
-Facts measured on surrealdb-core 2.3.10 that this module is built on:
+Facts measured on surrealdb-core 2.3.10 and 3.2.4 that this module is built on:
 
 - ``SHOW CHANGES FOR DATABASE SINCE n LIMIT m`` returns the entries of every
   table with a ``CHANGEFEED``, in commit order; each entry is
   ``{versionstamp, changes: [{update: record} | {delete: {id}} | {define_table}]}``
   and a transaction is one entry with several changes;
-- ``SINCE`` takes the *sequence number* ``versionstamp >> 16`` and is
-  inclusive; a raw versionstamp silently returns nothing; it must be a literal
-  (a ``$param`` is a parse error);
+- what ``SINCE`` takes differs by generation (a sequence number on 2.x, the
+  raw versionstamp on 3.x; the wrong one silently reads nothing, or the whole
+  feed): positions here are raw versionstamps, and the server's
+  :class:`~syncd.surreal.dialect.Dialect` writes the ``SINCE`` literal;
 - ``ALTER TABLE t CHANGEFEED 7d`` on an existing table is accepted but records
   nothing until the engine restarts; ``DEFINE TABLE OVERWRITE`` with the
   table's own definition plus a ``CHANGEFEED`` clause takes effect at once and
@@ -28,6 +29,7 @@ from typing import Any
 from syncd.keys import KeyRule, table_of
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
+from syncd.surreal.dialect import Dialect, dialect_for
 
 _RETENTION = re.compile(r"\bCHANGEFEED\s+((?:\d+(?:y|w|d|h|m|s|ms))+)", re.IGNORECASE)
 _RETENTION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
@@ -40,36 +42,41 @@ _UNIT_SECONDS = {
     "s": 1.0,
     "ms": 0.001,
 }
-_SEQUENCE_MAX = 2**63 - 1
-
-
-def sequence_of(versionstamp: int) -> int:
-    """The sequence number ``SINCE`` expects, from an entry's versionstamp."""
-    return versionstamp >> 16
+_POSITION_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """One record change read from the feed."""
 
-    position: int
+    position: int  # the entry's raw versionstamp
     table: str
     kind: str  # "update" or "delete"
     record: dict[str, Any]
+    committed_at: float | None = None  # unix time of the commit, when the stamp tells (3.x)
 
 
-def parse_entries(entries: Sequence[Mapping[str, Any]]) -> list[Change]:
-    """Flatten feed entries into record changes, in order; skips table definitions."""
+def parse_entries(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    committed_at: Callable[[int], float | None] | None = None,
+) -> list[Change]:
+    """Flatten feed entries into record changes, in order; skips table definitions.
+
+    ``committed_at`` maps a versionstamp to its commit time where the server
+    generation encodes one (:meth:`Dialect.lag_seconds`).
+    """
     changes: list[Change] = []
     for entry in entries:
-        position = sequence_of(int(entry["versionstamp"]))
+        position = int(entry["versionstamp"])
+        when = committed_at(position) if committed_at is not None else None
         for change in entry.get("changes") or ():
             for kind in ("update", "delete"):
                 record = change.get(kind)
                 if isinstance(record, Mapping):
                     table = table_of(record)
                     if table is not None:
-                        changes.append(Change(position, table, kind, _clean(record)))
+                        changes.append(Change(position, table, kind, _clean(record), when))
     return changes
 
 
@@ -100,6 +107,9 @@ def to_operations(
             position=change.position,
         )
         if op is not None:
+            if change.committed_at is not None:
+                # Lag counts from the commit, not from when the feed was read.
+                op.enqueued_at = change.committed_at
             ops.append(op)
     return ops
 
@@ -151,8 +161,11 @@ class ChangefeedReader:
     """Reads the primary's changefeed and table definitions through a managed connection."""
 
     def __init__(self, conn: ManagedConnection, *, timeout: float) -> None:
+        """Nothing is read until the server's dialect is known (:attr:`dialect`)."""
         self._conn = conn
         self._timeout = timeout
+        #: The primary's dialect, set once its version is known (start-up).
+        self.dialect: Dialect = dialect_for("surrealdb-2.0.0")
 
     async def tables(self) -> dict[str, str]:
         """Every table of the primary database and its ``DEFINE TABLE`` statement."""
@@ -165,26 +178,27 @@ class ChangefeedReader:
         statement = enable_statement(definition, retention)
         await self._conn.call(lambda c: c.query(statement), self._timeout)
 
-    async def read(self, since: int, limit: int) -> list[Mapping[str, Any]]:
-        """Feed entries with sequence number ``>= since``, oldest first."""
-        sql = f"SHOW CHANGES FOR DATABASE SINCE {int(since)} LIMIT {int(limit)}"
+    async def read(self, position: int, limit: int) -> list[Mapping[str, Any]]:
+        """Feed entries at or after ``position`` (a raw versionstamp), oldest first."""
+        sql = self.dialect.show_changes(position, limit)
         result = await self._conn.call(lambda c: c.query(sql), self._timeout)
         return [e for e in result or [] if isinstance(e, Mapping)]
 
-    async def latest_position(self) -> int:
-        """The newest sequence number in the feed (0 when it is empty).
+    async def latest_position(self) -> int | None:
+        """The versionstamp of the newest entry in the feed (``None`` when it is empty).
 
         There is no statement for it, so binary-search ``SINCE n LIMIT 1``:
-        about 64 tiny queries, once per backfill.
+        about 64 tiny queries, once per backfill or start.
         """
         first = await self.read(0, 1)
         if not first:
-            return 0
-        low, high = sequence_of(int(first[0]["versionstamp"])), _SEQUENCE_MAX
+            return None
+        low, high = self.dialect.entry_position(first[0]), _POSITION_MAX
         while low < high:
             middle = (low + high + 1) // 2
             if await self.read(middle, 1):
                 low = middle
             else:
                 high = middle - 1
-        return low
+        last = await self.read(low, 1)
+        return self.dialect.entry_position(last[0]) if last else low

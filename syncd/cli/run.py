@@ -11,13 +11,23 @@ from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, res
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    resync: Annotated[
+        bool,
+        typer.Option(
+            "--resync",
+            help="Ignore the saved checkpoint: copy every table again, then tail the feed "
+            "from its current position (after a primary was replaced, restored or reset).",
+        ),
+    ] = False,
+) -> None:
     """Run the replication daemon: tail the primary's changefeeds into the secondary."""
     from syncd.service.entry import run_daemon  # the daemon's imports are not needed elsewhere
 
     with handle_errors():
         cfg = load_cli_config(config)
-        raise typer.Exit(run_daemon(cfg, resolve_config_path(config)))
+        raise typer.Exit(run_daemon(cfg, resolve_config_path(config), resync=resync))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.sink.operation import Operation
 
@@ -19,6 +20,7 @@ class Intake(Protocol):
     """What a source may do with the pipeline."""
 
     metrics: Metrics
+    keys: KeyRule
 
     def capture(
         self,

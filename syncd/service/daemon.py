@@ -26,6 +26,7 @@ needs a restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -39,19 +40,17 @@ import anyio
 import structlog
 
 from syncd.capture.backfill import copy_tables, primary_connection, start_backfill
-from syncd.capture.changefeed import (
-    ChangefeedReader,
-    parse_entries,
-    sequence_of,
-    to_operations,
-)
+from syncd.capture.changefeed import ChangefeedReader
 from syncd.capture.checkpoint import Checkpoint, CheckpointFile, out_of_retention
 from syncd.capture.feedtables import FeedTables
-from syncd.config import Config, load_config
+from syncd.capture.tail import FeedTail
+from syncd.config import Config, load_config, redact_url
 from syncd.errors import ConfigError, PrimaryUnavailable
+from syncd.service.positions import Positions
 from syncd.service.replicator import Replicator
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
+from syncd.surreal.dialect import dialect_for
 
 log = structlog.get_logger("syncd.service.daemon")
 T = TypeVar("T")
@@ -72,6 +71,7 @@ class Daemon:
         config_path: Path | None = None,
         notifier: Notifier | None = None,
         reload_logging: Callable[[Config], None] | None = None,
+        resync: bool = False,
     ) -> None:
         self.config = config
         self._config_path = config_path
@@ -81,12 +81,20 @@ class Daemon:
         self.primary = primary_connection(config)
         self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)
-        self.checkpoints = CheckpointFile(config.state_path)
+        self.positions = Positions(CheckpointFile(config.state_path), self.reader, resync=resync)
         self._stop = anyio.Event()
         self.feeds = FeedTables(config, self.reader)
         self._newest_seen: int | None = None
-        self._saved: Checkpoint | None = None
+        self.tail = FeedTail(
+            self.reader,
+            self.rep,
+            replicates=self.feeds.replicates,
+            poll=config.changefeed_poll_interval,
+            stop=self._stop,
+            before_read=self._adopt_if_pending,
+        )
         self.rep.status_extra = self._status_extra
+        self.rep.health_problem = lambda: self.tail.stuck
 
     # -- the whole life ----------------------------------------------------
 
@@ -111,7 +119,7 @@ class Daemon:
                 if not self._stop.is_set():
                     self.rep.mark_ready()
                     self._notifier.ready(self._status_line())
-                    log.info("daemon_ready", position=self._position())
+                    log.info("daemon_ready", position=self.positions.position())
                     tg.start_soon(self._status_loop)
                     tg.start_soon(self._scan_tables_loop)
                     await self._tail()
@@ -120,7 +128,7 @@ class Daemon:
                 tg.cancel_scope.cancel()
             # The pipeline has drained (Replicator.__aexit__); record how far.
             await self._save_checkpoint()
-            log.info("daemon_stopped", position=self._position())
+            log.info("daemon_stopped", position=self.positions.position())
             outer.cancel_scope.cancel()
         return 0
 
@@ -128,11 +136,25 @@ class Daemon:
         await self._wait_primary()
         if self._stop.is_set():
             return
+        await self._retry_primary(self._detect_dialect)
         await self.feeds.ensure(self._retry_primary)
-        checkpoint = await anyio.to_thread.run_sync(self.checkpoints.load)
+        checkpoint = await self.positions.load_resumable()
         checkpoint = await self._maybe_backfill(checkpoint)
-        self._saved = checkpoint
         self._newest_seen = checkpoint.position
+
+    async def _detect_dialect(self) -> None:
+        """Ask the primary its version: feed positions and SurrealQL depend on its generation."""
+        version = await self.primary.call(lambda c: c.version(), self.config.write_timeout)
+        try:
+            dialect = dialect_for(str(version))
+        except ValueError:
+            raise ConfigError(
+                f"primary at {redact_url(self.config.primary_url)} answers version "
+                f"{str(version)[:40]!r}: not a SurrealDB 2.x or later server"
+            ) from None
+        if not dialect.tested:
+            log.warning("server_untested", role="primary", version=str(version), rules=3)
+        self.positions.server_version, self.reader.dialect = str(version), dialect
 
     async def _unless_stopped(self, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step``; a stop request cancels it and raises :class:`Stopped`."""
@@ -158,6 +180,7 @@ class Daemon:
     async def _maybe_backfill(self, checkpoint: Checkpoint | None) -> Checkpoint:
         if checkpoint is not None and checkpoint.backfill is None:
             if not out_of_retention(checkpoint.saved_at, self.feeds.retention(), time.time()):
+                await self.positions.check_not_ahead(checkpoint, self._retry_primary)
                 return checkpoint
             log.warning(
                 "checkpoint_out_of_retention",
@@ -167,8 +190,8 @@ class Daemon:
             checkpoint = None
         if checkpoint is None or checkpoint.backfill is None:
             position = await self._retry_primary(self.reader.latest_position)
-            checkpoint = Checkpoint(position=None, backfill=start_backfill(position))
-            await self._save(checkpoint)
+            checkpoint = Checkpoint(position=None, backfill=start_backfill(position or 0))
+            await self.positions.save(checkpoint, self.rep)
         assert checkpoint.backfill is not None
         log.info("backfill_started", start_position=checkpoint.backfill.start_position)
         checkpoint = await copy_tables(
@@ -176,13 +199,17 @@ class Daemon:
             intake=self.rep,
             tables=self.feeds.wanted(),
             checkpoint=checkpoint,
-            save=self._save,
+            save=self.positions.save,
             query_seconds=self.config.write_timeout,
         )
         assert checkpoint.backfill is not None
-        # Resume the feed at the position taken before the copy (inclusive).
-        done = replace(checkpoint, backfill=None).advanced(checkpoint.backfill.start_position - 1)
-        await self._save(done)
+        # Resume the feed at the position taken before the copy (inclusive);
+        # an empty feed then is read from its start.
+        start = checkpoint.backfill.start_position
+        done = replace(checkpoint, backfill=None).advanced(start - 1)
+        if start == 0:
+            done = replace(done, position=None)
+        await self.positions.save(done, self.rep)
         log.info("backfill_done", position=done.position)
         return done
 
@@ -224,46 +251,26 @@ class Daemon:
 
     async def _tail(self) -> None:
         position = self._newest_seen
-        since = 0 if position is None else position + 1
-        poll = self.config.changefeed_poll_interval
+        since = 0 if position is None else self.reader.dialect.next_position(position)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._checkpoint_loop)
-            while not self._stop.is_set():
-                if self._pending_new_tables:
-                    try:
-                        await self._unless_stopped(
-                            partial(self._guard_primary, self._adopt_new_tables)
-                        )
-                    except Stopped:
-                        break
-                room = self.rep.room()
-                if room <= 0:
-                    # The secondary is behind: the feed is the buffer, not memory.
-                    await self._sleep_or_stop(poll)
-                    continue
-                limit = min(_READ_LIMIT, room)
-                try:
-                    entries = await self.reader.read(since, limit)
-                except PrimaryUnavailable:
-                    await self._sleep_or_stop(poll)
-                    continue
-                if not entries:
-                    await self._sleep_or_stop(poll)
-                    continue
-                changes = parse_entries(entries)
-                for change in changes:
-                    self.rep.metrics.changefeed_entries.labels(change.table).inc()
-                self.rep.enqueue(
-                    to_operations(
-                        changes,
-                        replicates=self._replicates,
-                        keys=self.rep.keys,
-                    )
-                )
-                newest = sequence_of(int(entries[-1]["versionstamp"]))
-                self._newest_seen = newest
-                since = newest + 1
+            tg.start_soon(self._track_newest)
+            await self.tail.run(since)
+            if self.tail.stuck is not None:
+                await self._stop.wait()  # loud and idle until stopped: never a busy loop
             tg.cancel_scope.cancel()
+
+    async def _track_newest(self) -> None:
+        while True:
+            if self.tail.newest_seen is not None:
+                self._newest_seen = self.tail.newest_seen
+            await anyio.sleep(_CHECKPOINT_INTERVAL / 4)
+
+    async def _adopt_if_pending(self) -> None:
+        if not self._pending_new_tables:
+            return
+        with contextlib.suppress(Stopped):
+            await self._unless_stopped(partial(self._guard_primary, self._adopt_new_tables))
 
     def _replicates(self, table: str) -> bool:
         return self.feeds.replicates(table)
@@ -291,40 +298,31 @@ class Daemon:
 
     # -- checkpoint ----------------------------------------------------------
 
-    def _position(self) -> int | None:
-        return None if self._saved is None else self._saved.position
-
     async def _checkpoint_loop(self) -> None:
         while True:
             await anyio.sleep(_CHECKPOINT_INTERVAL)
             await self._save_checkpoint()
 
     async def _save_checkpoint(self) -> None:
-        if self._saved is None or self._newest_seen is None:
-            return
-        safe = self.rep.safe_position(self._newest_seen)
-        if self._saved.position is None or safe > self._saved.position:
-            await self._save(self._saved.advanced(safe))
-
-    async def _save(self, checkpoint: Checkpoint) -> None:
-        await anyio.to_thread.run_sync(self.checkpoints.save, checkpoint)
-        self._saved = checkpoint
-        metrics = self.rep.metrics
-        if checkpoint.position is not None:
-            metrics.checkpoint_position.set(checkpoint.position)
-        metrics.checkpoint_timestamp.set(checkpoint.saved_at)
+        if self._newest_seen is not None:
+            await self.positions.save_safe(self.rep, self._newest_seen)
 
     # -- status, watchdog, signals -------------------------------------------
 
     def _status_extra(self) -> dict[str, object]:
-        saved = self._saved
+        saved = self.positions.saved
         return {
             "checkpoint": {
                 "position": None if saved is None else saved.position,
                 "saved_at": None if saved is None else saved.saved_at,
                 "backfill": None if saved is None or saved.backfill is None else True,
             },
-            "primary": {"up": self.primary.is_up, "since": self.primary.since},
+            "primary": {
+                "up": self.primary.is_up,
+                "since": self.primary.since,
+                "version": self.positions.server_version,
+                "tested": self.reader.dialect.tested if self.positions.server_version else None,
+            },
             "newest_seen": self._newest_seen,
         }
 

@@ -14,14 +14,14 @@ from syncd.service.daemon import Daemon
 __all__ = ["run_daemon"]
 
 
-def run_daemon(config: Config, config_path: Path | None = None) -> int:
+def run_daemon(config: Config, config_path: Path | None = None, *, resync: bool = False) -> int:
     """Entry point of ``syncd run``: configure logging, run the daemon, return its exit code."""
 
     def reload_logging(fresh: Config) -> None:
         configure_logging(fresh.log_level, fresh.log_json)
 
     configure_logging(config.log_level, config.log_json)
-    daemon = Daemon(config, config_path=config_path, reload_logging=reload_logging)
+    daemon = Daemon(config, config_path=config_path, reload_logging=reload_logging, resync=resync)
     try:
         return anyio.run(daemon.run)
     except BaseExceptionGroup as group:

@@ -135,6 +135,8 @@ class Replicator:
         self._ready = False
         #: Extra fields for :meth:`status` (the daemon adds its checkpoint).
         self.status_extra: Callable[[], dict[str, object]] | None = None
+        #: A problem that makes the whole process unready (the daemon's stuck feed).
+        self.health_problem: Callable[[], str | None] | None = None
         # Sampled by status() itself, so the rates need no task of their own;
         # the first sample (all zeros) makes the first answer "since start".
         self._rates = RateSampler()
@@ -358,6 +360,9 @@ class Replicator:
             return False, "starting"
         if self._tg is None:
             return False, "stopping"
+        problem = self.health_problem() if self.health_problem is not None else None
+        if problem is not None:
+            return False, problem
         down_for = time.time() - self.secondary.since
         if not self.secondary.is_up and down_for > self.config.readyz_down_threshold:
             return False, f"secondary down for {down_for:.0f}s"

@@ -10,7 +10,6 @@ from syncd.capture.changefeed import (
     fix_statement,
     parse_entries,
     retention_of,
-    sequence_of,
     surreal_duration,
     to_operations,
 )
@@ -43,19 +42,22 @@ ENTRIES = [
 ]
 
 
-def test_sequence_is_versionstamp_shifted() -> None:
-    assert sequence_of(131072) == 2
-
-
 def test_parse_flattens_in_order_and_skips_definitions() -> None:
     changes = parse_entries(ENTRIES)
     assert [(c.position, c.table, c.kind) for c in changes] == [
-        (2, "t", "update"),
-        (3, "t", "delete"),
-        (4, "t", "update"),
-        (4, "kv", "update"),
-        (5, "rel", "update"),
+        (2 << 16, "t", "update"),
+        (3 << 16, "t", "delete"),
+        (4 << 16, "t", "update"),
+        (4 << 16, "kv", "update"),
+        (5 << 16, "rel", "update"),
     ]
+    assert all(c.committed_at is None for c in changes)
+
+
+def test_commit_times_become_the_operations_enqueue_time() -> None:
+    changes = parse_entries(ENTRIES, committed_at=lambda stamp: stamp / 1000)
+    ops = to_operations(changes, replicates=lambda t: True, keys=KeyRule())
+    assert [op.enqueued_at for op in ops] == [c.committed_at for c in changes if c.kind == "update"]
     assert "__" not in changes[-1].record  # the feed's edge marker is not a field
 
 
@@ -66,9 +68,9 @@ def test_operations_skip_deletes_and_unreplicated_tables_and_use_natural_keys() 
         keys=KeyRule({"kv": ["user_id", "key"]}),
     )
     assert [(o.table, o.key, o.position, o.source) for o in ops] == [
-        ("t", "t:1", 2, "changefeed"),
-        ("t", "t:3", 4, "changefeed"),
-        ("kv", 'kv|["u","k"]', 4, "changefeed"),
+        ("t", "t:1", 2 << 16, "changefeed"),
+        ("t", "t:3", 4 << 16, "changefeed"),
+        ("kv", 'kv|["u","k"]', 4 << 16, "changefeed"),
     ]
 
 
