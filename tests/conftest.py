@@ -1,4 +1,11 @@
-"""Shared fixtures: the anyio backend, a real secondary process, an embedded primary."""
+"""Shared fixtures: the anyio backend, real database processes, the primary an application holds.
+
+Every test that uses a database runs on both engine generations: the ``engine``
+fixture is 2 (surrealdb-core 2.3.10, inside the SDK) or 3 (3.2.4, from
+``surrealdb-embedded``), and the served databases and the application's
+primary of one test are all of that generation (``[v2]`` / ``[v3]`` in test
+ids). Mixed generations have tests of their own.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.support.daemon import SyncdProcess
+from tests.support.daemon import connect as connect_primary
+from tests.support.engines import GENERATIONS
 from tests.support.replica import embedded_primary
 from tests.support.server import ServerProcess
 
@@ -19,8 +29,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _served(store: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(store=f"surrealkv://{store}")
+@pytest.fixture(params=GENERATIONS, ids=lambda g: f"v{g}")
+def engine(request: pytest.FixtureRequest) -> int:
+    """The engine generation of this test's databases: 2 or 3."""
+    return int(request.param)
+
+
+def _served(store: Path, engine: int) -> Iterator[ServerProcess]:
+    server = ServerProcess(store=f"surrealkv://{store}", engine=engine)
     server.start()
     try:
         yield server
@@ -29,22 +45,39 @@ def _served(store: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def secondary_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def secondary_server(tmp_path: Path, engine: int) -> Iterator[ServerProcess]:
     """A devserver process on 127.0.0.1 whose store survives kill and restart."""
-    yield from _served(tmp_path / "secondary-store")
+    yield from _served(tmp_path / "secondary-store", engine)
 
 
 @pytest.fixture
-def primary_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def primary_server(tmp_path: Path, engine: int) -> Iterator[ServerProcess]:
     """A primary served the same way, for tests where syncd runs as its own process."""
-    yield from _served(tmp_path / "primary-store")
+    yield from _served(tmp_path / "primary-store", engine)
 
 
 @pytest.fixture
-async def primary() -> AsyncIterator[Any]:
-    """An embedded in-memory primary, connected and using app/main."""
-    async with embedded_primary() as db:
-        yield db
+async def primary(tmp_path: Path, engine: int) -> AsyncIterator[Any]:
+    """The application's primary, connected and using app/main.
+
+    2.x: the SDK's embedded in-memory engine. 3.x: the SDK's WebSocket client
+    to a served 3.2.4 engine (the SDK embeds only 2.x).
+    """
+    if engine == 2:
+        async with embedded_primary() as db:
+            yield db
+        return
+    server = ServerProcess(store="mem://", engine=engine)
+    server.start()
+    try:
+        db = await connect_primary(server.url)
+        try:
+            yield db
+        finally:
+            with anyio.move_on_after(5):
+                await db.close()
+    finally:
+        server.stop()
 
 
 @pytest.fixture

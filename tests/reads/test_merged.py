@@ -22,11 +22,11 @@ def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
 async def test_a_primary_error_in_a_merged_read_is_the_sdks_own(
     tmp_path: Path, primary: Any
 ) -> None:
-    with pytest.raises(RuntimeError):
-        await primary.select("a b")  # the bare SDK: a parse error, RuntimeError
+    with pytest.raises(Exception) as bare:
+        await primary.select("a b")  # a parse error: whatever the SDK raises for it
     async with replicator(tmp_path, dead_url()) as rep:
         db = rep.wrap(primary)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(type(bare.value)):
             await db.select("a b")
 
 

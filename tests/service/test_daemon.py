@@ -35,7 +35,7 @@ async def test_raw_queries_and_return_none_replicate_and_sigterm_drains(
     db, syncd = await events_daemon(primary_server, secondary_server, syncd_factory)
     await db.query("CREATE events:1 SET n = 1 RETURN NONE")
     await db.query("INSERT INTO events [{ id: 2, n: 2 }, { id: 3, n: 3 }] RETURN NONE")
-    await db.query("FOR $i IN 4..20 { UPSERT type::thing('events', $i) SET n = $i }")
+    await db.query("FOR $i IN 4..20 { UPSERT events CONTENT {id: $i, n: $i} }")
     await db.query("UPDATE events:1 SET n = 100 RETURN NONE")
     await db.query("DELETE events:3")
     await converge(db, secondary_server.url, "events")
@@ -57,7 +57,7 @@ async def test_first_start_backfills_while_writes_continue(
     # A table without a changefeed, holding data: syncd must enable the feed
     # itself (tables omitted = every table) and copy what is there.
     await db.query("DEFINE TABLE notes SCHEMAFULL; DEFINE FIELD n ON notes TYPE int")
-    await db.query("FOR $i IN 0..2500 { CREATE type::thing('notes', $i) SET n = $i }")
+    await db.query("FOR $i IN 0..2500 { CREATE notes CONTENT {id: $i, n: $i} }")
     syncd = syncd_factory(primary_server.url, secondary_server.url)
     syncd.start()
     for i in range(2500, 2800):  # writes during start-up and backfill
@@ -221,7 +221,7 @@ async def test_sigterm_during_backfill_with_secondary_down_exits(
 ) -> None:
     db = await connect(primary_server.url)
     await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    await db.query("FOR $i IN 1..50 { CREATE type::thing('events', $i) SET n = $i }")
+    await db.query("FOR $i IN 1..50 { CREATE events CONTENT {id: $i, n: $i} }")
     await db.close()
     secondary_server.stop()
     syncd = syncd_factory(
@@ -251,7 +251,7 @@ async def test_primary_outage_during_backfill_is_waited_out(
 ) -> None:
     db = await connect(primary_server.url)
     await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    await db.query("FOR $i IN 1..2500 { CREATE type::thing('events', $i) SET n = $i }")
+    await db.query("FOR $i IN 1..2500 { CREATE events CONTENT {id: $i, n: $i} }")
     await db.close()
     secondary_server.stop()  # the first chunk waits to be applied
     syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})

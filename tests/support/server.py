@@ -42,9 +42,11 @@ class ServerStartError(RuntimeError):
 class ServerProcess:
     """One devserver subprocess on 127.0.0.1; ``restart()`` keeps its port."""
 
-    def __init__(self, store: str = "mem://", user: str = "root", password: str = "root") -> None:
-        """Configure only; call :meth:`start` or use ``with``."""
-        self.store, self.user, self.password = store, user, password
+    def __init__(
+        self, store: str = "mem://", user: str = "root", password: str = "root", engine: int = 2
+    ) -> None:
+        """Configure only; call :meth:`start` or use ``with``. ``engine``: 2 or 3."""
+        self.store, self.user, self.password, self.engine = store, user, password, engine
         self._port = 0  # 0 until the first start picked one
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_file: IO[bytes] | None = None
@@ -94,7 +96,7 @@ class ServerProcess:
 
     def _spawn(self, deadline: float) -> None:
         cmd = [sys.executable, "-m", "syncd.dev.devserver", "--store", self.store]
-        cmd += ["--port", str(self._port), "--user", self.user]
+        cmd += ["--port", str(self._port), "--user", self.user, "--engine", str(self.engine)]
         env = dict(os.environ, SYNCD_DEVSERVER_PASS=self.password)  # not in argv/ps
         # Outlives this call (read back in _reap), so no `with`; a file, not a pipe,
         # so a chatty server can never block on a full pipe buffer.
