@@ -82,6 +82,7 @@ class Client(Protocol):
         ...
 
 
+#: Opens a signed-in session using the database (RpcClient by default; a fake in tests).
 Connect = Callable[[], Awaitable[Client]]
 
 
