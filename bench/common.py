@@ -28,7 +28,7 @@ from surrealdb import AsyncSurreal, RecordID
 
 from syncd.config import Config
 from syncd.service.replicator import Replicator
-from syncd.sink.executor import query_raw
+from syncd.surreal.rpc import RpcClient
 from tests.support.server import ServerProcess
 
 NAMESPACE = "bench"
@@ -181,12 +181,17 @@ def secondary_process() -> Iterator[ServerProcess]:
 
 
 @asynccontextmanager
-async def direct_secondary(url: str) -> AsyncIterator[Any]:
-    """A plain SDK connection to the secondary, for the limit and the checks."""
-    db: Any = AsyncSurreal(url)
+async def direct_secondary(url: str, *, rpc: bool = False) -> AsyncIterator[Any]:
+    """A plain SDK connection to the secondary (or syncd's ``RpcClient``), for limits and checks."""
+    db: Any
     with anyio.fail_after(20):
-        await db.connect()
-        await db.signin({"username": USER, "password": PASSWORD})
+        if rpc:
+            db = await RpcClient.connect(url, role="secondary", call_timeout=120)
+            await db.signin(USER, PASSWORD)
+        else:
+            db = AsyncSurreal(url)
+            await db.connect()
+            await db.signin({"username": USER, "password": PASSWORD})
         await db.use(NAMESPACE, DATABASE)
     try:
         yield db
@@ -253,20 +258,17 @@ async def send_limit(
     """The drain limit: send the records by one hand-batched ``FOR`` per 2,000 rows.
 
     With the SDK's ``query_raw`` (the limit the targets use), or with
-    ``fast_client`` through syncd's own request encoder (a stricter limit: the
-    SDK's pure-Python encoder no longer slows the client). Returns the seconds
-    taken (records are built before the clock starts).
+    ``fast_client`` through syncd's own client (:class:`RpcClient`: a stricter
+    limit, the SDK's pure-Python codec no longer slows the client). Returns
+    the seconds taken (records are built before the clock starts).
     """
     rows = records(table, start, count)
     chunks = [rows[i : i + LIMIT_CHUNK] for i in range(0, len(rows), LIMIT_CHUNK)]
-    async with direct_secondary(url) as db:
+    async with direct_secondary(url, rpc=fast_client) as db:
         started = anyio.current_time()
         for chunk in chunks:
             with anyio.fail_after(120):
-                if fast_client:
-                    await query_raw(db, LIMIT_QUERY, {"rows": chunk})
-                else:
-                    await db.query_raw(LIMIT_QUERY, {"rows": chunk})
+                await db.query_raw(LIMIT_QUERY, {"rows": chunk})
         return anyio.current_time() - started
 
 

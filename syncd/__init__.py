@@ -6,11 +6,14 @@ This module re-exports the public names and nothing else; see the README.
 from syncd.capture.wrapper import ReplicatedConnection
 from syncd.config import Config, TableConfig, load_config
 from syncd.errors import (
+    AuthenticationFailed,
     ConfigError,
+    DatabaseUnavailable,
     DeadLetterError,
     PrimaryUnavailable,
     RecordRejected,
     SecondaryUnavailable,
+    ServerError,
     SpoolCorrupt,
     SyncdError,
 )
@@ -19,8 +22,10 @@ from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
 
 __all__ = [
+    "AuthenticationFailed",
     "Config",
     "ConfigError",
+    "DatabaseUnavailable",
     "DeadLetterError",
     "Operation",
     "OrderTerm",
@@ -29,6 +34,7 @@ __all__ = [
     "ReplicatedConnection",
     "Replicator",
     "SecondaryUnavailable",
+    "ServerError",
     "SpoolCorrupt",
     "SyncdError",
     "TableConfig",

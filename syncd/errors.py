@@ -2,13 +2,13 @@
 
 Every error carries ``retriable`` as a class attribute: the retry loop in the
 executor reads it instead of guessing from the exception's type or text.
-SDK and websockets exceptions are translated into these in one place
-(:mod:`syncd.surreal.connection`), where they enter syncd.
+SDK, websockets and OS exceptions are translated into these in one place
+(:mod:`syncd.surreal.errors`), where they enter syncd.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class SyncdError(Exception):
@@ -21,16 +21,36 @@ class ConfigError(SyncdError):
     """The configuration is invalid; the message names the offending key."""
 
 
-class SecondaryUnavailable(SyncdError):
+class DatabaseUnavailable(SyncdError):
+    """A database could not be reached, timed out, or dropped the connection."""
+
+    retriable = True
+
+
+class SecondaryUnavailable(DatabaseUnavailable):
     """The secondary could not be reached, timed out, or dropped the connection."""
 
-    retriable = True
 
-
-class PrimaryUnavailable(SyncdError):
+class PrimaryUnavailable(DatabaseUnavailable):
     """The primary could not be reached, timed out, or dropped the connection."""
 
-    retriable = True
+
+class ServerError(SyncdError):
+    """The database answered, with an error: a refused query or request, not a lost connection."""
+
+    def __init__(
+        self, code: int, message: str, *, kind: str | None = None, details: Any = None
+    ) -> None:
+        """Keep the RPC error ``code`` (0 for a failed statement), and 3.x ``kind``/``details``."""
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.kind = kind
+        self.details = details
+
+
+class AuthenticationFailed(SyncdError):
+    """The database refused the sign-in: wrong user or password (an operator must act)."""
 
 
 class RecordRejected(SyncdError):

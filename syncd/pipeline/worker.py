@@ -30,7 +30,8 @@ from syncd.pipeline.lanes import coalesce
 from syncd.pipeline.queue import SyncQueue
 from syncd.sink.executor import Executor, Rejected
 from syncd.sink.operation import Operation
-from syncd.surreal.connection import ManagedConnection, describe
+from syncd.surreal.connection import ManagedConnection
+from syncd.surreal.errors import describe
 
 log = structlog.get_logger("syncd.pipeline.worker")
 

@@ -6,6 +6,9 @@ little). Rows are merged one per dedup key, the primary's row winning
 (:func:`syncd.reads.merge.merge_rows`). If the secondary is down, slow or
 failing, the primary's answer comes back alone, with a warning and a metric.
 The primary's own errors reach the caller as the SDK raised them.
+
+The secondary's calls ask for ``sdk_values``: its rows are decoded as the
+SDK decodes the primary's, so the application gets one set of Python types.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import anyio
 import structlog
 
 from syncd.config import is_identifier
-from syncd.errors import SyncdError
+from syncd.errors import DatabaseUnavailable
 from syncd.keys import KeyRule, table_of
 from syncd.metrics import Metrics
 from syncd.reads.merge import merge_rows
 from syncd.reads.statements import Statement
+from syncd.surreal.failures import is_undefined_table
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.reads")
@@ -112,7 +116,7 @@ class MergedReads:
             return await self._select_table(primary_call, table)
 
         async def secondary(conn: Any) -> Any:
-            return await conn.select(*args)
+            return await conn.select(*args, sdk_values=True)
 
         primary, extra = await self._both(primary_call, secondary)
         if extra is None or not isinstance(primary, list) or not isinstance(extra, list):
@@ -134,7 +138,8 @@ class MergedReads:
         async def ids(conn: Any) -> Any:
             started = time.monotonic()
             try:
-                return await conn.query("SELECT id FROM type::table($t)", {"t": table})
+                sql = "SELECT id FROM type::table($t)"
+                return await conn.query(sql, {"t": table}, sdk_values=True)
             finally:
                 spent[0] = time.monotonic() - started
 
@@ -154,7 +159,7 @@ class MergedReads:
             return self._merge(primary, [])
 
         async def fetch(conn: Any) -> Any:
-            return await conn.query("SELECT * FROM $ids", {"ids": wanted})
+            return await conn.query("SELECT * FROM $ids", {"ids": wanted}, sdk_values=True)
 
         extra, outcome = await self._ask_secondary(fetch, self._timeout - spent[0])
         self.count(outcome)
@@ -174,7 +179,7 @@ class MergedReads:
         """A SELECT-only ``query_raw`` on both, merged statement by statement."""
 
         async def secondary(conn: Any) -> Any:
-            return await conn.query_raw(query, vars)
+            return await conn.query_raw(query, vars, sdk_values=True)
 
         primary, extra = await self._both(primary_call, secondary)
         if extra is None or not isinstance(primary, Mapping) or "error" in primary:
@@ -193,8 +198,12 @@ class MergedReads:
     def _merge_statement(self, statement: Statement, p: Any, s: Any) -> Any:
         if not (isinstance(p, Mapping) and isinstance(s, Mapping)):
             return p
-        if p.get("status") != "OK" or s.get("status") != "OK":
+        if p.get("status") != "OK":
             return p
+        if s.get("status") != "OK":
+            if not is_undefined_table(s):
+                return p
+            s = {**s, "status": "OK", "result": []}  # 3.x: not replicated to yet
         p_rows, s_rows = p.get("result"), s.get("result")
         if not (isinstance(p_rows, list) and isinstance(s_rows, list)):
             return p
@@ -218,9 +227,13 @@ class MergedReads:
         try:
             call = self._secondary.call(secondary, max(0.0, seconds), timeout_marks_down=False)
             return await call, "merged"
-        except SyncdError:
+        except DatabaseUnavailable:
             return None, "primary_only_down"
         except Exception as exc:  # a query error on the secondary: degrade
+            if is_undefined_table(exc):
+                # 3.x: a table nothing was replicated to yet is an error, not
+                # empty; it holds nothing the primary lacks.
+                return [], "merged"
             log.warning("merged_read_secondary_error", error=type(exc).__name__)
             return None, "primary_only_error"
 

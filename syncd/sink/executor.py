@@ -17,19 +17,15 @@ its UNIQUE index. A record new to the secondary keeps the primary's id.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-
-from surrealdb.connections.async_ws import AsyncWsSurrealConnection
 
 from syncd.config import is_identifier
 from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.sink.operation import Operation, group_by_table
 from syncd.sink.upserts import build_statement
-from syncd.surreal.codec import fast_encode
-from syncd.surreal.connection import ManagedConnection
+from syncd.surreal.connection import Client, ManagedConnection
 from syncd.surreal.failures import is_undefined_table
 
 Rejected = list[tuple[Operation, str]]
@@ -69,32 +65,13 @@ class _Group:
         )
 
 
-async def query_raw(conn: Any, query: str, params: dict[str, Any]) -> Any:
-    """``conn.query_raw(query, params)``, with the request encoded by the fast path.
+def _query_raw(sql: str, params: dict[str, Any]) -> Callable[[Client], Awaitable[dict[str, Any]]]:
+    # The client encodes the frame with syncd's fast codec: the SDK's
+    # pure-Python encoder was most of a batch's cost on the event loop.
+    async def run(client: Client) -> dict[str, Any]:
+        return await client.query_raw(sql, params)
 
-    The SDK's pure-Python CBOR encoder was most of a batch's cost on the event
-    loop (about 45 us per record; the application's writes wait behind it). On
-    the SDK's WebSocket connection this sends the very frame ``query_raw``
-    would (same map, same bytes: ``syncd.surreal.codec.fast_encode``) through the same
-    socket and reply table as ``AsyncWsSurrealConnection._send``; any other
-    connection type is called as it is. Written against surrealdb 2.0.0
-    (pinned); if those attributes are ever missing, ``query_raw`` is used.
-    """
-    if type(conn) is not AsyncWsSurrealConnection or not hasattr(conn, "qry"):
-        return await conn.query_raw(query, params)
-    await conn.connect()  # a no-op once connected, as in _send
-    if conn.socket is None or conn.loop is None:
-        return await conn.query_raw(query, params)
-    request_id = str(uuid.uuid4())
-    frame = fast_encode({"id": request_id, "method": "query", "params": [query, params]})
-    reply = conn.loop.create_future()
-    conn.qry[request_id] = reply
-    try:
-        await conn.socket.send(frame)
-        response = await reply
-    finally:
-        del conn.qry[request_id]
-    return response if isinstance(response, dict) else {}
+    return run
 
 
 def _statement_error(result: Any) -> str | None:
@@ -148,9 +125,7 @@ class Executor:
             params[f"t{index}"] = group.table
             statements.append(group.statement(f"b{index}", f"$t{index}", many=True))
         started = time.perf_counter()
-        response = await self._conn.call(
-            lambda c: query_raw(c, ";\n".join(statements), params), self._timeout
-        )
+        response = await self._conn.call(_query_raw(";\n".join(statements), params), self._timeout)
         if self._metrics is not None:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(ops))
@@ -170,9 +145,7 @@ class Executor:
         """
         if not is_identifier(table):
             return
-        await self._conn.call(
-            lambda c: query_raw(c, f"DEFINE TABLE IF NOT EXISTS {table}", {}), self._timeout
-        )
+        await self._conn.call(_query_raw(f"DEFINE TABLE IF NOT EXISTS {table}", {}), self._timeout)
 
     def _groups(self, ops: Sequence[Operation]) -> list[_Group]:
         groups: list[_Group] = []
@@ -211,9 +184,7 @@ class Executor:
         for index, op in enumerate(group.ops):
             params[f"p{index}"] = _param(op, group.fields)
             statements.append(group.statement(f"p{index}", "$t", many=False))
-        response = await self._conn.call(
-            lambda c: query_raw(c, ";\n".join(statements), params), self._timeout
-        )
+        response = await self._conn.call(_query_raw(";\n".join(statements), params), self._timeout)
         rpc_error = _rpc_error(response)
         results = response.get("result")
         if rpc_error is not None or not isinstance(results, list) or len(results) != len(group.ops):

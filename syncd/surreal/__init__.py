@@ -1,5 +1,11 @@
-"""The one door to SurrealDB: managed connections, error translation, the CBOR codec, the dialect.
+"""The one door to SurrealDB: our RPC client, managed connections, errors, codec, dialect.
 
-Nothing outside this folder (and ``syncd/dev``) imports the ``surrealdb`` SDK.
+``rpc`` speaks SurrealDB's CBOR RPC over a WebSocket (or to an engine in this
+process), ``connection`` keeps a session alive with deadlines and reconnects,
+``errors`` translates every foreign exception, ``codec`` and ``frames`` read
+and write the bytes, ``dialect`` and ``failures`` know what differs between
+server generations. Nothing outside this folder (and ``syncd/dev``) imports
+the ``surrealdb`` SDK or ``websockets``; the SDK remains only what users hand
+to ``Replicator.wrap`` and the embedded engines.
 May import: the basics (``syncd.config``, ``errors``, ``backoff``, ``logs``, ...).
 """

@@ -1,67 +1,93 @@
-"""Connection manager: one SDK connection, kept alive, every call under a deadline.
+"""Connection manager: one client session, kept alive, every call under a deadline.
 
-The SurrealDB SDK's WebSocket client (2.0.0) never reconnects and has no
-request timeout. Measured here: a request in flight when the server dies
-raises ``KeyError``; later calls raise ``ConnectionClosedError`` forever, even
-once the server is back; a frozen server hangs a call for about 50 s. So this
-module owns the connection's life:
-
-- every call runs under ``anyio.fail_after``; a timeout or transport error
-  marks the connection *down* and is raised as ``SecondaryUnavailable`` (or
-  ``PrimaryUnavailable``) — the only place SDK and websockets exceptions are
-  translated;
+Rules of this file:
+- every call runs under ``anyio.fail_after``; a timeout or a transport error
+  marks the connection *down* and is raised as the role's ``*Unavailable``
+  (translation lives in :mod:`syncd.surreal.errors`); a server's refusal is
+  raised as it is and says nothing about the connection;
+- a failure of a client that has since been replaced is ignored;
 - while down, a background task closes the broken client (bounded: close can
-  hang on a frozen peer), then reconnects — connect, sign in, ``use`` — with
-  exponential backoff and jitter capped at ``reconnect_backoff``;
-- while up, it checks health every ``health_check_interval``;
+  hang on a frozen peer), then connects anew (connect, sign in, ``use``,
+  ``version``) with exponential backoff and jitter capped at
+  ``reconnect_backoff``; a refused sign-in is retried too (an operator may
+  fix it) but is kept in :attr:`ManagedConnection.last_exception`;
+- while up, it pings every ``health_check_interval``;
 - every transition is logged (``connection_up`` / ``connection_down``) and
-  shown in metrics; callers wait for *up* with :meth:`wait_up`.
+  reported to ``on_state``; callers wait for *up* with :meth:`wait_up`.
+
+How to connect and how to sleep are injected (httpcore's backend idea), so
+tests drive reconnects with a scripted client and no waiting.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from surrealdb import AsyncSurreal
 
 from syncd.backoff import exponential_backoff, with_jitter
-from syncd.config import Config, sdk_url
-from syncd.errors import PrimaryUnavailable, SecondaryUnavailable, SyncdError
+from syncd.config import Config
+from syncd.errors import AuthenticationFailed, DatabaseUnavailable, SyncdError
+from syncd.surreal.errors import (
+    describe,
+    is_transport_error,
+    is_unavailable_timeout,
+    translate,
+    unavailable,
+)
+from syncd.surreal.rpc import RpcClient
+
+__all__ = ["Client", "Connect", "ManagedConnection", "managed_connection"]
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.surreal.connection")
 
-# What the SDK raises when the transport is gone. KeyError is the SDK's bug for
-# a request in flight when the server dies; OSError covers refused connects.
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...]
-try:
-    from websockets.exceptions import WebSocketException
-
-    _TRANSPORT_ERRORS = (OSError, KeyError, EOFError, WebSocketException)
-except ImportError:  # pragma: no cover - websockets is a dependency
-    _TRANSPORT_ERRORS = (OSError, KeyError, EOFError)
-
 _CLOSE_TIMEOUT = 1.0
 
 
-def is_transport_error(exc: BaseException) -> bool:
-    """Whether ``exc`` means the connection is unusable (as opposed to a refused query)."""
-    # TimeoutError is an OSError, so the tuple covers our own deadlines too.
-    if isinstance(exc, _TRANSPORT_ERRORS):
-        return True
-    # The SDK's ConnectionUnavailableError; matched by name to avoid depending
-    # on where the SDK defines it.
-    return type(exc).__name__ == "ConnectionUnavailableError"
+class Client(Protocol):
+    """What the connection manager and its callers use of a session (RpcClient, test fakes)."""
+
+    async def query(
+        self, sql: str, vars: Mapping[str, Any] | None = None, *, sdk_values: bool | None = None
+    ) -> Any:
+        """The first statement's result; raises ``ServerError`` on a failed statement."""
+        ...
+
+    async def query_raw(
+        self, sql: str, vars: Mapping[str, Any] | None = None, *, sdk_values: bool | None = None
+    ) -> dict[str, Any]:
+        """The whole answer: ``{"result": [...]}`` per statement, or ``{"error": ...}``."""
+        ...
+
+    async def select(self, thing: Any, *, sdk_values: bool | None = None) -> Any:
+        """``SELECT * FROM thing``, as the SDK's ``select``."""
+        ...
+
+    async def version(self) -> str:
+        """The server's version."""
+        ...
+
+    async def ping(self) -> None:
+        """One round trip."""
+        ...
+
+    async def close(self) -> None:
+        """Close the session (bounded)."""
+        ...
+
+
+#: Opens a signed-in session using the database (RpcClient by default; a fake in tests).
+Connect = Callable[[], Awaitable[Client]]
 
 
 class ManagedConnection:
-    """A SurrealDB connection that reconnects itself and puts a deadline on every call."""
+    """A SurrealDB session that reconnects itself and puts a deadline on every call."""
 
     def __init__(
         self,
@@ -78,10 +104,17 @@ class ManagedConnection:
         on_state: Callable[[bool], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
         rng: random.Random | None = None,
+        connect: Connect | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
+        """Configure; nothing is opened until :meth:`run`.
+
+        ``connect`` opens a signed-in session using the database (default: an
+        :class:`RpcClient` to ``url``); ``sleep`` waits between attempts.
+        """
         self.role = role
-        self._url = url
-        self._user = user
+        self.url = url
+        self.user = user
         self._password = password
         self._namespace = namespace
         self._database = database
@@ -91,16 +124,22 @@ class ManagedConnection:
         self.on_state = on_state
         self._on_reconnect = on_reconnect
         self._rng = rng or random.Random()
-        self._conn: Any = None
+        self._connect: Connect = connect or self._open_client
+        self._sleep = sleep
+        self._conn: Client | None = None
         self._connected_before = False
         self._first_attempt = anyio.Event()
         self._up = anyio.Event()
         self._down = anyio.Event()
+        self._error_type = unavailable(role)
+        #: When the connection last went up or down (``time.time()``).
         self.since = time.time()
+        #: One line on why the connection is down ("" while up).
         self.last_error = "not connected yet"
-        self._error_type: type[SyncdError] = (
-            PrimaryUnavailable if role == "primary" else SecondaryUnavailable
-        )
+        #: Why the last attempt failed (``AuthenticationFailed``: a refused sign-in).
+        self.last_exception: BaseException | None = None
+        #: The server's version (the ``version`` RPC), once connected.
+        self.server_version: str | None = None
 
     @property
     def is_up(self) -> bool:
@@ -122,30 +161,39 @@ class ManagedConnection:
         *,
         timeout_marks_down: bool = True,
     ) -> T:
-        """Run ``fn(sdk_connection)`` within ``seconds``; translate transport failures.
+        """Run ``fn(client)`` within ``seconds``; translate transport failures.
 
         A transport failure marks the connection down. A timeout does too,
         unless ``timeout_marks_down`` is false (a slow read proves little).
         """
-        if not self._up.is_set():
-            raise self._error_type(f"{self.role} is down: {self.last_error}")
         conn = self._conn
+        if not self._up.is_set() or conn is None:
+            raise self._error_type(f"{self.role} is down: {self.last_error}")
         try:
             with anyio.fail_after(seconds):
                 return await fn(conn)
         except Exception as exc:
-            if not is_transport_error(exc):
-                raise
-            timed_out = isinstance(exc, TimeoutError)
-            reason = "timeout" if timed_out else type(exc).__name__
+            error = translate(exc, self.role)
+            if not is_transport_error(error):
+                if error is exc:
+                    raise
+                raise error from exc
+            timed_out = is_unavailable_timeout(exc)
+            reason = "timeout" if timed_out else describe(exc)
             if timeout_marks_down or not timed_out:
                 self.mark_down(reason, conn)
+            if isinstance(exc, self._error_type) and not timed_out:
+                raise  # the client's own words ("connection lost (...)")
             raise self._error_type(f"{self.role} unavailable: {reason}") from exc
 
     def mark_down(self, reason: str, conn: Any = None) -> None:
-        """Record that the connection failed; the run loop reconnects."""
+        """Record that the connection failed; the run loop reconnects.
+
+        ``conn`` is the client that failed: a failure of one already replaced
+        says nothing about the current one and is ignored.
+        """
         if conn is not None and conn is not self._conn:
-            return  # a stale failure from a connection already replaced
+            return
         self.last_error = reason
         if self._up.is_set():
             self._up = anyio.Event()
@@ -176,11 +224,14 @@ class ManagedConnection:
                 await self._connect_once()
                 return
             except Exception as exc:
-                if not is_transport_error(exc) and not _is_server_error(exc):
-                    # Unexpected, but retrying beats ending the process. No
-                    # traceback: its frames hold the password being sent.
-                    log.error("connection_error", role=self.role, error=describe(exc))
-                self.last_error = describe(exc)
+                error = translate(exc, self.role)
+                if isinstance(error, AuthenticationFailed) or not isinstance(error, SyncdError):
+                    # A wrong password needs an operator; anything unexpected
+                    # is retried rather than ending the process. No traceback:
+                    # its frames hold the password being sent.
+                    log.error("connection_error", role=self.role, error=describe(error))
+                self.last_error = describe(error)
+                self.last_exception = error
                 self._first_attempt.set()
                 delay = next(delays)
                 log.info(
@@ -190,32 +241,54 @@ class ManagedConnection:
                     error=self.last_error,
                     retry_in=round(delay, 3),
                 )
-                await anyio.sleep(delay)
+                await self._sleep(delay)
 
     async def _connect_once(self) -> None:
         await self._discard()
-        conn: Any = AsyncSurreal(sdk_url(self._url))
+        with anyio.fail_after(self._connect_timeout):
+            conn = await self._connect()
+            try:
+                version = await conn.version()
+            except BaseException:
+                await _close(conn, self.role)
+                raise
         self._conn = conn
-        try:
-            with anyio.fail_after(self._connect_timeout):
-                await conn.connect()
-                if self._user:
-                    await conn.signin({"username": self._user, "password": self._password})
-                await conn.use(self._namespace, self._database)
-        except BaseException:
-            await self._discard()
-            raise
+        self.server_version = version
         self._down = anyio.Event()
         self.since = time.time()
         self.last_error = ""
+        self.last_exception = None
         self._up.set()
         self._first_attempt.set()
-        log.info("connection_up", role=self.role)
+        log.info("connection_up", role=self.role, version=version)
         if self.on_state is not None:
             self.on_state(True)
         if self._connected_before and self._on_reconnect is not None:
             self._on_reconnect()
         self._connected_before = True
+
+    async def _open_client(self) -> Client:
+        """The default ``connect``: an :class:`RpcClient` signed in and using the database."""
+        opened: list[RpcClient] = []
+
+        def lost(reason: str) -> None:
+            # Noticed with no call waiting (keepalive): down now, not at the
+            # next call. Before the client is known, connect itself fails.
+            if opened:
+                self.mark_down(f"connection lost ({reason})", opened[0])
+
+        client = await RpcClient.connect(
+            self.url, role=self.role, open_timeout=self._connect_timeout, on_lost=lost
+        )
+        opened.append(client)
+        try:
+            if self.user:
+                await client.signin(self.user, self._password)
+            await client.use(self._namespace, self._database)
+        except BaseException:
+            await client.close()
+            raise
+        return client
 
     async def _watch_health(self) -> None:
         while True:
@@ -225,7 +298,7 @@ class ManagedConnection:
                 return
             try:
                 await self.call(_ping, self._connect_timeout)
-            except SyncdError:
+            except DatabaseUnavailable:
                 return
             except Exception as exc:
                 # The server answered with an error: it is alive.
@@ -233,40 +306,22 @@ class ManagedConnection:
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        # Shielded so a cancelled caller still frees the socket, bounded so a
-        # frozen peer cannot hold it.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-            try:
-                await conn.close()
-            except Exception as exc:
-                log.debug("connection_close_error", role=self.role, error=describe(exc))
-        # A frozen peer never finishes the close handshake: drop the socket.
-        transport = getattr(getattr(conn, "socket", None), "transport", None)
-        if transport is not None:
-            transport.abort()
-        task = getattr(conn, "recv_task", None)
-        if task is not None and not task.done():
-            task.cancel()
+        if conn is not None:
+            await _close(conn, self.role)
 
 
-async def _ping(conn: Any) -> object:
-    return await conn.query("RETURN 1")
+async def _ping(conn: Client) -> None:
+    await conn.ping()
 
 
-def _is_server_error(exc: BaseException) -> bool:
-    # Sign-in refused, unknown namespace...: the server is up but said no.
-    # Keep retrying (an operator may fix it) but say so in the logs.
-    return isinstance(exc, RuntimeError | ValueError) or type(exc).__module__.startswith(
-        "surrealdb"
-    )
-
-
-def describe(exc: BaseException) -> str:
-    """One line naming an exception: its type and the first line of its message."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+async def _close(conn: Client, role: str) -> None:
+    # Shielded so a cancelled caller still frees the socket, bounded so a
+    # frozen peer cannot hold it (RpcClient.close aborts the transport too).
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+        try:
+            await conn.close()
+        except Exception as exc:
+            log.debug("connection_close_error", role=role, error=describe(exc))
 
 
 def managed_connection(

@@ -2,10 +2,11 @@
 
 The tools talk to the primary and the secondary the way the pipeline does:
 through a :class:`~syncd.surreal.connection.ManagedConnection`, so every call has a
-deadline and SDK errors are translated in one place. What differs is the
+deadline and errors are translated in one place. What differs is the
 start: a tool cannot wait forever for a database that is not there, so
-:func:`open_connection` gives up after ``connect_timeout`` with one line
-naming the database and why (the CLI prints it and exits 2).
+:func:`open_connection` gives up after its first attempt (at most
+``connect_timeout``) with one line naming the database and why (the CLI
+prints it and exits 2); a refused sign-in says so in its own words.
 
 Verify and replay take anything with the :class:`Caller` shape, so the demo
 can hand them its in-process embedded primary (:class:`DirectCaller`).
@@ -20,8 +21,9 @@ from typing import Any, Literal, Protocol, TypeVar
 import anyio
 
 from syncd.config import Config, redact_url
-from syncd.errors import PrimaryUnavailable, SecondaryUnavailable
-from syncd.surreal.connection import ManagedConnection, is_transport_error, managed_connection
+from syncd.errors import AuthenticationFailed
+from syncd.surreal.connection import ManagedConnection, managed_connection
+from syncd.surreal.errors import translated, unavailable
 
 __all__ = ["CALL_TIMEOUT", "Caller", "DirectCaller", "open_connection"]
 
@@ -35,7 +37,7 @@ Role = Literal["primary", "secondary"]
 
 
 class Caller(Protocol):
-    """Runs ``fn(sdk_connection)`` under a deadline (what ManagedConnection.call does)."""
+    """Runs ``fn(client)`` under a deadline (what ManagedConnection.call does)."""
 
     async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:
         """Run ``fn`` on the connection within ``seconds``."""
@@ -48,18 +50,12 @@ class DirectCaller:
     def __init__(self, conn: Any, role: Role = "primary") -> None:
         """Wrap ``conn``; its owner connects and closes it."""
         self._conn = conn
-        self._error = PrimaryUnavailable if role == "primary" else SecondaryUnavailable
         self.role = role
 
     async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:
-        """Run ``fn(conn)`` within ``seconds``; transport failures become ``*Unavailable``."""
-        try:
-            with anyio.fail_after(seconds):
-                return await fn(self._conn)
-        except Exception as exc:
-            if not is_transport_error(exc):
-                raise
-            raise self._error(f"{self.role} unavailable: {type(exc).__name__}") from exc
+        """Run ``fn(conn)`` within ``seconds``; errors are translated as a managed call's are."""
+        with translated(self.role), anyio.fail_after(seconds):
+            return await fn(self._conn)
 
 
 def managed(config: Config, role: Role) -> ManagedConnection:
@@ -73,8 +69,9 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
 
     Raises:
         PrimaryUnavailable, SecondaryUnavailable: the first attempt failed, or took
-            longer than ``connect_timeout`` (plus a second for the sign-in round
-            trips); the message names the URL (password masked) and the error.
+            longer than ``connect_timeout`` (plus a second to be sure); the
+            message names the URL (password masked) and the error.
+        AuthenticationFailed: the database refused the user or password.
     """
     conn = managed(config, role)
     url = redact_url(getattr(config, f"{role}_url"))
@@ -89,7 +86,13 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
         with anyio.move_on_after(config.connect_timeout + 1.0):
             await conn.wait_first_attempt()
         if not conn.is_up:
-            error = PrimaryUnavailable if role == "primary" else SecondaryUnavailable
+            if isinstance(conn.last_exception, AuthenticationFailed):
+                raise AuthenticationFailed(
+                    f"cannot sign in to the {role} at {url} as {conn.user!r}: "
+                    "wrong user or password"
+                    f" ({role}_user / {role}_pass, or SYNCD_{role.upper()}_PASS)"
+                )
+            error = unavailable(role)
             raise error(f"cannot connect to the {role} at {url}: {conn.last_error}")
         yield conn
     finally:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from syncd.config import is_identifier
-from syncd.errors import SyncdError
+from syncd.errors import ServerError, SyncdError
 from syncd.surreal.codec import RecordID
 from syncd.surreal.endpoints import CALL_TIMEOUT, Caller
 from syncd.tools.compare import KeySpec
@@ -54,9 +54,11 @@ def _rows(result: Any) -> list[dict[str, Any]]:
 async def _query(caller: Caller, sql: str, params: dict[str, Any], what: str) -> Any:
     try:
         return await caller.call(lambda c: c.query(sql, params), CALL_TIMEOUT)
+    except ServerError as exc:  # the database's refusal
+        raise QueryFailed(f"{what}: {' '.join(str(exc).split())[:300]}") from exc
     except SyncdError:
         raise
-    except Exception as exc:  # the engine's refusal arrives as an SDK exception
+    except Exception as exc:  # through a bare SDK connection: its own exception
         raise QueryFailed(f"{what}: {' '.join(str(exc).split())[:300]}") from exc
 
 
@@ -142,6 +144,8 @@ async def _lookup_natural(
     what = f"looking up {spec.table} by {', '.join(spec.fields)}"
     try:
         response = await caller.call(lambda c: c.query_raw(sql, params), CALL_TIMEOUT)
+    except ServerError as exc:
+        raise QueryFailed(f"{what}: {' '.join(str(exc).split())[:300]}") from exc
     except SyncdError:
         raise
     except Exception as exc:

@@ -1,0 +1,213 @@
+"""A worker with a real queue, executor and dead-letter file over a scripted session.
+
+The secondary is :class:`~tests.support.fake_client.FakeDatabase` behind a real
+:class:`ManagedConnection`, so outages, refusals and lost answers are scripted
+and each test runs in milliseconds. What the engine makes of the statements is
+tested against the engine elsewhere (tests/test_replicator.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from prometheus_client import CollectorRegistry
+from surrealdb import RecordID
+
+from syncd.keys import KeyRule
+from syncd.metrics import Metrics
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.spool import Spool
+from syncd.pipeline.worker import Worker, WorkerSettings
+from syncd.sink.executor import Executor
+from syncd.sink.operation import Operation
+from syncd.surreal.connection import ManagedConnection
+from tests.support.fake_client import FakeDatabase, Sleeps, managed
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@dataclass
+class Pipeline:
+    """The parts under test, running."""
+
+    queue: SyncQueue
+    conn: ManagedConnection
+    dlq: DeadLetterFile
+    metrics: Metrics
+
+    def put(self, n: int, v: Any, **fields: Any) -> Operation:
+        op = Operation(table="t", key=f"t:{n}", record={"id": RecordID("t", n), "v": v, **fields})
+        self.queue.put(op)
+        return op
+
+    async def flush(self, seconds: float = 5.0) -> None:
+        with anyio.fail_after(seconds):
+            await self.queue.wait_finished(self.queue.last_seq)
+
+    def count(self, name: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            f"syncd_operations_{name}_total", {"table": "t"}
+        )
+        return value or 0.0
+
+
+@asynccontextmanager
+async def pipeline(
+    tmp_path: Path,
+    db: FakeDatabase,
+    *,
+    max_retries: int = 3,
+    retry_interval: float = 0.01,
+    batch_size: int = 50,
+) -> AsyncIterator[Pipeline]:
+    """One lane, one worker, a managed connection to ``db``; cancelled on exit."""
+    metrics = Metrics(CollectorRegistry())
+    queue = SyncQueue(lanes=1, capacity=1000, spool=Spool(tmp_path / "spool"), metrics=metrics)
+    queue.open()
+    conn = managed(db, Sleeps(real=0.005), reconnect_backoff=0.05)
+    dlq = DeadLetterFile(tmp_path / "deadletters.jsonl")
+    settings = WorkerSettings(
+        batch_size=batch_size,
+        batch_timeout=0.001,
+        retry_interval=retry_interval,
+        max_retries=max_retries,
+        retry_cap=1.0,
+    )
+    executor = Executor(conn, keys=KeyRule(), write_timeout=0.2, metrics=metrics)
+    worker = Worker(
+        0,
+        queue=queue,
+        executor=executor,
+        conn=conn,
+        deadletters=dlq,
+        settings=settings,
+        metrics=metrics,
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(queue.run)
+            await tg.start(conn.run)
+            await tg.start(worker.run)
+            yield Pipeline(queue, conn, dlq, metrics)
+            tg.cancel_scope.cancel()
+    finally:
+        queue.close()
+
+
+def refuse_bad(row: Any) -> str | None:
+    return "Found 'bad' for field `v`, but expected a int" if row.get("v") == "bad" else None
+
+
+async def test_a_batch_waits_while_the_secondary_is_down(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.reachable = False
+    async with pipeline(tmp_path, db) as p:
+        ops = [p.put(n, n) for n in range(5)]
+        await anyio.sleep(0.1)
+        assert db.applied == [] and p.queue.lag_seconds() > 0
+        assert all(op.attempts == 0 for op in ops)  # an outage is not the records' fault
+        db.reachable = True
+        await p.flush()
+    assert {rid: row["v"] for rid, row in db.rows.items()} == {f"t:{n}": n for n in range(5)}
+    assert len(db.applied) == 5 and p.count("applied") == 5
+    assert p.dlq.count() == 0
+
+
+async def test_a_lost_answer_resends_the_batch_and_each_key_ends_up_once(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.faults.append("drop_after")  # applied, then the connection dies before answering
+    async with pipeline(tmp_path, db) as p:
+        for n in range(10):
+            p.put(n, n)
+        await p.flush()
+        assert db.connects == 2  # the stale session was replaced
+    assert {rid: row["v"] for rid, row in db.rows.items()} == {f"t:{n}": n for n in range(10)}
+    assert len(db.applied) == 20  # sent twice: harmless, UPSERTs
+    assert p.count("applied") == 10  # but each operation finished once
+
+
+async def test_a_hung_call_hits_the_write_deadline_and_is_resent(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.faults.append("hang")
+    async with pipeline(tmp_path, db) as p:
+        p.put(1, 1)
+        await p.flush()
+    assert db.rows["t:1"]["v"] == 1 and db.connects == 2
+
+
+async def test_a_refused_batch_falls_back_to_one_by_one(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = refuse_bad
+    async with pipeline(tmp_path, db, max_retries=1) as p:
+        for n in range(5):
+            p.put(n, "bad" if n == 2 else n)
+        await p.flush()
+    assert db.calls == [["batch"], ["one"] * 5]  # the FOR failed whole, then each alone
+    assert sorted(db.rows) == ["t:0", "t:1", "t:3", "t:4"]
+    assert db.refusals == [("t:2", refuse_bad({"v": "bad"}))] * 2
+    letters, _ = p.dlq.read()
+    assert [letter.op.key for letter in letters] == ["t:2"]
+
+
+async def test_dead_letters_after_max_retries_while_other_records_flow(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = refuse_bad
+    async with pipeline(tmp_path, db, max_retries=3) as p:
+        p.put(0, "bad")
+        for n in range(1, 20):
+            p.put(n, n)
+            await anyio.sleep(0.002)  # records keep arriving while the bad one is retried
+        await p.flush()
+        assert p.count("retried") == 2 and p.count("dead_lettered") == 1
+    letters, malformed = p.dlq.read()
+    assert malformed == []
+    assert [(letter.op.key, letter.op.attempts) for letter in letters] == [("t:0", 3)]
+    assert "expected a int" in letters[0].error
+    assert sorted(db.rows) == sorted(f"t:{n}" for n in range(1, 20))
+    assert db.applications("t:0") == []
+
+
+async def test_a_newer_version_supersedes_a_parked_record(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = refuse_bad
+    async with pipeline(tmp_path, db, retry_interval=0.3) as p:
+        p.put(1, "bad")
+        with anyio.fail_after(2):
+            await db.refused.wait()
+        p.put(1, 2)  # arrives while the refused version is parked
+        await p.flush()
+        assert p.count("superseded") == 1
+        await anyio.sleep(0.4)  # past the parked version's retry time
+    assert [row["v"] for row in db.applications("t:1")] == [2]  # only the newest
+    assert db.rows["t:1"]["v"] == 2
+    assert p.dlq.count() == 0
+
+
+async def test_a_failing_dead_letter_write_keeps_the_operation(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = refuse_bad
+    blocker = tmp_path / "deadletters.jsonl"
+    blocker.mkdir()  # stands in for a full or unwritable disk
+    async with pipeline(tmp_path, db, max_retries=1) as p:
+        p.put(0, "bad")
+        p.put(1, 1)
+        with pytest.raises(TimeoutError):
+            await p.flush(0.3)
+        # Not dead-lettered, not dropped: still pending, and tried again.
+        assert p.count("dead_lettered") == 0
+        assert p.queue.lag_seconds() > 0
+        assert len(db.refusals) >= 2
+        assert db.rows["t:1"]["v"] == 1  # the rest of the lane was not held up
+        shutil.rmtree(blocker)  # the disk has room again
+        await p.flush()
+        assert p.count("dead_lettered") == 1
+    letters, _ = p.dlq.read()
+    assert [(letter.op.key, letter.op.attempts) for letter in letters] == [("t:0", 1)]
