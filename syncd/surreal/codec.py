@@ -21,8 +21,8 @@ unless marked). decode refuses every other tag, as both engines do.
 
 Engine normalisations (tests/surreal/test_codec.py asserts each one exactly):
 
-* NONE as an object's field is dropped, at any depth; in arrays, range bounds and
-  record keys it stays.
+* A stored object loses its fields whose value is NONE, at any depth (RETURN keeps
+  them); NONE in arrays, range bounds and record keys stays.
 * Decimals: both drop the sign of zero; 3.x strips trailing fractional zeros (``1.10``
   -> ``1.1``), 2.x keeps them. encode writes exponents out (2.x cannot parse them) and
   refuses what both would round or refuse: NaN, infinities, over 28 fractional digits,
