@@ -190,7 +190,8 @@ def encode(value: Any) -> bytes:
 def _array(value: Any, *sizes: int) -> list[Any]:
     # The constructors check the items; this keeps a text payload from being unpacked.
     if type(value) is not list or (sizes and len(value) not in sizes):
-        raise CodecError(f"expected an array of {sizes or 'any'} items, not {value!r}")
+        count = " or ".join(map(str, sizes)) or "any number of"
+        raise CodecError(f"expected an array of {count} items, not {value!r}")
     return value
 
 
@@ -201,36 +202,33 @@ def _decimal(value: Any) -> decimal.Decimal:
     return number
 
 
-_DECODERS: Final[dict[int, Callable[[Any], Any]]] = {
-    0: Datetime.from_iso, 6: lambda value: {None: NONE}[value], 7: Table,
-    8: lambda value: RecordID(*_array(value, 2)), 9: uuid.UUID, 10: _decimal,
-    12: lambda value: Datetime(*_array(value, 2)),
-    14: lambda value: Duration(*_array(value, 0, 1, 2)),
-    49: lambda value: Range(*_array(value, 2)), 50: BoundIncluded, 51: BoundExcluded,
-    55: lambda value: File(*_array(value, 2)), 56: lambda value: Set(tuple(_array(value))),
-    88: lambda value: GeometryPoint(*_array(value, 2)),
-    **{tag: shape for shape, tag in _SHAPES.items()},  # they refuse parts of the wrong type
+def _shape_decoder(shape: type) -> Callable[[Any, bool], Any]:
+    return lambda value, _: shape(value)  # the shapes refuse parts of the wrong type
+
+
+# semantic_decoders callbacks take the payload and cbor2's "immutable" flag (unused).
+_SEMANTIC: Final[dict[int, Callable[[Any, bool], Any]]] = {
+    0: lambda value, _: Datetime.from_iso(value), 6: lambda value, _: {None: NONE}[value],
+    7: lambda value, _: Table(value), 8: lambda value, _: RecordID(*_array(value, 2)),
+    9: lambda value, _: uuid.UUID(value), 10: lambda value, _: _decimal(value),
+    12: lambda value, _: Datetime(*_array(value, 2)),
+    14: lambda value, _: Duration(*_array(value, 0, 1, 2)),
+    49: lambda value, _: Range(*_array(value, 2)),
+    50: lambda value, _: BoundIncluded(value), 51: lambda value, _: BoundExcluded(value),
+    55: lambda value, _: File(*_array(value, 2)), 56: lambda value, _: Set(tuple(_array(value))),
+    88: lambda value, _: GeometryPoint(*_array(value, 2)),
+    **{tag: _shape_decoder(shape) for shape, tag in _SHAPES.items()},
 }  # fmt: skip
 
 
-def _semantic(decoder: Callable[[Any], Any]) -> Callable[[Any, bool], Any]:
-    return lambda value, immutable: decoder(value)
+def _refuse_tag(value: Any, immutable: bool) -> Any:
+    raise CodecError("SurrealDB does not use this tag")
 
 
-def _refused(tag: int) -> Callable[[Any], Any]:
-    def refuse(value: Any) -> Any:
-        raise CodecError(f"SurrealDB does not use CBOR tag {tag}")
-
-    return refuse
-
-
-_SEMANTIC: Final = {
-    tag: _semantic(_DECODERS.get(tag) or _refused(tag))
-    # cbor2 decodes tags of its own (bignums, sets, shared values, regexes, ...) that
-    # SurrealDB never sends; 37, a uuid, it decodes as SurrealDB means it.
-    for tag in (*_DECODERS, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 52, 54, 100, 256, 258, 260,
-                261, 1004, 43000, 55799)
-}  # fmt: skip
+# cbor2 decodes tags of its own (bignums, sets, shared values, regexes, ...) that SurrealDB
+# never sends; 37, a uuid, it decodes as SurrealDB means it.
+_SEMANTIC.update(dict.fromkeys((1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 52, 54, 100, 256, 258,
+                                260, 261, 1004, 43000, 55799), _refuse_tag))  # fmt: skip
 
 
 def _unknown_tag(tag: cbor2.CBORTag, immutable: bool) -> Any:
@@ -253,9 +251,9 @@ def decode(data: bytes) -> Any:
             strict_hashable_types=True,  # map keys are text (SurrealDB) or bytes
             allow_duplicate_keys=False,
         )
-    except Exception as exc:  # cbor2 wraps what the decoders raise: keep their words
-        cause = exc.__cause__ if isinstance(exc.__cause__, CodecError) else exc
-        raise CodecError(f"malformed SurrealDB CBOR: {cause}") from exc
+    except Exception as exc:  # cbor2 wraps what the decoders raise: keep both words
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise CodecError(f"malformed SurrealDB CBOR: {exc}{cause}") from exc
     if mark != _END_MARK:
         raise CodecError("trailing bytes after the CBOR value")
     return value
