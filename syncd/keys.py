@@ -46,11 +46,19 @@ def record_key(table: str, record: Mapping[str, Any], fields: Sequence[str] | No
     return str(rid) if ":" in str(rid) else f"{table}:{rid}"
 
 
-def table_of(record: Mapping[str, Any]) -> str | None:
-    """The table named by the record's ``id`` (an SDK ``RecordID``), if any."""
-    rid = record.get("id")
-    name = getattr(rid, "table_name", None)
+def id_table(value: Any) -> str | None:
+    """The table of a record id, syncd's (``.table``) or the SDK's (``.table_name``); else None."""
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        return None
+    name = getattr(value, "table", None)
+    if not isinstance(name, str) or not hasattr(value, "id"):
+        name = getattr(value, "table_name", None)
     return name if isinstance(name, str) else None
+
+
+def table_of(record: Mapping[str, Any]) -> str | None:
+    """The table named by the record's ``id``, if it is a record id."""
+    return id_table(record.get("id"))
 
 
 class KeyRule:

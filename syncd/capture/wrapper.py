@@ -32,23 +32,13 @@ from syncd.pipeline.intake import Intake
 from syncd.reads.merged import MergedReads, rows_of
 from syncd.reads.statements import Statement, is_read_only, parse, result_index
 from syncd.surreal.results import first_result
+from syncd.surreal.sdkvalues import from_sdk
 
 log = structlog.get_logger("syncd.capture.wrapper")
 
 # Read-backs of one racing record per write; a writer that keeps racing is
 # read back by whichever write finishes last, so a bound loses nothing.
 _MAX_READ_BACKS = 5
-
-
-def _copy(value: Any) -> Any:
-    """Copy the containers of a record, so the application mutating what it got
-    back cannot change what will be replicated. Scalars and SDK values are
-    immutable in practice and shared."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 class ReplicatedConnection:
@@ -87,7 +77,7 @@ class ReplicatedConnection:
     async def _capture(self, rows: list[Mapping[str, Any]], ticket: int) -> None:
         """Capture ``rows``; read back from the primary any whose write raced another."""
         raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
-        self._intake.capture(rows, copy=_copy)
+        self._intake.capture(rows, copy=from_sdk)
         for _ in range(_MAX_READ_BACKS):
             if not raced:
                 return
@@ -100,7 +90,7 @@ class ReplicatedConnection:
                 self._races.end(ticket)
             rows = [row for result in fresh for row in rows_of(result)]
             raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
-            self._intake.capture(rows, source="readback", copy=_copy)
+            self._intake.capture(rows, source="readback", copy=from_sdk)
         if raced:
             # Still racing after several read-backs: the writer that raced
             # last reads back on its own, so the newest state still arrives.

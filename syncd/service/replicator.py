@@ -300,10 +300,10 @@ class Replicator:
             return 0
         count = 0
         for row in rows:
-            op = Operation.from_row(row, self.keys, source=source)
+            # Copied (and converted) first: the key is computed from what is sent.
+            op = Operation.from_row(copy(row), self.keys, source=source)
             if op is None or not self.config.replicates(op.table):
                 continue
-            op.record = copy(row)
             self.queue.put(op)
             count += 1
         return count

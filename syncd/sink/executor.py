@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from syncd.config import is_identifier
-from syncd.keys import KeyRule
+from syncd.keys import KeyRule, id_table
 from syncd.metrics import Metrics
 from syncd.sink.operation import Operation, group_by_table
 from syncd.sink.upserts import build_statement
@@ -33,7 +33,7 @@ Rejected = list[tuple[Operation, str]]
 
 def is_edge(record: Mapping[str, Any]) -> bool:
     """Whether ``record`` is a graph edge (``in`` and ``out`` are record ids)."""
-    return hasattr(record.get("in"), "table_name") and hasattr(record.get("out"), "table_name")
+    return id_table(record.get("in")) is not None and id_table(record.get("out")) is not None
 
 
 def _param(op: Operation, fields: Sequence[str] | None) -> dict[str, Any]:

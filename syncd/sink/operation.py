@@ -27,7 +27,7 @@ from typing import Any
 
 from syncd.errors import SpoolCorrupt
 from syncd.keys import KeyRule, table_of
-from syncd.surreal.codec import fast_decode, fast_encode
+from syncd.surreal.codec import decode, encode
 
 
 @dataclass(slots=True)
@@ -83,13 +83,13 @@ class Operation:
             self.position,
             self.seq,
         ]
-        return fast_encode(items)
+        return encode(items)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Operation:
         """Decode what :meth:`to_bytes` wrote; raises :class:`SpoolCorrupt` otherwise."""
         try:
-            items = fast_decode(data)
+            items = decode(data)
             version, table, key, record, source, enqueued_at, attempts, position, seq = items
         except Exception as exc:  # the decoder raises many kinds on garbage
             raise SpoolCorrupt(f"undecodable operation ({type(exc).__name__})") from exc

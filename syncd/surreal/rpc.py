@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 
 from syncd.errors import AuthenticationFailed, ServerError
-from syncd.surreal import codec
+from syncd.surreal import codec, sdkcodec
 from syncd.surreal.errors import (
     ENGINE_ERROR_CODE,
     describe,
@@ -41,11 +41,11 @@ from syncd.surreal.transport import EngineRefused, Transport, open_transport
 
 __all__ = ["RpcClient"]
 
-_encode: Callable[[Any], bytes] = codec.fast_encode
-_decode: Callable[[bytes], Any] = codec.fast_decode
+_encode: Callable[[Any], bytes] = codec.encode
+_decode: Callable[[bytes], Any] = codec.decode
 # The SDK's values, exactly (surrealdb.data.cbor, fast path): for merged reads.
-_encode_sdk: Callable[[Any], bytes] = codec.fast_encode
-_decode_sdk: Callable[[bytes], Any] = codec.fast_decode
+_encode_sdk: Callable[[Any], bytes] = sdkcodec.fast_encode
+_decode_sdk: Callable[[bytes], Any] = sdkcodec.fast_decode
 
 #: Default deadline of one call when the caller gives none.
 DEFAULT_TIMEOUT = 30.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from surrealdb import RecordID
 
 from syncd.capture.checkpoint import (
     Backfill,
@@ -14,6 +13,7 @@ from syncd.capture.checkpoint import (
     CheckpointFile,
     out_of_retention,
 )
+from syncd.surreal.codec import RecordID
 
 
 def test_missing_file_means_first_start(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import stat
@@ -12,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from surrealdb import RecordID
 
 from syncd.errors import DeadLetterError
 from syncd.pipeline.deadletter import (
@@ -23,6 +21,7 @@ from syncd.pipeline.deadletter import (
     parse_line,
 )
 from syncd.sink.operation import Operation
+from syncd.surreal.codec import Datetime, RecordID
 
 T0 = 1_700_000_000.25
 
@@ -32,7 +31,7 @@ def op(n: int, table: str = "user") -> Operation:
     record = {
         "id": RecordID(table, n),
         "owner": RecordID("org", "acme"),
-        "at": dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+        "at": Datetime.from_iso("2024-01-02T03:04:05.678901234Z"),
         "price": Decimal("9.99"),
         "none": None,
         "nested": {"tags": ["a", {"b": RecordID("tag", "b")}]},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from surrealdb import RecordID
 
 from syncd.pipeline.segments import write_all as real_write_all
 from syncd.pipeline.spool import CHECKPOINT_EVERY, Spool
 from syncd.sink.operation import Operation
+from syncd.surreal.codec import Datetime, RecordID
 
 
 def op(seq: int, pad: int = 0) -> Operation:
@@ -148,7 +147,7 @@ def test_bytes_counts_frames(spool: Spool) -> None:
 
 
 def test_surrealdb_types_survive(spool: Spool) -> None:
-    when = dt.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+    when = Datetime.from_iso("2024-05-01T12:30:15.123456789Z")
     record = {
         "id": RecordID("user", "alice"),
         "friend": RecordID("user", 42),
@@ -426,7 +425,7 @@ def test_misuse_raises(tmp_path: Path) -> None:
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from surrealdb import RecordID
+from syncd.surreal.codec import Datetime, RecordID
 from syncd.sink.operation import Operation
 from syncd.pipeline.spool import Spool
 

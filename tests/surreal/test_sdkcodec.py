@@ -1,4 +1,4 @@
-"""The spool's fast CBOR path writes the SDK's exact bytes and reads back the SDK's exact values."""
+"""The SDK-compatible fast path (merged reads) writes the SDK's bytes and reads its values."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from surrealdb import RecordID
 from surrealdb.data.cbor import decode, encode
 from surrealdb.data.types.datetime import Datetime
 
-from syncd.errors import SpoolCorrupt
-from syncd.sink.operation import Operation
-from syncd.surreal.codec import fast_decode, fast_encode
+from syncd.surreal.sdkcodec import fast_decode, fast_encode
 
 INTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1, 2**64, 10**30]
 INTS += [-i for i in INTS] + [-(2**64), -(2**64) - 1]
@@ -69,31 +67,6 @@ def test_encode_writes_the_sdks_bytes(value: Any) -> None:
 def test_decode_returns_the_sdks_values(value: Any) -> None:
     data = bytes(encode(value))
     assert same(fast_decode(data), decode(data))
-
-
-def test_an_operation_round_trips_with_every_field() -> None:
-    record = {"id": RecordID("kv_memories", ["u1", "k"]), "value": "v", "n": 1.5, "x": None}
-    op = Operation("kv_memories", "kv|[...]", record, source="replay", attempts=2, position=9)
-    op.seq = 42
-    back = Operation.from_bytes(op.to_bytes())
-    assert same(back.record, record)
-    assert (back.table, back.key, back.source, back.attempts, back.position, back.seq) == (
-        "kv_memories",
-        "kv|[...]",
-        "replay",
-        2,
-        9,
-        42,
-    )
-    assert back.enqueued_at == op.enqueued_at
-
-
-@pytest.mark.parametrize(
-    "data", [b"", b"\xff", b"\x9f\x01", b"\x89\x01", b"\x7a\x00\x00\x00\x10ab", b"\xc8\x01"]
-)
-def test_garbage_still_raises_spool_corrupt(data: bytes) -> None:
-    with pytest.raises(SpoolCorrupt):
-        Operation.from_bytes(data)
 
 
 def test_trailing_bytes_are_left_to_the_sdk() -> None:
