@@ -24,6 +24,7 @@ from syncd.config import Config, redact_url
 from syncd.errors import AuthenticationFailed
 from syncd.surreal.connection import ManagedConnection, managed_connection
 from syncd.surreal.errors import translated, unavailable
+from syncd.surreal.sdkvalues import SdkSession
 
 __all__ = ["CALL_TIMEOUT", "Caller", "DirectCaller", "open_connection"]
 
@@ -48,8 +49,8 @@ class DirectCaller:
     """A :class:`Caller` over an already connected SDK connection (the demo's embedded primary)."""
 
     def __init__(self, conn: Any, role: Role = "primary") -> None:
-        """Wrap ``conn``; its owner connects and closes it."""
-        self._conn = conn
+        """Wrap ``conn``; its owner connects and closes it. Values cross as syncd's own."""
+        self._conn = SdkSession(conn)
         self.role = role
 
     async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:

@@ -12,6 +12,7 @@ datetime's nanoseconds (it keeps microseconds) and NULL versus NONE (both are
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from typing import Any
 
 from surrealdb.data.types import geometry as sdk_geometry
@@ -25,7 +26,7 @@ from surrealdb.data.types.table import Table as SdkTable
 
 from syncd.surreal import values as v
 
-__all__ = ["SDK_TYPES", "from_sdk"]
+__all__ = ["SDK_TYPES", "SdkSession", "from_sdk", "to_sdk"]
 
 _NANOS = 1_000_000_000
 
@@ -109,3 +110,56 @@ _CONVERTERS: dict[type, Any] = {
 
 #: The SDK's value classes: the codec encodes them as their syncd equivalents.
 SDK_TYPES: tuple[type, ...] = tuple(_CONVERTERS)
+
+
+def to_sdk(value: Any) -> Any:
+    """``value`` with syncd's types replaced by the SDK's, for parameters sent through it.
+
+    Lossy where the SDK is (a datetime keeps microseconds, NONE becomes None).
+    """
+    kind = type(value)
+    if isinstance(value, Mapping):  # frozen maps inside record ids too
+        return {k: to_sdk(item) for k, item in value.items()}
+    if kind is list or kind is tuple:
+        return [to_sdk(item) for item in value]
+    if kind is v.RecordID:
+        return SdkRecordID(value.table, to_sdk(value.id))
+    if kind is v.Table:
+        return SdkTable(value.name)
+    if kind is v.Datetime:
+        return value.to_datetime()
+    if kind is v.Duration:
+        return SdkDuration(value.total_nanoseconds)
+    if value is v.NONE:
+        return None
+    if kind is v.Range:
+        return SdkRange(to_sdk(value.begin), to_sdk(value.end))
+    if kind is v.BoundIncluded:
+        return SdkBoundIncluded(to_sdk(value.value))
+    if kind is v.BoundExcluded:
+        return SdkBoundExcluded(to_sdk(value.value))
+    return value
+
+
+class SdkSession:
+    """An application's SDK connection seen as syncd sees its own: syncd's values in and out.
+
+    For the tools (verify, replay) when handed a connection the application
+    holds (the demo's embedded primary) instead of one syncd opened.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        """Wrap ``conn`` (connected, signed in, namespace and database chosen)."""
+        self._conn = conn
+
+    async def query(self, sql: str, vars: dict[str, Any] | None = None) -> Any:
+        """``query`` through the SDK, parameters and answer converted."""
+        return from_sdk(await self._conn.query(sql, to_sdk(vars or {})))
+
+    async def query_raw(self, sql: str, vars: dict[str, Any] | None = None) -> Any:
+        """``query_raw`` through the SDK, parameters and answer converted."""
+        return from_sdk(await self._conn.query_raw(sql, to_sdk(vars or {})))
+
+    async def select(self, thing: Any) -> Any:
+        """``select`` through the SDK, converted."""
+        return from_sdk(await self._conn.select(to_sdk(thing)))

@@ -43,9 +43,16 @@ class ServerProcess:
     """One devserver subprocess on 127.0.0.1; ``restart()`` keeps its port."""
 
     def __init__(
-        self, store: str = "mem://", user: str = "root", password: str = "root", engine: int = 2
+        self,
+        store: str = "mem://",
+        user: str = "root",
+        password: str = "root",
+        engine: int | None = None,
     ) -> None:
-        """Configure only; call :meth:`start` or use ``with``. ``engine``: 2 or 3."""
+        """Configure only; call :meth:`start` or use ``with``.
+
+        ``engine``: 2 or 3; None leaves it to ``SYNCD_DEVSERVER_ENGINE`` (default 2).
+        """
         self.store, self.user, self.password, self.engine = store, user, password, engine
         self._port = 0  # 0 until the first start picked one
         self._proc: subprocess.Popen[bytes] | None = None
@@ -96,7 +103,9 @@ class ServerProcess:
 
     def _spawn(self, deadline: float) -> None:
         cmd = [sys.executable, "-m", "syncd.dev.devserver", "--store", self.store]
-        cmd += ["--port", str(self._port), "--user", self.user, "--engine", str(self.engine)]
+        cmd += ["--port", str(self._port), "--user", self.user]
+        if self.engine is not None:
+            cmd += ["--engine", str(self.engine)]
         env = dict(os.environ, SYNCD_DEVSERVER_PASS=self.password)  # not in argv/ps
         # Outlives this call (read back in _reap), so no `with`; a file, not a pipe,
         # so a chatty server can never block on a full pipe buffer.
