@@ -108,8 +108,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     # Keys of the original module: same names, meanings and defaults.
-    secondary_url: Url = "ws://127.0.0.1:8000/rpc"
-    """Where replicated writes go (``ws``/``wss``/``http``/``https``, or embedded)."""
+    secondary_url: Url
+    """Where replicated writes go (``ws``/``wss``/``http``/``https``, or embedded); required."""
     secondary_user: Text = "root"
     """User to sign in to the secondary as."""
     secondary_pass: Password = SecretStr("")
@@ -135,7 +135,7 @@ class Config(BaseModel):
 
     # The primary: used by the daemon and the tools; the library uses the app's own connection.
     primary_url: Url = "mem://"
-    """The database being replicated."""
+    """The database being replicated; ``syncd run`` refuses the in-process ``mem://``."""
     primary_user: Text = "root"
     """User to sign in to the primary as."""
     primary_pass: Password = SecretStr("")
@@ -176,6 +176,10 @@ class Config(BaseModel):
     """Pause between changefeed reads when the last read was empty."""
     readyz_down_threshold: Duration = 30.0
     """/readyz reports not ready once the secondary has been unreachable this long."""
+    status_lag_threshold: Duration = 60.0
+    """``syncd status`` reports degraded (exit 1) once the replication lag exceeds this."""
+    log_record_ids: Bool = False
+    """Log record ids and natural keys (debugging); by default only a hash of the key."""
     volatile_fields: FieldNames = []
     """Fields ``verify`` ignores in every table (timestamps the secondary sets, etc.)."""
 
@@ -310,6 +314,9 @@ class Config(BaseModel):
 # --------------------------------------------------------------------------
 # Loading.
 
+# What a required key looks like, for the one-line "missing" message.
+_REQUIRED_EXAMPLES = {"secondary_url": ', where replicated writes go, e.g. "ws://archive:8000/rpc"'}
+
 
 def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> set[str]:
     """Overwrite scalar keys of ``data`` from ``SYNCD_<KEY>`` variables; return the keys set."""
@@ -331,6 +338,9 @@ def _describe(error: ErrorDetails, from_env: set[str]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) and path else f"{'.' if path else ''}{part}"
     kind = error["type"]
+    if kind == "missing":
+        example = _REQUIRED_EXAMPLES.get(path, "")
+        return f"{path}: required{example} (or {ENV_PREFIX}{path.upper()} in the environment)"
     if kind == "extra_forbidden":
         parent_fields = TableConfig.model_fields if len(loc) > 1 else Config.model_fields
         close = difflib.get_close_matches(str(loc[-1]), list(parent_fields), n=1, cutoff=0.6)
@@ -360,7 +370,8 @@ def load_config(
     """Load the YAML file at ``path``, apply ``SYNCD_*`` overrides, and validate.
 
     ``path=None`` means no file: defaults plus environment. An empty file also
-    means defaults. ``env`` defaults to ``os.environ``.
+    means defaults (``secondary_url`` has none: it must come from one of
+    them). ``env`` defaults to ``os.environ``.
 
     Raises:
         ConfigError: the file is missing, unreadable or not YAML, its top level
