@@ -6,6 +6,7 @@ This module re-exports the public names and nothing else; see the README.
 from syncd.capture.wrapper import ReplicatedConnection
 from syncd.config import Config, TableConfig, load_config
 from syncd.errors import (
+    AuthenticationFailed,
     ConfigError,
     DeadLetterError,
     PrimaryUnavailable,
@@ -19,6 +20,7 @@ from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
 
 __all__ = [
+    "AuthenticationFailed",
     "Config",
     "ConfigError",
     "DeadLetterError",

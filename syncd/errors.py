@@ -33,6 +33,10 @@ class PrimaryUnavailable(SyncdError):
     retriable = True
 
 
+class AuthenticationFailed(SyncdError):
+    """The server refused the credentials (user, password, namespace or database)."""
+
+
 class RecordRejected(SyncdError):
     """The secondary answered, but refused this record (schema, index, permissions)."""
 

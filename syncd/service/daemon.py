@@ -49,6 +49,7 @@ from syncd.capture.checkpoint import Checkpoint, CheckpointFile, out_of_retentio
 from syncd.capture.feedtables import FeedTables
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError, PrimaryUnavailable
+from syncd.service.connfailures import failure_label, reporter
 from syncd.service.replicator import Replicator
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
@@ -80,6 +81,7 @@ class Daemon:
         self.rep = Replicator(config, ready_on_start=False, http_required=True)
         self.primary = primary_connection(config)
         self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
+        self.primary.on_failure = reporter(self.rep.metrics, "primary")
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)
         self.checkpoints = CheckpointFile(config.state_path)
         self._stop = anyio.Event()
@@ -324,7 +326,11 @@ class Daemon:
                 "saved_at": None if saved is None else saved.saved_at,
                 "backfill": None if saved is None or saved.backfill is None else True,
             },
-            "primary": {"up": self.primary.is_up, "since": self.primary.since},
+            "primary": {
+                "up": self.primary.is_up,
+                "since": self.primary.since,
+                "failure": failure_label(self.primary),
+            },
             "newest_seen": self._newest_seen,
         }
 

@@ -32,7 +32,7 @@ from surrealdb import AsyncSurreal
 
 from syncd.backoff import exponential_backoff, with_jitter
 from syncd.config import Config, sdk_url
-from syncd.errors import PrimaryUnavailable, SecondaryUnavailable, SyncdError
+from syncd.errors import AuthenticationFailed, PrimaryUnavailable, SecondaryUnavailable, SyncdError
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.surreal.connection")
@@ -77,6 +77,7 @@ class ManagedConnection:
         reconnect_backoff: float,
         on_state: Callable[[bool], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.role = role
@@ -90,6 +91,10 @@ class ManagedConnection:
         self._backoff_cap = reconnect_backoff
         self.on_state = on_state
         self._on_reconnect = on_reconnect
+        self.on_failure = on_failure
+        #: Why the last connect attempt failed; None once up. An
+        #: AuthenticationFailed here is the operator's to fix, not an outage.
+        self.failure: BaseException | None = None
         self._rng = rng or random.Random()
         self._conn: Any = None
         self._connected_before = False
@@ -176,11 +181,15 @@ class ManagedConnection:
                 await self._connect_once()
                 return
             except Exception as exc:
-                if not is_transport_error(exc) and not _is_server_error(exc):
+                ours = isinstance(exc, SyncdError)  # already translated, e.g. a refused sign-in
+                if not (ours or is_transport_error(exc) or _is_server_error(exc)):
                     # Unexpected, but retrying beats ending the process. No
                     # traceback: its frames hold the password being sent.
                     log.error("connection_error", role=self.role, error=describe(exc))
                 self.last_error = describe(exc)
+                self.failure = exc
+                if self.on_failure is not None:
+                    self.on_failure(exc)
                 self._first_attempt.set()
                 delay = next(delays)
                 log.info(
@@ -200,7 +209,7 @@ class ManagedConnection:
             with anyio.fail_after(self._connect_timeout):
                 await conn.connect()
                 if self._user:
-                    await conn.signin({"username": self._user, "password": self._password})
+                    await _signin(conn, self.role, self._user, self._password)
                 await conn.use(self._namespace, self._database)
         except BaseException:
             await self._discard()
@@ -208,6 +217,7 @@ class ManagedConnection:
         self._down = anyio.Event()
         self.since = time.time()
         self.last_error = ""
+        self.failure = None
         self._up.set()
         self._first_attempt.set()
         log.info("connection_up", role=self.role)
@@ -251,6 +261,20 @@ class ManagedConnection:
             task.cancel()
 
 
+async def _signin(conn: Any, role: str, user: str, password: str) -> None:
+    try:
+        await conn.signin({"username": user, "password": password})
+    except Exception as exc:
+        # SDK 2.0.0 against 2.x and 3.x servers (and the devserver) says
+        # "There was a problem with the database: There was a problem with
+        # authentication" for a wrong user or password.
+        if "problem with authentication" not in str(exc).lower():
+            raise
+        raise AuthenticationFailed(
+            f"{role} refused the credentials of user {user!r} (check {role}_user and {role}_pass)"
+        ) from None
+
+
 async def _ping(conn: Any) -> object:
     return await conn.query("RETURN 1")
 
@@ -275,6 +299,7 @@ def managed_connection(
     *,
     on_state: Callable[[bool], None] | None = None,
     on_reconnect: Callable[[], None] | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
 ) -> ManagedConnection:
     """A (not yet running) managed connection to the ``role`` database of ``config``.
 
@@ -295,4 +320,5 @@ def managed_connection(
         reconnect_backoff=config.reconnect_backoff,
         on_state=on_state,
         on_reconnect=on_reconnect,
+        on_failure=on_failure,
     )

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import anyio
 
 from syncd.config import Config, redact_url
-from syncd.errors import PrimaryUnavailable, SecondaryUnavailable
+from syncd.errors import AuthenticationFailed, PrimaryUnavailable, SecondaryUnavailable
 from syncd.surreal.connection import ManagedConnection, is_transport_error, managed_connection
 
 __all__ = ["CALL_TIMEOUT", "Caller", "DirectCaller", "open_connection"]
@@ -72,6 +72,7 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
     """Connect to the ``role`` database and keep the connection managed while in use.
 
     Raises:
+        AuthenticationFailed: the database refused the configured credentials.
         PrimaryUnavailable, SecondaryUnavailable: the first attempt failed, or took
             longer than ``connect_timeout`` (plus a second for the sign-in round
             trips); the message names the URL (password masked) and the error.
@@ -89,6 +90,8 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
         with anyio.move_on_after(config.connect_timeout + 1.0):
             await conn.wait_first_attempt()
         if not conn.is_up:
+            if isinstance(conn.failure, AuthenticationFailed):
+                raise AuthenticationFailed(f"cannot sign in to the {role} at {url}: {conn.failure}")
             error = PrimaryUnavailable if role == "primary" else SecondaryUnavailable
             raise error(f"cannot connect to the {role} at {url}: {conn.last_error}")
         yield conn
