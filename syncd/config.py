@@ -118,8 +118,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     # Keys of the original module: same names, meanings and defaults.
-    secondary_url: Url = "ws://127.0.0.1:8000/rpc"
-    """Where replicated writes go (``ws``/``wss``/``http``/``https``, or embedded)."""
+    secondary_url: Url
+    """Where replicated writes go (``ws``/``wss``/``http``/``https``, or embedded); required."""
     secondary_user: Text = "root"
     """User to sign in to the secondary as."""
     secondary_pass: Password = SecretStr("")
@@ -145,7 +145,7 @@ class Config(BaseModel):
 
     # The primary: used by the daemon and the tools; the library uses the app's own connection.
     primary_url: Url = "mem://"
-    """The database being replicated."""
+    """The database being replicated; ``syncd run`` refuses the in-process ``mem://``."""
     primary_user: Text = "root"
     """User to sign in to the primary as."""
     primary_pass: Password = SecretStr("")
@@ -186,6 +186,10 @@ class Config(BaseModel):
     """Pause between changefeed reads when the last read was empty."""
     readyz_down_threshold: Duration = 30.0
     """/readyz reports not ready once the secondary has been unreachable this long."""
+    status_lag_threshold: Duration = 60.0
+    """``syncd status`` reports degraded (exit 1) once the replication lag exceeds this."""
+    log_record_ids: Bool = False
+    """Log record ids and natural keys (debugging); by default only a hash of the key."""
     volatile_fields: FieldNames = []
     """Fields ``verify`` ignores in every table (timestamps the secondary sets, etc.)."""
 
@@ -337,6 +341,8 @@ class Config(BaseModel):
 # --------------------------------------------------------------------------
 # Loading.
 
+# What a required key looks like, for the one-line "missing" message.
+
 
 def load_config(
     path: str | os.PathLike[str] | None,
@@ -346,7 +352,8 @@ def load_config(
     """Load the YAML file at ``path``, apply ``SYNCD_*`` overrides, and validate.
 
     ``path=None`` means no file: defaults plus environment. An empty file also
-    means defaults. ``env`` defaults to ``os.environ``.
+    means defaults (``secondary_url`` has none: it must come from one of
+    them). ``env`` defaults to ``os.environ``.
 
     Raises:
         ConfigError: the file is missing, unreadable or not YAML, its top level

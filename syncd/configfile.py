@@ -13,6 +13,9 @@ from pydantic_core import ErrorDetails
 from syncd.configvalues import ENV_PREFIX, SECRET_KEYS, STRUCTURED_KEYS, show_value
 from syncd.errors import ConfigError
 
+#: What a required key is for, said when it is missing.
+REQUIRED_EXAMPLES = {"secondary_url": ', where replicated writes go, e.g. "ws://archive:8000/rpc"'}
+
 __all__ = ["apply_env", "describe", "read_yaml"]
 
 
@@ -96,6 +99,9 @@ def describe(
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) and path else f"{'.' if path else ''}{part}"
     kind = error["type"]
+    if kind == "missing":
+        example = REQUIRED_EXAMPLES.get(path, "")
+        return f"{path}: required{example} (or {ENV_PREFIX}{path.upper()} in the environment)"
     if kind == "extra_forbidden":
         parent_fields = table_keys if len(loc) > 1 else config_keys
         close = difflib.get_close_matches(str(loc[-1]), list(parent_fields), n=1, cutoff=0.6)

@@ -8,6 +8,7 @@ is rendered as a canonical string so it can be hashed stably across processes
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +45,16 @@ def record_key(table: str, record: Mapping[str, Any], fields: Sequence[str] | No
     if rid is None:
         return None
     return str(rid) if ":" in str(rid) else f"{table}:{rid}"
+
+
+def key_hash(key: str) -> str:
+    """An opaque, stable name for a record key, for logs: 12 hex digits of its SHA-256.
+
+    The same record gets the same hash in every log line and process, so its
+    history can be followed (and matched against ``syncd dlq list --json``,
+    whose ``key`` hashes the same way) without the key's values in the log.
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
 def id_table(value: Any) -> str | None:

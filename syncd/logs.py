@@ -5,10 +5,13 @@ Conventions:
 * Event names are snake_case verbs or facts (``batch_applied``,
   ``secondary_down``, ``spool_replay_started``); details go in keyword
   arguments, never formatted into the event string.
-* Never log record contents or credentials. :func:`redact` replaces the
-  values of keys that look like them (``password``, ``token``, ``record``,
-  ``content``, ``data``...) with ``"[redacted]"`` as a last line of defence,
-  not as the primary control.
+* Never log record contents, keys, record ids or credentials: callers name
+  a record by its table and :func:`syncd.keys.key_hash` (unless
+  ``log_record_ids`` is set) and a refusal by its kind. :func:`redact` is a
+  last line of defence, not the primary control, and redacts by meaning:
+  a credential-named key (``password``, ``token``...) is always hidden; a
+  content-named key (``record``, ``content``, ``data``...) is hidden unless
+  its value is a number — ``records=1200`` is a count, not a record.
 * Output is JSON lines when not writing to a terminal, human-readable
   otherwise. Tracebacks never include local variables, which may hold
   records or passwords.
@@ -32,9 +35,10 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 
 REDACTED = "[redacted]"
 
-# A key is sensitive when any of its words (split on non-alphanumerics) is
-# one of these, so "db_password" and "record" match but "database" does not.
-_SENSITIVE_WORDS = frozenset(
+# A key names a credential when any of its words (split on non-alphanumerics)
+# is one of these, so "db_password" matches but "database" does not. Whatever
+# its value, it is hidden.
+_CREDENTIAL_WORDS = frozenset(
     {
         "password",
         "passwd",
@@ -49,12 +53,12 @@ _SENSITIVE_WORDS = frozenset(
         "auth",
         "credential",
         "credentials",
-        "record",
-        "records",
-        "content",
-        "data",
     }
 )
+# A key names record contents when any of its words is one of these. Its value
+# is hidden unless it is a number: contents are mappings, lists and strings,
+# while a number under such a name can only be a count ("records": 1200).
+_CONTENT_WORDS = frozenset({"record", "records", "content", "data"})
 # ... unless its last word says it is a measurement of the thing, not the
 # thing itself: "record_count" and "data_bytes" are safe and useful.
 _SAFE_LAST_WORDS = frozenset({"count", "counts", "size", "bytes", "len", "length", "total", "n"})
@@ -73,18 +77,23 @@ _LEVELS = {
 }
 
 
-def _is_sensitive(key: object) -> bool:
+def _is_sensitive(key: object, value: object) -> bool:
     words = [w for w in _WORD_SPLIT.split(str(key).lower()) if w]
     if not words or words[-1] in _SAFE_LAST_WORDS:
         return False
-    return any(w in _SENSITIVE_WORDS for w in words)
+    if any(w in _CREDENTIAL_WORDS for w in words):
+        return True
+    is_count = isinstance(value, int | float) and not isinstance(value, bool)
+    return not is_count and any(w in _CONTENT_WORDS for w in words)
 
 
 def _scrub(value: Any, depth: int) -> Any:
     if isinstance(value, Mapping):
         if depth >= _MAX_DEPTH:
             return REDACTED
-        return {k: REDACTED if _is_sensitive(k) else _scrub(v, depth + 1) for k, v in value.items()}
+        return {
+            k: REDACTED if _is_sensitive(k, v) else _scrub(v, depth + 1) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         if depth >= _MAX_DEPTH:
             return REDACTED
@@ -93,7 +102,7 @@ def _scrub(value: Any, depth: int) -> Any:
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: replace values of sensitive-looking keys with ``[redacted]``.
+    """structlog processor: replace sensitive values with ``[redacted]`` (see the module docstring).
 
     Applies to top-level keys and to keys inside nested mappings and lists.
     The ``event`` itself is left alone.
@@ -101,7 +110,7 @@ def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> Event
     for key, value in list(event_dict.items()):
         if key == "event":
             continue
-        if _is_sensitive(key):
+        if _is_sensitive(key, value):
             event_dict[key] = REDACTED
         elif isinstance(value, Mapping | list | tuple):
             event_dict[key] = _scrub(value, 0)

@@ -141,6 +141,13 @@ class Metrics:
             "Reconnections to the secondary after a lost connection.",
             registry=r,
         )
+        self.connection_failures = Counter(
+            "syncd_connection_failures_total",
+            "Failed attempts to connect and sign in, by database role (primary, secondary) "
+            "and reason: auth (credentials refused), timeout, unreachable, server.",
+            ["role", "reason"],
+            registry=r,
+        )
         self.merged_reads = Counter(
             "syncd_merged_reads_total",
             "Reads answered, by outcome: merged, or primary only because the secondary "
@@ -150,7 +157,8 @@ class Metrics:
         )
         self.dead_letters = Gauge(
             "syncd_dead_letters",
-            "Entries currently in the dead-letter file.",
+            "Entries currently in the dead-letter file (counted from the file, so a replay "
+            "or purge by another process shows at once).",
             registry=r,
         )
 
@@ -191,13 +199,14 @@ class Metrics:
         gauge reads NaN ("unknown") rather than failing the whole scrape.
         """
 
-        def guarded() -> float:
-            try:
-                return float(fn())
-            except Exception:
-                return math.nan
+        self.lag_seconds.set_function(_guarded(fn))
 
-        self.lag_seconds.set_function(guarded)
+    def set_dead_letter_source(self, fn: Callable[[], float]) -> None:
+        """Read ``syncd_dead_letters`` from ``fn`` at every collection (NaN if it raises).
+
+        Same rules as :meth:`set_lag_source`: ``fn`` runs on the collecting thread.
+        """
+        self.dead_letters.set_function(_guarded(fn))
 
     def _metrics(self) -> dict[str, Metric]:
         """Every metric attribute by its attribute name."""
@@ -228,3 +237,15 @@ class Metrics:
                     if suffix in wanted:
                         out[wanted[suffix]] += sample.value
         return out
+
+
+def _guarded(fn: Callable[[], float]) -> Callable[[], float]:
+    """``fn`` as a gauge function: NaN ("unknown") instead of failing the whole scrape."""
+
+    def guarded() -> float:
+        try:
+            return float(fn())
+        except Exception:
+            return math.nan
+
+    return guarded

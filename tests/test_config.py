@@ -19,6 +19,9 @@ from syncd.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "syncd.example.yaml"
+# The one key without a default: every config names its secondary.
+SECONDARY = "ws://archive:8000/rpc"
+REQUIRED = {"secondary_url": SECONDARY}
 
 
 def write(tmp_path: Path, text: str, name: str = "syncd.yaml") -> Path:
@@ -30,7 +33,7 @@ def write(tmp_path: Path, text: str, name: str = "syncd.yaml") -> Path:
 def problem(data: dict[str, object], env: dict[str, str] | None = None) -> str:
     """The ConfigError message for ``data``; fails the test if it validates."""
     with pytest.raises(ConfigError) as info:
-        Config.from_mapping(data, env=env, source="t.yaml")
+        Config.from_mapping({**REQUIRED, **data}, env=env, source="t.yaml")
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("config t.yaml: ")
@@ -41,9 +44,9 @@ def problem(data: dict[str, object], env: dict[str, str] | None = None) -> str:
 
 
 def test_defaults() -> None:
-    config = load_config(None, env={})
-    assert config == Config()
-    assert config.secondary_url == "ws://127.0.0.1:8000/rpc"
+    config = load_config(None, env={"SYNCD_SECONDARY_URL": SECONDARY})
+    assert config == Config(secondary_url=SECONDARY)
+    assert config.secondary_url == SECONDARY
     assert config.secondary_user == "root"
     assert config.secondary_pass.get_secret_value() == ""
     assert (config.secondary_namespace, config.secondary_database) == ("remembrances", "production")
@@ -67,17 +70,37 @@ def test_defaults() -> None:
     assert config.changefeed_auto_enable is True
     assert config.changefeed_poll_interval == pytest.approx(0.2)
     assert config.readyz_down_threshold == 30.0
+    assert config.status_lag_threshold == 60.0
+    assert config.log_record_ids is False
     assert config.volatile_fields == []
 
 
+def test_secondary_url_is_required() -> None:
+    for data in (None, {}, {"sync_workers": 2}):
+        with pytest.raises(ConfigError) as info:
+            Config.from_mapping(data, source="t.yaml")
+        assert str(info.value) == (
+            "config t.yaml: secondary_url: required, where replicated writes go, e.g. "
+            '"ws://archive:8000/rpc" (or SYNCD_SECONDARY_URL in the environment)'
+        )
+    with pytest.raises(ConfigError, match="secondary_url: required"):
+        load_config(None, env={})
+
+
 @pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "---\n"])
-def test_empty_file_means_defaults(tmp_path: Path, text: str) -> None:
-    assert load_config(write(tmp_path, text), env={}) == Config()
+def test_empty_file_means_defaults_but_the_secondary_must_be_named(
+    tmp_path: Path, text: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"config {path}: secondary_url: required"):
+        load_config(path, env={})
+    assert load_config(path, env={"SYNCD_SECONDARY_URL": SECONDARY}) == Config(**REQUIRED)
 
 
 def test_durations_are_float_seconds() -> None:
     config = Config.from_mapping(
         {
+            **REQUIRED,
             "sync_retry_interval": "1m30s",
             "write_timeout": 3,
             "batch_timeout": "0",
@@ -155,6 +178,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
 def test_env_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNCD_SECONDARY_PASS", "s3cret")
     monkeypatch.setenv("SYNCD_QUEUE_SIZE", "5")
+    monkeypatch.setenv("SYNCD_SECONDARY_URL", SECONDARY)
     config = load_config(None)
     assert config.secondary_pass.get_secret_value() == "s3cret"
     assert config.queue_size == 5
@@ -162,11 +186,13 @@ def test_env_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch)
 
 def test_from_mapping_ignores_environment_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNCD_SYNC_WORKERS", "9")
-    assert Config.from_mapping({}).sync_workers == 4
+    assert Config.from_mapping(REQUIRED).sync_workers == 4
 
 
 def test_structured_keys_do_not_come_from_env() -> None:
-    config = Config.from_mapping({}, env={"SYNCD_TABLES": "events", "SYNCD_VOLATILE_FIELDS": "x"})
+    config = Config.from_mapping(
+        REQUIRED, env={"SYNCD_TABLES": "events", "SYNCD_VOLATILE_FIELDS": "x"}
+    )
     assert config.tables is None
     assert config.volatile_fields == []
 
@@ -178,7 +204,7 @@ def test_bad_env_value_names_the_variable() -> None:
 
 @pytest.mark.parametrize(("text", "value"), [("true", True), ("0", False), ("off", False)])
 def test_env_booleans(text: str, value: bool) -> None:
-    config = Config.from_mapping({}, env={"SYNCD_CHANGEFEED_AUTO_ENABLE": text})
+    config = Config.from_mapping(REQUIRED, env={"SYNCD_CHANGEFEED_AUTO_ENABLE": text})
     assert config.changefeed_auto_enable is value
 
 
@@ -186,16 +212,19 @@ def test_env_booleans(text: str, value: bool) -> None:
 
 
 def test_tables_shorthands() -> None:
-    config = Config.from_mapping({"tables": {"events": None, "kv": {"key": ["user_id"]}}})
+    config = Config.from_mapping(
+        {**REQUIRED, "tables": {"events": None, "kv": {"key": ["user_id"]}}}
+    )
     assert config.tables == {"events": TableConfig(), "kv": TableConfig(key=["user_id"])}
-    listed = Config.from_mapping({"tables": ["events", "entities"]})
+    listed = Config.from_mapping({**REQUIRED, "tables": ["events", "entities"]})
     assert listed.tables == {"events": TableConfig(), "entities": TableConfig()}
-    assert Config.from_mapping({"tables": None}).tables is None
+    assert Config.from_mapping({**REQUIRED, "tables": None}).tables is None
 
 
 def test_volatile_fields_merge() -> None:
     config = Config.from_mapping(
         {
+            **REQUIRED,
             "volatile_fields": ["updated_at"],
             "tables": {"events": {"volatile_fields": ["seen_at", "updated_at"]}, "kv": {}},
         }
@@ -255,7 +284,7 @@ def test_sdk_url(url: str, expected: str) -> None:
     ],
 )
 def test_accepted_urls(url: str) -> None:
-    assert Config.from_mapping({"secondary_url": url}).secondary_url == url
+    assert Config.from_mapping({**REQUIRED, "secondary_url": url}).secondary_url == url
 
 
 def test_redact_url() -> None:
@@ -275,7 +304,7 @@ def test_redact_url() -> None:
     ],
 )
 def test_metrics_address(listen: str | None, address: tuple[str, int] | None) -> None:
-    assert Config.from_mapping({"metrics_listen": listen}).metrics_address == address
+    assert Config.from_mapping({**REQUIRED, "metrics_listen": listen}).metrics_address == address
 
 
 # --------------------------------------------------------------------------- rejections
@@ -354,6 +383,7 @@ def test_rejections(data: dict[str, object], expected: str) -> None:
 def test_same_server_other_database_is_fine() -> None:
     config = Config.from_mapping(
         {
+            **REQUIRED,
             "primary_url": "ws://db:8000/rpc",
             "secondary_url": "ws://db:8000/rpc",
             "secondary_database": "replica",
@@ -361,7 +391,7 @@ def test_same_server_other_database_is_fine() -> None:
     )
     assert config.secondary_database == "replica"
     # Two embedded in-memory databases are distinct.
-    assert Config.from_mapping({"secondary_url": "mem://"}).primary_url == "mem://"
+    assert Config.from_mapping({**REQUIRED, "secondary_url": "mem://"}).primary_url == "mem://"
 
 
 def test_several_problems_on_one_line() -> None:
@@ -397,7 +427,7 @@ def test_validation_error_is_not_chained() -> None:
     # The pydantic error's own text includes input values (passwords too);
     # a traceback of the ConfigError must not print it.
     with pytest.raises(ConfigError) as info:
-        Config.from_mapping({"secondary_pass": 12345678, "sync_workers": 0})
+        Config.from_mapping({**REQUIRED, "secondary_pass": 12345678, "sync_workers": 0})
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
 
@@ -405,6 +435,7 @@ def test_validation_error_is_not_chained() -> None:
 def test_summary_masks_secrets() -> None:
     config = Config.from_mapping(
         {
+            **REQUIRED,
             "secondary_pass": "hunter2hunter2",
             "secondary_url": "ws://me:urlsecret@db:8000/rpc",
             "tables": {"kv": {"key": ["user_id"]}},
@@ -426,13 +457,13 @@ def test_summary_masks_secrets() -> None:
 
 
 def test_passwords_are_secretstr() -> None:
-    config = Config.from_mapping({"primary_pass": "pw"})
+    config = Config.from_mapping({**REQUIRED, "primary_pass": "pw"})
     assert isinstance(config.primary_pass, SecretStr)
     assert config.primary_pass.get_secret_value() == "pw"
 
 
 def test_frozen() -> None:
-    config = Config()
+    config = Config(**REQUIRED)
     with pytest.raises(ValidationError):
         # setattr: with or without the pydantic mypy plugin, this type-checks.
         setattr(config, "sync_workers", 9)  # noqa: B010
@@ -491,6 +522,6 @@ def test_top_level_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
 
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "sync_workers: 0\n", name="prod.yaml")
+    path = write(tmp_path, f"secondary_url: {SECONDARY}\nsync_workers: 0\n", name="prod.yaml")
     with pytest.raises(ConfigError, match=r"^config .*prod\.yaml: sync_workers: "):
         load_config(path, env={})

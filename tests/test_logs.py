@@ -150,3 +150,27 @@ def test_reconfigure_replaces_the_stdlib_handler_and_reaches_existing_loggers() 
 
     assert first.getvalue() == ""
     assert [e["event"] for e in lines(second)] == ["hello", "oops"]
+
+
+def test_redaction_is_by_meaning_counts_stay() -> None:
+    out = io.StringIO()
+    configure_logging(stream=out)
+    get_logger().info(
+        "backfill_table_done",
+        table="events",
+        records=1200,
+        data=3.5,
+        record="events:SECRET",
+        records_list=["SECRET"],
+        content={"n": "SECRET"},
+        token=12345678,  # a credential stays hidden even when it is a number
+        auth=True,
+        nested={"records": 7, "record": "SECRET"},
+    )
+    text = out.getvalue()
+    assert "SECRET" not in text and "12345678" not in text
+    [entry] = lines(out)
+    assert (entry["records"], entry["data"]) == (1200, 3.5)
+    assert entry["nested"] == {"records": 7, "record": "[redacted]"}
+    for key in ("record", "records_list", "content", "token", "auth"):
+        assert entry[key] == "[redacted]", key

@@ -26,7 +26,7 @@ from syncd.cli.app import ConfigOption, dlq_app, fail, handle_errors, load_cli_c
 from syncd.cli.common import quiet_logging, tool_errors
 from syncd.config import Config
 from syncd.durations import parse_duration
-from syncd.keys import canonical
+from syncd.keys import canonical, key_hash
 from syncd.pipeline.deadletter import DeadLetter, DeadLetterFile, filter_letters
 from syncd.pipeline.statedir import state_files
 from syncd.surreal.endpoints import open_connection
@@ -102,6 +102,7 @@ def letter_json(letter: DeadLetter, *, record: bool = True) -> dict[str, Any]:
         "line": letter.line_no,
         "table": op.table,
         "key": op.key,
+        "key_hash": key_hash(op.key),  # what log lines name this record by
         "record_id": "" if op.record.get("id") is None else str(op.record["id"]),
         "source": op.source,
         "attempts": letter.attempts,

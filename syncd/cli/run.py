@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, resolve_config_path
+from syncd.cli.common import quiet_logging, tool_errors
 
 
 @app.command()
@@ -41,12 +42,11 @@ def backfill(
     import anyio
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from syncd.logs import configure_logging
     from syncd.tools.backfill import backfill_now
 
-    with handle_errors():
+    with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        configure_logging(cfg.log_level, cfg.log_json)
+        quiet_logging(cfg)  # its own progress and result lines; warnings and errors still show
         console = Console(stderr=True)
         counts: dict[str, int] = {}
         with Progress(

@@ -1,4 +1,10 @@
-"""``syncd status``: the command layer over :mod:`syncd.tools.status`."""
+"""``syncd status``: the command layer over :mod:`syncd.tools.status` and :mod:`syncd.tools.health`.
+
+Exit codes (see :mod:`syncd.tools.health`): 0 healthy, 1 degraded, 2 bad input
+(one line), 3 unknown. ``--json`` prints :func:`syncd.tools.status.gather`'s
+mapping with ``health`` and ``reasons`` added; the shape is documented in the
+README and kept stable.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config
+from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import tool_errors
+from syncd.tools.health import assess, refusal
 from syncd.tools.status import STATUS_TIMEOUT, gather
 from syncd.words import ago, at, plural
 
@@ -84,7 +91,10 @@ def render_status(info: Mapping[str, Any]) -> Table:
     spool = _count(info.get("spool_depth"), "operations")
     if info.get("spool_bytes"):
         spool += f" ({info['spool_bytes']} bytes)"
+    health = str(info.get("health") or "unknown")
+    reasons = info.get("reasons") or []
     rows = [
+        ("health", health + (": " + "; ".join(reasons) if reasons else "")),
         ("source", source),
         ("secondary", _secondary(info.get("secondary") or {}, running)),
         ("lag", "unknown" if lag is None else f"{lag:.3f}s"),
@@ -117,12 +127,19 @@ def status(
     """Show replication state: from the running daemon, else from the state directory.
 
     Secondary up/down and since when, lag, queue and spool depth, checkpoint,
-    dead letters, and the rates of the last minute.
+    dead letters, and the rates of the last minute. Exits 0 healthy, 1
+    degraded, 2 bad input, 3 unknown (no daemon answering).
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
         info = gather(cfg, timeout=timeout)
+        refused = refusal(info)
+        if refused is not None:
+            fail(refused)
+        health = assess(info, cfg)
+        info.update(health=health.state, reasons=health.reasons)
         if json_output:
             sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
-            return
-        Console().print(render_status(info))
+        else:
+            Console().print(render_status(info))
+    raise typer.Exit(health.exit_code)

@@ -145,6 +145,18 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class _Tally:
+    """What :meth:`DeadLetterFile.live_count` counted, and in which version of the file."""
+
+    inode: int = 0
+    size: int = 0
+    mtime_ns: int = 0
+    count: int = 0
+    # The last bytes counted: tell an append from a rewrite that reused the inode.
+    tail: bytes = b""
+
+
 class DeadLetterFile:
     """The dead-letter file at ``path``; a missing file is an empty one. Thread-safe."""
 
@@ -152,6 +164,8 @@ class DeadLetterFile:
         """Bind to ``path``; the file is created (mode 0600) by the first append."""
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._tally = _Tally()
+        self._tally_lock = threading.Lock()
 
     @contextmanager
     def _locked(self, *, exclusive: bool, create: bool = False) -> Iterator[int | None]:
@@ -232,6 +246,55 @@ class DeadLetterFile:
     def count(self) -> int:
         """Number of well-formed entries (decodes every payload: call it off the event loop)."""
         return len(self.read()[0])
+
+    def live_count(self) -> int:
+        """Well-formed entries in the file *now*, cheap enough for every scrape.
+
+        The file is shared with other processes (``syncd dlq replay`` and
+        ``purge`` rewrite it), so a count kept in memory would go stale; this
+        one follows the file. Unchanged (same inode, size, mtime): the last
+        count, without opening it. Grown in place (appends): only the new
+        lines are parsed. Replaced or shrunk: counted again from the start.
+        """
+        with self._tally_lock:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self._tally = _Tally()
+                return 0
+            except OSError as exc:
+                raise DeadLetterError(f"cannot read {self.path}: {exc}") from exc
+            old = self._tally
+            if (st.st_ino, st.st_size, st.st_mtime_ns) == (old.inode, old.size, old.mtime_ns):
+                return old.count
+            try:
+                with self._locked(exclusive=False) as fd:
+                    if fd is None:
+                        self._tally = _Tally()
+                        return 0
+                    st = os.fstat(fd)
+                    # The previous count ended on a line boundary: appends only add lines.
+                    grown = (
+                        st.st_ino == old.inode
+                        and st.st_size >= old.size
+                        and os.pread(fd, len(old.tail), old.size - len(old.tail)) == old.tail
+                    )
+                    start = old.size if grown else 0
+                    data = os.pread(fd, st.st_size - start, start)
+            except OSError as exc:
+                raise DeadLetterError(f"cannot read {self.path}: {exc}") from exc
+            lines = _lines(data)
+            if lines and not lines[-1].endswith(b"\n"):
+                # A torn last line (or one being written) is counted next time, whole.
+                data, lines = data[: -len(lines[-1])], lines[:-1]
+            added = sum(
+                1 for raw in lines if raw.strip() and isinstance(parse_line(0, raw), DeadLetter)
+            )
+            count = (old.count if grown else 0) + added
+            end = start + len(data)
+            tail = (old.tail + data)[-64:] if grown else data[-64:]
+            self._tally = _Tally(st.st_ino, end, st.st_mtime_ns, count, tail)
+            return count
 
     def remove(self, line_nos: Collection[int]) -> int:
         """Drop the entries on ``line_nos``; malformed or blank lines there are kept.

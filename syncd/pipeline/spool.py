@@ -258,8 +258,8 @@ class Spool:
         for seq, payload in raw:  # decoding is slow: outside the lock
             try:
                 ops.append(Operation.from_bytes(payload))
-            except SpoolCorrupt as exc:  # the CRC matched: keep the bytes for a human
-                log.error("spool_frame_undecodable", seq=seq, error=str(exc), cbor=payload.hex())
+            except SpoolCorrupt as exc:  # the CRC matched; its bytes are contents: not logged
+                log.error("spool_frame_undecodable", seq=seq, error=str(exc), bytes=len(payload))
         return ops
 
     def _pop(self, max_ops: int) -> list[tuple[int, bytes]]:

@@ -11,6 +11,11 @@ Rules:
   refusals it goes to the dead-letter file. Parking does not hold up the rest
   of the lane. If a newer version of a parked record arrives, it supersedes
   the parked one (every operation carries the whole record).
+
+Logs name a record by table and :func:`~syncd.keys.key_hash` only, and a
+refusal by its :func:`~syncd.sink.rejections.error_kind`: the secondary's text
+quotes field values, keys and record ids, so it goes to the dead-letter file
+alone. ``log_record_ids: true`` adds the key and the text, for debugging.
 """
 
 from __future__ import annotations
@@ -23,19 +28,24 @@ import structlog
 from anyio.abc import TaskStatus
 
 from syncd.backoff import retry_delay
+from syncd.config import Config
 from syncd.errors import SecondaryUnavailable
+from syncd.keys import key_hash
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.lanes import coalesce
 from syncd.pipeline.queue import SyncQueue
 from syncd.sink.executor import Executor, Rejected
 from syncd.sink.operation import Operation
+from syncd.sink.rejections import error_kind
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.errors import describe
 
 log = structlog.get_logger("syncd.pipeline.worker")
 
 _IDLE_WAIT = 1.0
+# Longest wait between two attempts of a refused record, whatever the interval doubles to.
+_RETRY_CAP = 300.0
 
 
 @dataclass(slots=True)
@@ -55,6 +65,19 @@ class WorkerSettings:
     retry_interval: float
     max_retries: int
     retry_cap: float
+    log_record_ids: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> WorkerSettings:
+        """The settings ``config`` asks for."""
+        return cls(
+            batch_size=config.sync_batch_size,
+            batch_timeout=config.batch_timeout,
+            retry_interval=config.sync_retry_interval,
+            max_retries=config.sync_max_retries,
+            retry_cap=max(_RETRY_CAP, config.sync_retry_interval),
+            log_record_ids=config.log_record_ids,
+        )
 
 
 class Worker:
@@ -131,9 +154,12 @@ class Worker:
                 # A bug or an unencodable record must not kill the worker (and
                 # with it the application's task group): count it against the
                 # records, which end in the dead-letter file if it persists.
-                # No traceback: its frames hold the records' contents.
+                # No traceback: its frames hold the records' contents; nor
+                # its text, which may quote them (the dead-letter file keeps it).
                 reason = describe(exc)
-                log.error("batch_failed", lane=self.lane, size=len(ops), error=reason)
+                log.error(
+                    "batch_failed", lane=self.lane, size=len(ops), error_type=type(exc).__name__
+                )
                 return [(op, reason) for op in ops]
 
     def _finish_applied(self, ops: list[Operation]) -> None:
@@ -166,32 +192,32 @@ class Worker:
             except Exception as exc:
                 # Disk full or unwritable: the record stays parked (nothing is
                 # dropped) and the write is tried again after the retry delay.
-                log.error("dead_letter_write_failed", table=op.table, error=describe(exc))
+                log.error("dead_letter_write_failed", **self._names(op), error=describe(exc))
                 op.attempts -= 1
                 delay = retry_delay(max(1, op.attempts), s.retry_interval, s.retry_cap)
                 self._parked[(op.table, op.key)] = _Parked(
                     op, time.monotonic() + delay, first, error
                 )
                 return
+            # syncd_dead_letters follows the file itself (DeadLetterFile.live_count).
             self._metrics.dead_lettered.labels(op.table).inc()
-            self._metrics.dead_letters.inc()
-            log.error(
-                "operation_dead_lettered",
-                table=op.table,
-                key=op.key,
-                attempts=op.attempts,
-                error=error[:300],
-            )
+            log.error("operation_dead_lettered", **self._names(op, error), attempts=op.attempts)
             self._queue.finish(self.lane, [op])
             return
         self._metrics.retried.labels(op.table).inc()
         delay = retry_delay(op.attempts, s.retry_interval, s.retry_cap)
         log.warning(
-            "operation_rejected",
-            table=op.table,
-            key=op.key,
-            attempts=op.attempts,
-            retry_in=delay,
-            error=error[:300],
+            "operation_rejected", **self._names(op, error), attempts=op.attempts, retry_in=delay
         )
         self._parked[(op.table, op.key)] = _Parked(op, time.monotonic() + delay, first, error)
+
+    def _names(self, op: Operation, error: str | None = None) -> dict[str, str]:
+        """How log lines name ``op`` (and the secondary's ``error``): see the module docstring."""
+        names = {"table": op.table, "key_hash": key_hash(op.key)}
+        if error is not None:
+            names["error_kind"] = error_kind(error)
+        if self._settings.log_record_ids:
+            names["key"] = op.key
+            if error is not None:
+                names["error"] = error[:300]
+        return names

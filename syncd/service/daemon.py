@@ -46,6 +46,7 @@ from syncd.capture.feedtables import FeedTables
 from syncd.capture.tail import FeedTail
 from syncd.config import Config, load_config, redact_url
 from syncd.errors import ConfigError, PrimaryUnavailable
+from syncd.service.connfailures import failure_label, reporter
 from syncd.service.positions import Positions
 from syncd.service.replicator import Replicator
 from syncd.service.sdnotify import Notifier
@@ -80,6 +81,7 @@ class Daemon:
         self.rep = Replicator(config, ready_on_start=False, http_required=True)
         self.primary = primary_connection(config)
         self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
+        self.primary.on_failure = reporter(self.rep.metrics, "primary")
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)
         self.positions = Positions(CheckpointFile(config.state_path), self.reader, resync=resync)
         self._stop = anyio.Event()
@@ -322,6 +324,7 @@ class Daemon:
                 "since": self.primary.since,
                 "version": self.positions.server_version,
                 "tested": self.reader.dialect.tested if self.positions.server_version else None,
+                "failure": failure_label(self.primary),
             },
             "newest_seen": self._newest_seen,
         }

@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 
 from syncd.config import Config
-from syncd.errors import SyncdError
+from syncd.errors import ConfigError, SyncdError
 from syncd.logs import configure_logging
 from syncd.service.daemon import Daemon
 
-__all__ = ["run_daemon"]
+__all__ = ["check_daemon_config", "run_daemon"]
+
+# URL schemes that open a new, empty database inside this very process.
+_IN_PROCESS = ("mem", "memory")
+
+
+def check_daemon_config(config: Config, config_path: Path | None = None) -> None:
+    """Refuse a config the daemon would run on while replicating nothing.
+
+    ``primary_url`` defaults to ``mem://`` for the library (which uses the
+    application's own connection), but a daemon on it would tail an empty
+    database of its own and look healthy doing so.
+
+    Raises:
+        ConfigError: one line naming ``primary_url``.
+    """
+    if urlsplit(config.primary_url).scheme.lower() in _IN_PROCESS:
+        source = f"config {config_path}: " if config_path is not None else "config: "
+        raise ConfigError(
+            f"{source}primary_url: syncd run needs the URL of the database to replicate, "
+            f'e.g. "ws://primary-db:8000/rpc" (got "{config.primary_url}": an empty '
+            "database inside this process)"
+        )
 
 
 def run_daemon(config: Config, config_path: Path | None = None, *, resync: bool = False) -> int:
     """Entry point of ``syncd run``: configure logging, run the daemon, return its exit code."""
+    check_daemon_config(config, config_path)
 
     def reload_logging(fresh: Config) -> None:
         configure_logging(fresh.log_level, fresh.log_json)

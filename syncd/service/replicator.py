@@ -1,13 +1,7 @@
 """The Replicator: owns the pipeline — queue, workers, secondary connection, metrics.
 
-Usage (the public contract)::
-
-    config = syncd.load_config("syncd.yaml")
-    async with syncd.Replicator(config) as rep:
-        db = rep.wrap(primary)            # a connected SurrealDB SDK connection
-        await db.upsert(RecordID("kv_memories", "a"), {...})
-        rows = await db.select("kv_memories")
-        await rep.flush(timeout=30)
+Usage (the public contract): ``async with syncd.Replicator(config) as rep:
+db = rep.wrap(primary); ...; await rep.flush(timeout=30)`` (see the README).
 
 Start-up order matters and is explicit: the spool is opened (so operations left
 by an earlier run come first), then the connection manager, the spool mover
@@ -39,10 +33,11 @@ from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.queue import SyncQueue
 from syncd.pipeline.spool import Spool
-from syncd.pipeline.statedir import lock, state_files
+from syncd.pipeline.statedir import open_state, state_error, state_files
 from syncd.pipeline.worker import Worker, WorkerSettings
 from syncd.reads.merged import MergedReads
-from syncd.service.httpserver import HttpEndpoint
+from syncd.service.connfailures import failure_label, refused, reporter
+from syncd.service.httpserver import HttpEndpoint, serve
 from syncd.service.rates import RateSampler
 from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
@@ -50,7 +45,6 @@ from syncd.surreal.connection import managed_connection
 
 log = structlog.get_logger("syncd.service.replicator")
 
-_RETRY_CAP = 300.0
 # Counters whose last-minute rates status() reports (Metrics.snapshot() names).
 _RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
 
@@ -76,7 +70,7 @@ class Replicator:
         # One-shot tools (backfill, repair) get a spool of their own, so they
         # can run beside the daemon; each spool is locked by one process.
         spool_dir = spool_dir.with_name(spool_name)
-        self._lock_path = state / f"{spool_name}.lock"
+        self._lock_name = f"{spool_name}.lock"
         self._lock_fd: int | None = None
         self.deadletters = DeadLetterFile(dlq_path)
         self.queue = SyncQueue(
@@ -90,6 +84,7 @@ class Replicator:
             "secondary",
             on_state=self._on_secondary_state,
             on_reconnect=self.metrics.reconnects.inc,
+            on_failure=reporter(self.metrics, "secondary"),
         )
         #: The one key rule, shared by capture, the executor and merged reads.
         self.keys = config.key_rule()
@@ -100,13 +95,7 @@ class Replicator:
             write_timeout=config.write_timeout,
             metrics=self.metrics,
         )
-        settings = WorkerSettings(
-            batch_size=config.sync_batch_size,
-            batch_timeout=config.batch_timeout,
-            retry_interval=config.sync_retry_interval,
-            max_retries=config.sync_max_retries,
-            retry_cap=max(_RETRY_CAP, config.sync_retry_interval),
-        )
+        settings = WorkerSettings.from_config(config)
         self.workers = [
             Worker(
                 lane,
@@ -142,37 +131,42 @@ class Replicator:
         self._rates = RateSampler()
         self._rates.observe(time.monotonic(), dict.fromkeys(_RATE_COUNTERS, 0.0))
         self.metrics.set_lag_source(self.queue.lag_seconds)
+        self.metrics.set_dead_letter_source(self.deadletters.live_count)
         self.metrics.secondary_up.set(0)
 
     # -- lifecycle ---------------------------------------------------------
 
     async def __aenter__(self) -> Replicator:
-        """Open the state, start the connection manager and the workers."""
+        """Open the state, start the connection manager and the workers.
+
+        Raises:
+            ConfigError: ``state_dir`` is unusable (a file, read-only, locked).
+        """
         state = self.config.state_path
-        state.mkdir(parents=True, exist_ok=True)
-        os.chmod(state, 0o700)
-        self._lock_fd = lock(self._lock_path)
+        self._lock_fd = open_state(state, self._lock_name)
         try:
             await anyio.to_thread.run_sync(self.queue.open)
+            # Counted once off the event loop; scrapes then count only what changed.
+            await anyio.to_thread.run_sync(self.deadletters.live_count)
+        except OSError as exc:
+            self._unlock()
+            raise state_error(state, exc) from None
         except BaseException:
             self._unlock()
             raise
-        self.metrics.dead_letters.set(await anyio.to_thread.run_sync(self.deadletters.count))
         if self._serve_http and self.config.metrics_listen:
-            http = HttpEndpoint(
-                self.config.metrics_listen,
-                self.metrics.registry,
-                ready=self.readiness,
-                status=self.status,
-            )
             try:
-                http.start()
-                self.http = http
-            except OSError as exc:
-                if self._http_required:
-                    raise ConfigError(f"metrics_listen: {exc}") from None
-                # In an application, a taken port must not stop it starting.
-                log.warning("metrics_endpoint_unavailable", error=str(exc))
+                self.http = serve(
+                    self.config.metrics_listen,
+                    self.metrics.registry,
+                    ready=self.readiness,
+                    status=self.status,
+                    required=self._http_required,
+                )
+            except ConfigError:
+                await anyio.to_thread.run_sync(self.queue.close)
+                self._unlock()
+                raise
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -235,6 +229,8 @@ class Replicator:
         target = self.queue.last_seq
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            if refused(self.secondary) is not None:
+                return False  # a wrong password does not heal in a grace period
             if not self.secondary.is_up:
                 # Nothing drains while the secondary is down; a short grace
                 # covers a reconnect in progress, the spool covers the rest.
@@ -356,13 +352,16 @@ class Replicator:
 
     def readiness(self) -> tuple[bool, str]:
         """``/readyz``: not ready while starting or while the secondary is down too long."""
+        failure = refused(self.secondary)
         if not self._ready:
-            return False, "starting"
+            return False, "starting" if failure is None else f"starting: {failure}"
         if self._tg is None:
             return False, "stopping"
         problem = self.health_problem() if self.health_problem is not None else None
         if problem is not None:
             return False, problem
+        if failure is not None:
+            return False, str(failure)
         down_for = time.time() - self.secondary.since
         if not self.secondary.is_up and down_for > self.config.readyz_down_threshold:
             return False, f"secondary down for {down_for:.0f}s"
@@ -380,11 +379,14 @@ class Replicator:
         rates = self._rates.observe(
             time.monotonic(), {name: snapshot.get(name, 0.0) for name in _RATE_COUNTERS}
         )
+        ready, why = self.readiness()
         return {
+            "ready": {"ok": ready, "reason": why},
             "secondary": {
                 "up": self.secondary.is_up,
                 "since": self.secondary.since,
                 "last_error": self.secondary.last_error,
+                "failure": failure_label(self.secondary),
             },
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,

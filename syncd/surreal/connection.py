@@ -103,6 +103,7 @@ class ManagedConnection:
         reconnect_backoff: float,
         on_state: Callable[[bool], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
         rng: random.Random | None = None,
         connect: Connect | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -123,6 +124,10 @@ class ManagedConnection:
         self._backoff_cap = reconnect_backoff
         self.on_state = on_state
         self._on_reconnect = on_reconnect
+        self.on_failure = on_failure
+        #: Why the last connect attempt failed; None once up. An
+        #: AuthenticationFailed here is the operator's to fix, not an outage.
+        self.failure: BaseException | None = None
         self._rng = rng or random.Random()
         self._connect: Connect = connect or self._open_client
         self._sleep = sleep
@@ -232,6 +237,9 @@ class ManagedConnection:
                     log.error("connection_error", role=self.role, error=describe(error))
                 self.last_error = describe(error)
                 self.last_exception = error
+                self.failure = error
+                if self.on_failure is not None:
+                    self.on_failure(error)
                 self._first_attempt.set()
                 delay = next(delays)
                 log.info(
@@ -258,6 +266,7 @@ class ManagedConnection:
         self.since = time.time()
         self.last_error = ""
         self.last_exception = None
+        self.failure = None
         self._up.set()
         self._first_attempt.set()
         log.info("connection_up", role=self.role, version=version)
@@ -330,6 +339,7 @@ def managed_connection(
     *,
     on_state: Callable[[bool], None] | None = None,
     on_reconnect: Callable[[], None] | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
 ) -> ManagedConnection:
     """A (not yet running) managed connection to the ``role`` database of ``config``.
 
@@ -350,4 +360,5 @@ def managed_connection(
         reconnect_backoff=config.reconnect_backoff,
         on_state=on_state,
         on_reconnect=on_reconnect,
+        on_failure=on_failure,
     )

@@ -69,6 +69,7 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
     """Connect to the ``role`` database and keep the connection managed while in use.
 
     Raises:
+        AuthenticationFailed: the database refused the configured credentials.
         PrimaryUnavailable, SecondaryUnavailable: the first attempt failed, or took
             longer than ``connect_timeout`` (plus a second to be sure); the
             message names the URL (password masked) and the error.

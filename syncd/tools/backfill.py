@@ -8,7 +8,9 @@ import anyio
 
 from syncd.capture.backfill import Progress, copy_tables, primary_connection, query, start_backfill
 from syncd.capture.checkpoint import Checkpoint
-from syncd.config import Config
+from syncd.config import Config, redact_url
+from syncd.errors import PrimaryUnavailable
+from syncd.service.connfailures import watch_credentials
 from syncd.service.replicator import Replicator
 
 __all__ = ["backfill_now"]
@@ -21,13 +23,27 @@ async def backfill_now(
 
     It copies the primary's current state; a daemon running at the same time
     keeps applying the feed, so run ``syncd verify`` afterwards if both ran.
+
+    Raises:
+        AuthenticationFailed: either database refused the credentials (at
+            once, not after waiting for a connection that cannot come).
+        PrimaryUnavailable: the primary did not answer within three
+            ``connect_timeout``.
     """
     primary = primary_connection(config)
     replicator = Replicator(config, serve_http=False, spool_name="spool-backfill")
+    # A refusal ends this tool with one line (watch_credentials), not an error log as well.
+    replicator.secondary.on_failure = None
     async with replicator as rep, anyio.create_task_group() as tg:
         await tg.start(primary.run)
-        with anyio.fail_after(config.connect_timeout * 3):
+        tg.start_soon(watch_credentials, config, primary, rep.secondary)
+        with anyio.move_on_after(config.connect_timeout * 3):
             await primary.wait_up()
+        if not primary.is_up:
+            url = redact_url(config.primary_url)
+            raise PrimaryUnavailable(
+                f"cannot connect to the primary at {url}: {primary.last_error}"
+            )
         if tables is None:
             info = await primary.call(query("INFO FOR DB", {}), config.write_timeout)
             names = sorted(info.get("tables", {})) if isinstance(info, dict) else []

@@ -131,11 +131,15 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
     secondary = _mapping(data.get("secondary"))
     dead = data.get("dead_letters", _mapping(data.get("metrics")).get("dead_letters"))
+    if not isinstance(dead, int | float) or dead != dead:  # NaN: the file could not be read
+        dead = None
     return {
+        "ready": data.get("ready"),
         "secondary": {
             "up": secondary.get("up"),
             "since": secondary.get("since"),
             "last_error": secondary.get("last_error") or "",
+            "failure": secondary.get("failure"),
         },
         "primary": data.get("primary"),
         "lag_seconds": data.get("lag_seconds"),
@@ -169,7 +173,8 @@ def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]
         source="state_dir",
         daemon_running=False,
         note=f"no daemon answered at {url}: {why}" if url else why,
-        secondary={"up": None, "since": None, "last_error": ""},
+        ready=None,
+        secondary={"up": None, "since": None, "last_error": "", "failure": None},
         primary=None,
         lag_seconds=None,
         queue_depth=None,

@@ -129,19 +129,27 @@ def test_bad_environment_value(tmp_path: Path) -> None:
 
 
 def test_default_config_file_lookup(tmp_path: Path) -> None:
-    # No -c and no ./syncd.yaml: built-in defaults.
-    result = syncd("check-config", "--json", cwd=tmp_path)
+    # No -c and no ./syncd.yaml: built-in defaults, and the secondary from the environment.
+    secondary = {"SYNCD_SECONDARY_URL": "ws://archive:8000/rpc"}
+    result = syncd("check-config", "--json", cwd=tmp_path, env=secondary)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sync_workers"] == 4
     # ./syncd.yaml is picked up when present...
     (tmp_path / "syncd.yaml").write_text("sync_workers: 5\n", encoding="utf-8")
-    result = syncd("check-config", "--json", cwd=tmp_path)
+    result = syncd("check-config", "--json", cwd=tmp_path, env=secondary)
     assert json.loads(result.stdout)["sync_workers"] == 5
     # ...and $SYNCD_CONFIG wins over it.
     other = tmp_path / "other.yaml"
     other.write_text("sync_workers: 6\n", encoding="utf-8")
-    result = syncd("check-config", "--json", cwd=tmp_path, env={"SYNCD_CONFIG": str(other)})
+    result = syncd(
+        "check-config", "--json", cwd=tmp_path, env={**secondary, "SYNCD_CONFIG": str(other)}
+    )
     assert json.loads(result.stdout)["sync_workers"] == 6
+
+
+def test_no_config_at_all_names_the_secondary_url(tmp_path: Path) -> None:
+    line = assert_one_line_error(syncd("check-config", cwd=tmp_path))
+    assert "secondary_url: required" in line and "SYNCD_SECONDARY_URL" in line
 
 
 @pytest.mark.parametrize(

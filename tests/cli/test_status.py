@@ -20,7 +20,7 @@ from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.spool import Spool
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
-from tests.support.replica import make_config
+from tests.support.replica import dead_url, make_config
 from tests.support.server import ServerProcess
 from tests.support.tools import free_port, syncd, write_config
 
@@ -72,6 +72,7 @@ async def test_status_of_a_running_replicator(
         )
     assert as_json.returncode == 0, as_json.stderr
     info = json.loads(as_json.stdout)
+    assert (info["health"], info["reasons"]) == ("healthy", [])
     assert info["source"] == "daemon" and info["daemon_running"]
     assert info["secondary"]["up"] is True
     assert (info["queue_depth"], info["spool_depth"], info["dead_letters"]) == (0, 0, 0)
@@ -87,6 +88,40 @@ async def test_status_of_a_running_replicator(
     assert "secondary │ up since" in text
     assert "position 4242, saved 3s ago" in text
     assert "applied" in text and "/s" in text
+
+
+@pytest.mark.integration
+async def test_status_of_a_degraded_replicator_exits_1_with_reasons(tmp_path: Path) -> None:
+    port = free_port()
+    config = make_config(
+        tmp_path, dead_url(), metrics_listen=f"127.0.0.1:{port}", status_lag_threshold="1s"
+    )
+    write_config(
+        tmp_path,
+        primary=None,
+        secondary=None,
+        database="main",
+        state_dir=str(tmp_path / "state"),
+        metrics_listen=f"127.0.0.1:{port}",
+        status_lag_threshold="1s",
+    )
+    async with Replicator(config, registry=CollectorRegistry()) as rep:
+        rep.capture([{"id": RecordID("events", 1), "n": 1}])  # waits: the secondary is down
+        await anyio.sleep(1.2)  # older than status_lag_threshold
+        as_json, human = await anyio.to_thread.run_sync(
+            lambda: (
+                syncd("status", "-c", "syncd.yaml", "--json", cwd=tmp_path),
+                syncd("status", "-c", "syncd.yaml", cwd=tmp_path),
+            )
+        )
+    assert as_json.returncode == 1, as_json.stderr
+    info = json.loads(as_json.stdout)
+    assert info["health"] == "degraded"
+    assert info["reasons"][0].startswith("secondary down: ")
+    assert re.fullmatch(r"lag \d+\.\ds over status_lag_threshold \(1s\)", info["reasons"][1])
+    assert info["ready"] == {"ok": True, "reason": "ready"}  # down for less than readyz's 30s
+    assert human.returncode == 1
+    assert "health │ degraded: secondary down" in " ".join(human.stdout.split())
 
 
 def cli(tmp_path: Path, *args: str) -> Result:
@@ -117,8 +152,10 @@ def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_
     )
     before = snapshot(state)
     result = cli(tmp_path, "status", "--json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 3, result.stderr  # unknown: no daemon answered
     info = json.loads(result.stdout)
+    assert info["health"] == "unknown"
+    assert info["reasons"][1:] == ["5 operations waiting in the spool", "2 dead letters"]
     assert info["source"] == "state_dir" and not info["daemon_running"]
     assert "no daemon answered" in info["note"]
     assert (info["spool_depth"], info["dead_letters"], info["dead_letters_malformed"]) == (5, 2, 1)
@@ -137,8 +174,9 @@ def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_
 def test_status_with_no_state_dir_at_all(tmp_path: Path) -> None:
     write_config(tmp_path, primary=None, secondary=None, database="main")  # metrics disabled
     result = cli(tmp_path, "status", "--json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 3, result.stderr  # no daemon, no state: unknown
     info = json.loads(result.stdout)
+    assert info["health"] == "unknown"
     assert (info["spool_depth"], info["dead_letters"], info["checkpoint"]) == (0, 0, None)
     assert "metrics_listen is disabled" in info["note"]
     assert not (tmp_path / "state").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import syncd.pipeline.deadletter as deadletter_module
 from syncd.errors import DeadLetterError
 from syncd.pipeline.deadletter import (
     DeadLetter,
@@ -236,3 +237,68 @@ def test_filters() -> None:
     assert lines(newer_than=T0 + 50) == [2, 3]
     assert lines(table="user", error_contains="conflict", newer_than=T0) == [3]
     assert lines(table="nope") == []
+
+
+# --------------------------------------------------------------------------- live count
+
+
+def test_live_count_follows_the_file_as_other_processes_change_it(dlq: DeadLetterFile) -> None:
+    assert dlq.live_count() == 0
+    for n in range(3):
+        dlq.append(op(n), "refused", first_failed_at=T0)
+    assert dlq.live_count() == 3
+    # Another process (a second DeadLetterFile on the same path) appends, then purges.
+    other = DeadLetterFile(dlq.path)
+    other.append(op(7), "refused", first_failed_at=T0)
+    assert dlq.live_count() == 4
+    assert other.remove([1]) == 1
+    assert dlq.live_count() == 3
+    with dlq.path.open("ab") as f:
+        f.write(b"{not json\n\n")
+    assert dlq.live_count() == 3  # malformed and blank lines are not entries
+    other.purge()
+    assert dlq.live_count() == 0
+    dlq.path.unlink()
+    assert dlq.live_count() == 0
+
+
+def test_live_count_parses_only_what_was_appended(
+    dlq: DeadLetterFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        dlq.append(op(n), "refused", first_failed_at=T0)
+    assert dlq.live_count() == 5
+    parsed: list[bytes] = []
+    real = deadletter_module.parse_line
+
+    def counting(line_no: int, raw: bytes) -> DeadLetter | str:
+        parsed.append(raw)
+        return real(line_no, raw)
+
+    monkeypatch.setattr(deadletter_module, "parse_line", counting)
+    assert dlq.live_count() == 5 and parsed == []  # unchanged: not even opened
+    dlq.append(op(9), "refused", first_failed_at=T0)
+    assert dlq.live_count() == 6 and len(parsed) == 1
+
+
+def test_live_count_waits_for_a_torn_last_line(dlq: DeadLetterFile) -> None:
+    dlq.append(op(1), "refused", first_failed_at=T0)
+    whole = dlq.path.read_bytes()
+    with dlq.path.open("ab") as f:
+        f.write(whole[:40])  # a line being written, or torn by a crash
+    assert dlq.live_count() == 1
+    with dlq.path.open("ab") as f:
+        f.write(whole[40:])
+    assert dlq.live_count() == 2
+
+
+def test_live_count_tells_a_rewrite_that_reused_the_inode(dlq: DeadLetterFile) -> None:
+    for n in range(4):
+        dlq.append(op(n), "refused", first_failed_at=T0)
+    assert dlq.live_count() == 4
+    # Rewritten in place (same inode), longer than before, no entry in the first part.
+    size = dlq.path.stat().st_size
+    with dlq.path.open("r+b") as f:
+        f.write(b"\n" * size)
+    dlq.append(op(8), "refused", first_failed_at=T0)
+    assert dlq.live_count() == 1

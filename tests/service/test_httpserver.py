@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
 import urllib.error
 import urllib.request
 
 import pytest
 
 from syncd.metrics import Metrics
-from syncd.service.httpserver import HttpEndpoint, parse_listen
+from syncd.service import httpserver
+from syncd.service.httpserver import ClientErrors, HttpEndpoint, parse_listen
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -118,3 +124,102 @@ def test_parse_listen() -> None:
         parse_listen("localhost:http")
     with pytest.raises(ValueError, match="range"):
         parse_listen("127.0.0.1:70000")
+
+
+# An endpoint in its own process, logging JSON to stderr as the daemon does.
+_SERVE = """
+import sys
+from syncd.logs import configure_logging
+from syncd.metrics import Metrics
+from syncd.service.httpserver import HttpEndpoint
+configure_logging("info", json=True, stream=sys.stderr)
+http = HttpEndpoint("127.0.0.1:0", Metrics().registry, client_timeout=1.0, error_log_interval=60)
+http.start()
+print(http.url, flush=True)
+sys.stdin.read()
+http.stop()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_of_bad_clients_leaves_no_traceback_and_one_counted_line() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        host, port = url.removeprefix("http://").split(":")
+        clients = []
+        for n in range(200):
+            client = socket.create_connection((host, int(port)), timeout=5)
+            if n % 3 == 0:
+                client.sendall(b"GET /metr")  # half a request line, then silence
+            elif n % 3 == 1:
+                client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers never end
+            clients.append(client)
+        for client in clients[::5]:  # hang up mid-request, with a reset
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+        started = time.monotonic()
+        code, _, body = get(url + "/metrics")  # answered during the flood
+        assert code == 200 and "syncd_operations_applied_total" in body
+        assert time.monotonic() - started < 2
+        time.sleep(2.5)  # every silent client times out (client_timeout=1s)
+        assert get(url + "/healthz")[0] == 200
+        for client in clients:
+            client.close()
+    finally:
+        _, stderr = proc.communicate("", timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    lines = [json.loads(line) for line in stderr.splitlines()]
+    errors = [e for e in lines if e["event"] == "http_client_error"]
+    assert [e["event"] for e in lines if e not in errors] == ["http_listening"]
+    # The first failure at once, the rest counted and logged at stop.
+    assert 1 <= len(errors) <= 3
+    assert sum(e["count"] for e in errors) == 200
+    assert {e["level"] for e in errors} == {"warning"}
+    kinds = set().union(*(e["error_types"] for e in errors))
+    assert kinds <= {"TimeoutError", "ConnectionResetError", "BrokenPipeError"}
+
+
+def test_client_errors_are_logged_once_per_interval_with_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logged: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        httpserver.log, "warning", lambda event, **fields: logged.append({"event": event, **fields})
+    )
+    now = [100.0]
+    monkeypatch.setattr(httpserver.time, "monotonic", lambda: now[0])
+    errors = ClientErrors(interval=60)
+    errors.record("TimeoutError")  # the first one at once
+    for _ in range(5):
+        errors.record("TimeoutError")
+    errors.record("ConnectionResetError")
+    assert [entry["count"] for entry in logged] == [1]
+    now[0] += 61
+    errors.record("TimeoutError")
+    assert logged[1]["count"] == 7
+    assert logged[1]["error_types"] == {"ConnectionResetError": 1, "TimeoutError": 6}
+    errors.record("BrokenPipeError")
+    errors.flush()  # at stop: what is left
+    errors.flush()  # nothing more
+    assert [entry["count"] for entry in logged] == [1, 7, 1]
+    assert errors.total == 9
+
+
+def test_a_traceback_wsgiref_writes_becomes_a_count() -> None:
+    errors = ClientErrors(interval=60)
+    sink = httpserver._CountingStderr(errors)
+    try:
+        raise TimeoutError("timed out, with a client's bytes: GET /secret")
+    except TimeoutError as exc:
+        traceback.print_exception(exc, file=sink)  # what wsgiref's log_exception does
+    sink.flush()
+    assert errors.total == 1

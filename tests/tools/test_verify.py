@@ -218,7 +218,11 @@ async def test_natural_key_without_an_index_is_verified_with_a_warning(tmp_path:
         dbs.append(db)
     try:
         config = Config.from_mapping(
-            {"tables": {"kv": {"key": ["user_id", "key"]}}, "state_dir": str(tmp_path)}
+            {
+                "secondary_url": "mem://",
+                "tables": {"kv": {"key": ["user_id", "key"]}},
+                "state_dir": str(tmp_path),
+            }
         )
         report = await Verifier(
             config, DirectCaller(dbs[0]), DirectCaller(dbs[1], "secondary"), VerifyOptions()
