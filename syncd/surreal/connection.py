@@ -32,7 +32,7 @@ from anyio.abc import TaskStatus
 
 from syncd.backoff import exponential_backoff, with_jitter
 from syncd.config import Config
-from syncd.errors import AuthenticationFailed, DatabaseUnavailable, SyncdError
+from syncd.errors import DatabaseUnavailable, SyncdError
 from syncd.surreal.errors import (
     describe,
     is_transport_error,
@@ -230,10 +230,10 @@ class ManagedConnection:
                 return
             except Exception as exc:
                 error = translate(exc, self.role)
-                if isinstance(error, AuthenticationFailed) or not isinstance(error, SyncdError):
-                    # A wrong password needs an operator; anything unexpected
-                    # is retried rather than ending the process. No traceback:
-                    # its frames hold the password being sent.
+                if not isinstance(error, SyncdError):
+                    # Unexpected, but retried rather than ending the process.
+                    # No traceback: its frames hold the password being sent.
+                    # (A refused sign-in is the on_failure hook's to report.)
                     log.error("connection_error", role=self.role, error=describe(error))
                 self.last_error = describe(error)
                 self.last_exception = error
@@ -295,7 +295,10 @@ class ManagedConnection:
                 await client.signin(self.user, self._password)
             await client.use(self._namespace, self._database)
         except BaseException:
-            await client.close()
+            # Shielded: a cancelled connect (shutdown mid-attempt) must still
+            # close its socket; close() is bounded on its own.
+            with anyio.CancelScope(shield=True):
+                await client.close()
             raise
         return client
 

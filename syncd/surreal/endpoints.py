@@ -88,12 +88,8 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
         with anyio.move_on_after(config.connect_timeout + 1.0):
             await conn.wait_first_attempt()
         if not conn.is_up:
-            if isinstance(conn.last_exception, AuthenticationFailed):
-                raise AuthenticationFailed(
-                    f"cannot sign in to the {role} at {url} as {conn.user!r}: "
-                    "wrong user or password"
-                    f" ({role}_user / {role}_pass, or SYNCD_{role.upper()}_PASS)"
-                )
+            if isinstance(conn.failure, AuthenticationFailed):
+                raise AuthenticationFailed(f"cannot sign in to the {role} at {url}: {conn.failure}")
             error = unavailable(role)
             raise error(f"cannot connect to the {role} at {url}: {conn.last_error}")
         yield conn

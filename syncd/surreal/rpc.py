@@ -140,10 +140,12 @@ class RpcClient:
     async def signin(self, user: str, password: str) -> None:
         """Sign in as a root user; a refusal raises :class:`AuthenticationFailed`."""
         params = [{"user": user, "pass": password}]  # the SDK's username/password on the wire
-        ok, value = await self._request("signin", params, False)
+        ok, _ = await self._request("signin", params, False)
         if not ok:
-            reason = server_error(value).message.splitlines()[0] if value else "refused"
-            raise AuthenticationFailed(f"{self.role} refused the sign-in as {user!r}: {reason}")
+            raise AuthenticationFailed(
+                f"{self.role} refused the credentials of user {user!r} "
+                f"(check {self.role}_user and {self.role}_pass)"
+            )
 
     async def use(self, namespace: str, database: str) -> None:
         """Select the namespace and database of this session."""

@@ -39,7 +39,7 @@ async def test_refused_records_leave_no_value_key_or_id_in_any_log_line(
     db = await connect(primary_server.url)
     await db.query("DEFINE TABLE events CHANGEFEED 1d; DEFINE TABLE kv CHANGEFEED 1d")
     # Copied by the first start's backfill: its log line counts them.
-    await db.query("FOR $i IN [1, 2, 3, 4, 5, 6] { CREATE type::thing('events', $i) SET n = $i }")
+    await db.query("FOR $i IN [1, 2, 3, 4, 5, 6] { CREATE events CONTENT {id: $i, n: $i} }")
     syncd = syncd_factory(
         primary_server.url,
         secondary_server.url,
@@ -50,7 +50,7 @@ async def test_refused_records_leave_no_value_key_or_id_in_any_log_line(
     )
     syncd.start()
     syncd.wait_ready()
-    await db.query("CREATE type::thing('events', 'ID-5ec12e7') SET n = 'CONTENT-7f3a'")
+    await db.query("CREATE events CONTENT {id: 'ID-5ec12e7', n: 'CONTENT-7f3a'}")
     await db.query(
         "CREATE kv SET user_id = 'USER-c0ffee', key = 'NOTE-deadbeef', n = 'CONTENT-91bd'"
     )
