@@ -98,6 +98,19 @@ class Metrics:
             "Size of the on-disk spool.",
             registry=r,
         )
+        self.spool_frames_lost = Counter(
+            "syncd_spool_frames_lost_total",
+            "Operations lost to damaged spool files (each damaged frame; logged as "
+            "spool_frames_lost).",
+            registry=r,
+        )
+        self.resync_pending = Gauge(
+            "syncd_resync_pending",
+            "1 for each table whose operations the spool could not keep (disk full or "
+            "spool_max_bytes): it is copied again from the primary once the secondary is back.",
+            ["table"],
+            registry=r,
+        )
 
         # Apply path.
         self.batch_size = Histogram(

@@ -9,14 +9,19 @@ Usage (the public contract)::
         rows = await db.select("kv_memories")
         await rep.flush(timeout=30)
 
+Every captured operation is in the spool under ``state_dir`` before the
+application's write returns (see :mod:`syncd.pipeline.queue`): an application
+killed at any moment loses nothing, and the next start on the same
+``state_dir`` delivers what was not applied, in order.
+
 Start-up order matters and is explicit: the spool is opened (so operations left
-by an earlier run come first), then the connection manager, the spool mover
-and the workers are started in one task group. Start-up never waits for the
-secondary: if it is down, operations queue and spill until it is back.
+by an earlier run come first), then the connection manager, the spool's run
+task, the workers and the re-sync task are started in one task group.
+Start-up never waits for the secondary: if it is down, operations wait on disk
+until it is back.
 
 Shutdown (``__aexit__``): drain for up to ``drain_timeout`` while the secondary
-is reachable, then stop the workers and write whatever is still pending to the
-spool's head, where the next start picks it up in order.
+is reachable, then stop the workers, tell the spool what finished and fsync it.
 """
 
 from __future__ import annotations
@@ -37,20 +42,15 @@ from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.spool import Spool
 from syncd.pipeline.statedir import lock, state_files
-from syncd.pipeline.worker import Worker, WorkerSettings
 from syncd.reads.merged import MergedReads
 from syncd.service.httpserver import HttpEndpoint
+from syncd.service.pipeline import build_pipeline
 from syncd.service.rates import RateSampler
-from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
-from syncd.surreal.connection import managed_connection
 
 log = structlog.get_logger("syncd.service.replicator")
 
-_RETRY_CAP = 300.0
 # Counters whose last-minute rates status() reports (Metrics.snapshot() names).
 _RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
 
@@ -67,7 +67,14 @@ class Replicator:
         ready_on_start: bool = True,
         http_required: bool = False,
         spool_name: str = "spool",
+        resync: bool = True,
     ) -> None:
+        """Build the pipeline; nothing is opened or started until ``async with``.
+
+        ``resync=False`` (the daemon): operations the spool cannot take wait in
+        memory instead of being recorded for a re-sync, as the changefeed
+        delivers them again after a crash.
+        """
         self.config = config
         self.metrics = Metrics(registry)
         self._serve_http = serve_http
@@ -79,45 +86,18 @@ class Replicator:
         self._lock_path = state / f"{spool_name}.lock"
         self._lock_fd: int | None = None
         self.deadletters = DeadLetterFile(dlq_path)
-        self.queue = SyncQueue(
-            lanes=config.sync_workers,
-            capacity=config.queue_size,
-            spool=Spool(spool_dir),
-            metrics=self.metrics,
-        )
-        self.secondary = managed_connection(
+        parts = build_pipeline(
             config,
-            "secondary",
-            on_state=self._on_secondary_state,
-            on_reconnect=self.metrics.reconnects.inc,
+            self.metrics,
+            self.deadletters,
+            spool_dir=spool_dir,
+            ledger_path=state / f"{spool_name}.resync" if resync else None,
+            on_secondary_state=self._on_secondary_state,
         )
+        self.queue, self.secondary, self.ledger = parts.queue, parts.secondary, parts.ledger
         #: The one key rule, shared by capture, the executor and merged reads.
-        self.keys = config.key_rule()
-        self._executor = Executor(
-            self.secondary,
-            keys=self.keys,
-            write_timeout=config.write_timeout,
-            metrics=self.metrics,
-        )
-        settings = WorkerSettings(
-            batch_size=config.sync_batch_size,
-            batch_timeout=config.batch_timeout,
-            retry_interval=config.sync_retry_interval,
-            max_retries=config.sync_max_retries,
-            retry_cap=max(_RETRY_CAP, config.sync_retry_interval),
-        )
-        self.workers = [
-            Worker(
-                lane,
-                queue=self.queue,
-                executor=self._executor,
-                conn=self.secondary,
-                deadletters=self.deadletters,
-                settings=settings,
-                metrics=self.metrics,
-            )
-            for lane in range(config.sync_workers)
-        ]
+        self.keys = parts.keys
+        self.workers, self.resyncer = parts.workers, parts.resyncer
         self.reads = MergedReads(
             self.secondary,
             self.keys,
@@ -149,10 +129,14 @@ class Replicator:
         os.chmod(state, 0o700)
         self._lock_fd = lock(self._lock_path)
         try:
+            if self.ledger is not None:
+                await anyio.to_thread.run_sync(self.ledger.open)
             await anyio.to_thread.run_sync(self.queue.open)
         except BaseException:
             self._unlock()
             raise
+        if self.resyncer is not None and self.ledger:
+            self.resyncer.ledger_changed(self.ledger.tables())
         self.metrics.dead_letters.set(await anyio.to_thread.run_sync(self.deadletters.count))
         if self._serve_http and self.config.metrics_listen:
             http = HttpEndpoint(
@@ -178,6 +162,8 @@ class Replicator:
                 await tg.start(self.queue.run)
                 for worker in self.workers:
                     await tg.start(worker.run)
+                if self.resyncer is not None:
+                    await tg.start(self.resyncer.run)
                 # Let the first attempt finish so the first reads can merge; a
                 # down or silent secondary costs at most connect_timeout here.
                 with anyio.move_on_after(self.config.connect_timeout):
@@ -220,6 +206,8 @@ class Replicator:
             with anyio.CancelScope(shield=True):
                 persisted = await anyio.to_thread.run_sync(self.queue.persist)
                 await anyio.to_thread.run_sync(self.queue.close)
+                if self.ledger is not None:
+                    await anyio.to_thread.run_sync(self.ledger.close)
                 self._unlock()
                 if self.http is not None:
                     self.http.stop()
@@ -251,7 +239,13 @@ class Replicator:
     # -- public API --------------------------------------------------------
 
     def wrap(self, primary: Any) -> ReplicatedConnection:
-        """Wrap a connected SDK connection: writes replicate, reads merge."""
+        """Wrap a connected SDK connection: writes replicate, reads merge.
+
+        A re-sync (after the spool could not keep some operations) reads the
+        primary through the connection wrapped last.
+        """
+        if self.resyncer is not None:
+            self.resyncer.primary = primary
         return ReplicatedConnection(primary, self, self.reads)
 
     # The contract spells it ``flush(timeout=30)``; the deadline is applied
@@ -259,20 +253,22 @@ class Replicator:
     async def flush(self, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109
         """Wait until everything enqueued so far is applied or dead-lettered.
 
-        Raises ``TimeoutError`` if that takes longer than ``timeout`` seconds
-        (``None``: wait as long as it takes).
+        That includes a re-sync of the tables whose operations the spool could
+        not keep. Raises ``TimeoutError`` if that takes longer than ``timeout``
+        seconds (``None``: wait as long as it takes).
         """
         target = self.queue.last_seq
-        if timeout is None:
-            await self.queue.wait_finished(target)
-            return
         try:
             with anyio.fail_after(timeout):
                 await self.queue.wait_finished(target)
+                if self.resyncer is not None:
+                    await self.resyncer.wait_done()
         except TimeoutError:
+            pending = self.ledger.tables() if self.ledger is not None else []
             raise TimeoutError(
                 f"flush: not everything was applied within {timeout}s "
                 f"({self.queue.depth} in memory, {self.queue.spooled} spooled, "
+                f"re-sync pending: {pending or 'none'}, "
                 f"secondary {'up' if self.secondary.is_up else 'down'})"
             ) from None
 
@@ -294,22 +290,24 @@ class Replicator:
             # because syncd has stopped. Counted and logged, not raised.
             self.count_uncaptured("replicator_closed")
             return 0
-        count = 0
+        ops = []
         for row in rows:
             op = Operation.from_row(row, self.keys, source=source)
             if op is None or not self.config.replicates(op.table):
                 continue
             op.record = copy(row)
-            self.queue.put(op)
-            count += 1
-        return count
+            ops.append(op)
+        self.queue.put_many(ops)  # one write to the spool for the whole call
+        return len(ops)
 
     def enqueue(self, ops: Iterable[Operation]) -> None:
         """Enqueue ready-made operations (daemon, backfill, replay)."""
         self.queue.put_many(ops)
 
     def room(self) -> int:
-        """How many more operations fit in memory before the queue spills to disk."""
+        """How many more operations fit in memory; 0 while the spool refuses writes."""
+        if not self.queue.writable:
+            return 0
         return self.config.queue_size - self.queue.depth - self.queue.spooled
 
     def safe_position(self, newest: int) -> int:
@@ -382,6 +380,7 @@ class Replicator:
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,
             "spool_depth": self.queue.spooled,
+            "resync_pending": self.ledger.tables() if self.ledger is not None else [],
             "dead_letters": snapshot.get("dead_letters", 0.0),
             "rates": rates.as_dict(),
             "metrics": snapshot,

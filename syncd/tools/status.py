@@ -16,6 +16,8 @@ prints as is and the CLI renders as a table.
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +29,7 @@ from syncd.capture.checkpoint import CheckpointError, CheckpointFile
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.pipeline.segments import HEADER, NAME, scan
+from syncd.pipeline.segments import HEADER, NAME, survey
 from syncd.pipeline.statedir import state_files
 
 __all__ = ["STATUS_TIMEOUT", "count_spool", "fetch_daemon_status", "gather", "status_url"]
@@ -76,8 +78,7 @@ def count_spool(directory: Path) -> tuple[int, int]:
 
     Walks each segment as :meth:`syncd.pipeline.spool.Spool.open` does (from the offset
     saved in the read-position file when the segment's nonce matches) but
-    repairs nothing: a torn last frame is not counted, a damaged segment is
-    counted up to the damage.
+    repairs nothing: torn and damaged frames are not counted.
     """
     try:
         saved = json.loads((directory / _SPOOL_STATE).read_text()).get("offsets", {})
@@ -90,12 +91,15 @@ def count_spool(directory: Path) -> tuple[int, int]:
         return 0, 0
     for path in paths:
         try:
-            if path.stat().st_size < HEADER.size:
-                continue  # created, header never written: holds nothing
-            found = scan(path, saved.get(path.name))
+            with path.open("rb") as f:
+                length = os.fstat(f.fileno()).st_size
+                if length < HEADER.size:
+                    continue  # created, header never written: holds nothing
+                with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ) as mm:
+                    found = survey(mm, length, saved.get(path.name))
         except FileNotFoundError:  # consumed and deleted meanwhile
             continue
-        operations += found.frames - found.skipped
+        operations += found.frames
         size += found.end - found.start
     return operations, size
 
