@@ -117,7 +117,13 @@ class ResyncLedger:
         self._generation += 1
         checksum = _crc(len(payload), self._generation, payload)
         head = _HEAD.pack(checksum, len(payload), self._generation)
-        os.pwrite(self._fd, head + payload, (self._generation % 2) * _SLOT)
+        try:
+            os.pwrite(self._fd, head + payload, (self._generation % 2) * _SLOT)
+        except OSError as exc:
+            # Called on the application's write path: never raise there. The
+            # tables are known in memory and re-synced in this run all the same.
+            log.error("resync_ledger_write_failed", error=str(exc))
+            return
         self._dirty = True
 
     def sync(self) -> None:
@@ -129,7 +135,10 @@ class ResyncLedger:
 
     def close(self) -> None:
         """Fsync and release the file."""
-        self.sync()
+        try:
+            self.sync()
+        except OSError as exc:
+            log.error("resync_ledger_write_failed", error=str(exc))
         with self._lock:
             fd, self._fd = self._fd, None
         if fd is not None:

@@ -133,6 +133,8 @@ class Replicator:
                 await anyio.to_thread.run_sync(self.ledger.open)
             await anyio.to_thread.run_sync(self.queue.open)
         except BaseException:
+            if self.ledger is not None:
+                self.ledger.close()
             self._unlock()
             raise
         if self.resyncer is not None and self.ledger:

@@ -23,7 +23,9 @@ async def backfill_now(
     keeps applying the feed, so run ``syncd verify`` afterwards if both ran.
     """
     primary = primary_connection(config)
-    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill")
+    # No re-sync ledger: what the disk cannot take waits in memory, and a copy
+    # cut short is simply run again.
+    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill", resync=False)
     async with replicator as rep, anyio.create_task_group() as tg:
         await tg.start(primary.run)
         with anyio.fail_after(config.connect_timeout * 3):
