@@ -31,7 +31,7 @@ from pathlib import Path
 
 import structlog
 
-__all__ = ["ResyncLedger"]
+__all__ = ["ResyncLedger", "read_ledger"]
 
 log = structlog.get_logger("syncd.pipeline.resync")
 
@@ -147,6 +147,17 @@ class ResyncLedger:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self.tables())
+
+
+def read_ledger(path: Path) -> list[str]:
+    """The tables a ledger file names, read without changing anything (``syncd status``)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    slots = [_read_slot(data[i * _SLOT : (i + 1) * _SLOT]) for i in (0, 1)]
+    best = max((s for s in slots if s is not None), default=None)
+    return sorted(best[1]) if best is not None else []
 
 
 def _crc(length: int, generation: int, payload: bytes) -> int:

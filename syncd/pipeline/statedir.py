@@ -1,4 +1,5 @@
-"""The state directory: where the spool and the dead-letter file live, and who may use them."""
+"""The state directory: where the spool, its re-sync ledger and the dead-letter file live,
+and who may use them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from pathlib import Path
 
 from syncd.errors import ConfigError
 
-__all__ = ["lock", "state_files"]
+__all__ = ["lock", "resync_file", "state_files"]
 
 
 def state_files(state_dir: Path) -> tuple[Path, Path]:
     """Where the spool and the dead-letter file live under ``state_dir``."""
     return state_dir / "spool", state_dir / "deadletters.jsonl"
+
+
+def resync_file(state_dir: Path, spool_name: str = "spool") -> Path:
+    """Where the re-sync ledger of the spool ``spool_name`` lives under ``state_dir``."""
+    return state_dir / f"{spool_name}.resync"
 
 
 def lock(path: Path) -> int:

@@ -42,7 +42,7 @@ from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.pipeline.statedir import lock, state_files
+from syncd.pipeline.statedir import lock, resync_file, state_files
 from syncd.reads.merged import MergedReads
 from syncd.service.httpserver import HttpEndpoint
 from syncd.service.pipeline import build_pipeline
@@ -91,7 +91,7 @@ class Replicator:
             self.metrics,
             self.deadletters,
             spool_dir=spool_dir,
-            ledger_path=state / f"{spool_name}.resync" if resync else None,
+            ledger_path=resync_file(state, spool_name) if resync else None,
             on_secondary_state=self._on_secondary_state,
         )
         self.queue, self.secondary, self.ledger = parts.queue, parts.secondary, parts.ledger

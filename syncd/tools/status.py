@@ -29,8 +29,9 @@ from syncd.capture.checkpoint import CheckpointError, CheckpointFile
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.resync import read_ledger
 from syncd.pipeline.segments import HEADER, NAME, survey
-from syncd.pipeline.statedir import state_files
+from syncd.pipeline.statedir import resync_file, state_files
 
 __all__ = ["STATUS_TIMEOUT", "count_spool", "fetch_daemon_status", "gather", "status_url"]
 
@@ -145,6 +146,7 @@ def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
         "lag_seconds": data.get("lag_seconds"),
         "queue_depth": data.get("queue_depth"),
         "spool_depth": data.get("spool_depth"),
+        "resync_pending": data.get("resync_pending") or [],
         "dead_letters": None if dead is None else int(dead),
         "rates": data.get("rates"),
         "checkpoint": data.get("checkpoint"),
@@ -179,6 +181,7 @@ def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]
         queue_depth=None,
         spool_depth=operations,
         spool_bytes=spool_bytes,
+        resync_pending=read_ledger(resync_file(state)),
         dead_letters=dead,
         dead_letters_malformed=malformed,
         rates=None,
