@@ -1,8 +1,9 @@
 """An application that writes through syncd until it is killed: ``python -m tests.support.app``.
 
-Arguments: ``TMP_PATH SECONDARY_URL``. It opens an embedded primary and a
-:class:`syncd.Replicator` configured by :func:`tests.support.replica.make_config`
-(state under ``TMP_PATH/state``, default queue and durability settings), prints
+Arguments: ``TMP_PATH SECONDARY_URL [CONFIG_JSON]``. It opens an embedded primary
+and a :class:`syncd.Replicator` configured by :func:`tests.support.replica.make_config`
+(state under ``TMP_PATH/state``, default queue and durability settings unless
+``CONFIG_JSON`` overrides some), prints
 ``ready``, then writes through ``rep.wrap(db)`` for ever. Every write the
 primary acknowledged is printed on its own line once the wrapped call has
 returned, so the parent knows exactly what was acknowledged when it kills us:
@@ -17,8 +18,10 @@ default does, without running ``finally`` blocks or ``__aexit__``.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -32,10 +35,10 @@ TEXT = "x" * 150  # about the size of a typical record (~230 bytes of CBOR)
 HOT = 7
 
 
-async def main(tmp_path: Path, secondary_url: str) -> None:
+async def main(tmp_path: Path, secondary_url: str, overrides: dict[str, Any]) -> None:
     """Write until killed."""
     out = sys.stdout
-    config = make_config(tmp_path, secondary_url)
+    config = make_config(tmp_path, secondary_url, **overrides)
     async with (
         embedded_primary() as primary,
         Replicator(config, registry=CollectorRegistry()) as rep,
@@ -59,4 +62,5 @@ async def main(tmp_path: Path, secondary_url: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, Path(sys.argv[1]), sys.argv[2])
+    extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    anyio.run(main, Path(sys.argv[1]), sys.argv[2], extra)
