@@ -74,6 +74,7 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self._enqueued_children: dict[tuple[str, str], Counter] = {}
         self.uncaptured_writes = Counter(
             "syncd_uncaptured_writes_total",
             "Writes through query() whose records the wrapper could not see "
@@ -195,6 +196,17 @@ class Metrics:
             "1 when the primary is reachable, 0 when not.",
             registry=r,
         )
+
+    def count_enqueued(self, table: str, source: str) -> None:
+        """Count one operation enqueued (``enqueued``), on the application's write path.
+
+        The labelled child is looked up once per (table, source): ``labels()``
+        validates and locks, a measurable part of a write.
+        """
+        counter = self._enqueued_children.get((table, source))
+        if counter is None:
+            counter = self._enqueued_children[(table, source)] = self.enqueued.labels(table, source)
+        counter.inc()
 
     def set_lag_source(self, fn: Callable[[], float]) -> None:
         """Compute ``syncd_replication_lag_seconds`` with ``fn`` at every read.

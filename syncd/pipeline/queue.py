@@ -26,6 +26,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections import deque
@@ -36,7 +37,6 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from prometheus_client import Counter
 
 from syncd.pipeline.watermark import Watermark
 from syncd.pipeline.window import Window
@@ -72,12 +72,12 @@ class SyncQueue:
         self._ledger = ledger
         self._fsync_interval = fsync_interval
         self._metrics = metrics
-        self._enqueued: dict[tuple[str, str], Counter] = {}
         # Daemon only: operations the disk refused, newer than all it holds.
         self._unwritten: deque[Operation] = deque()
         # The spool's head while a refill read is in flight (read, not yet admitted).
         self._reading: tuple[int, float] | None = None
         self._disk_error: str | None = None
+        self._unkept = 0  # operations not kept since the disk failed (library)
         #: Called with every batch put, before it is written (a re-sync's watch).
         self.observers: list[Callable[[list[Operation]], None]] = []
         self._refill_wakeup = anyio.Event()
@@ -159,7 +159,9 @@ class SyncQueue:
             self._next_seq += 1
             if op.position is not None:
                 self.positions.add(op.position)
-        self._count_enqueued(batch)
+        if self._metrics is not None:
+            for op in batch:
+                self._metrics.count_enqueued(op.table, op.source)
         for observe in self.observers:
             observe(batch)
         batch = self._encodable(batch)
@@ -192,18 +194,6 @@ class SyncQueue:
             good.append(op)
         return good
 
-    def _count_enqueued(self, batch: list[Operation]) -> None:
-        if self._metrics is None:
-            return
-        for op in batch:
-            # The labelled child is looked up once per (table, source): labels()
-            # validates and locks, a measurable part of the application's write.
-            counter = self._enqueued.get((op.table, op.source))
-            if counter is None:
-                counter = self._metrics.enqueued.labels(op.table, op.source)
-                self._enqueued[(op.table, op.source)] = counter
-            counter.inc()
-
     def _deliverable(self, count: int) -> int:
         """How many of ``count`` new operations may go to memory now, order kept."""
         if len(self._spool) or self._reading is not None:
@@ -214,18 +204,18 @@ class SyncQueue:
         if self._ledger is None:
             self._unwritten.extend(batch)
             return
-        kept = 0
         for op in batch:
             if self._deliverable(1):
                 self._admit(op)
-                kept += 1
+            else:
+                if not self._unkept:  # once per episode, not once per write
+                    log.warning("operations_not_kept", table=op.table, resync=True)
+                self._unkept += 1
             self._ledger.mark(op.table, op.seq)
-        if kept < len(batch):
-            log.warning("operations_not_kept", count=len(batch) - kept, resync=True)
 
     def _disk_failed(self, exc: OSError) -> None:
         if self._disk_error is None:
-            full = exc.errno == 28  # ENOSPC, or the spool's own bound
+            full = exc.errno == errno.ENOSPC  # or the spool's own bound
             log.error(
                 "spool_disk_full" if full else "spool_write_failed",
                 error=str(exc),
@@ -236,8 +226,8 @@ class SyncQueue:
 
     def _disk_ok(self) -> None:
         if self._disk_error is not None:
-            log.info("spool_writable_again", spool_bytes=self._spool.bytes)
-            self._disk_error = None
+            log.info("spool_writable_again", spool_bytes=self._spool.bytes, not_kept=self._unkept)
+            self._disk_error, self._unkept = None, 0
 
     def _admit(self, op: Operation) -> None:
         if op.seq <= self._resumed_through:
@@ -364,8 +354,9 @@ class SyncQueue:
                     self._admit(op)
             finally:
                 self._reading = None
-            if not ops:
-                return  # only damage was left: reported by the spool
+            if not ops:  # only damage was left (reported by the spool): the low moved
+                self._finished.set()
+                return
 
     # -- shutdown --------------------------------------------------------
 
