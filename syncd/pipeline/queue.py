@@ -77,6 +77,7 @@ class SyncQueue:
         # The spool's head while a refill read is in flight (read, not yet admitted).
         self._reading: tuple[int, float] | None = None
         self._disk_error: str | None = None
+        self._disk_full = False  # the error is a lack of room (it may pass without a write)
         self._unkept = 0  # operations not kept since the disk failed (library)
         #: Called with every batch put, before it is written (a re-sync's watch).
         self.observers: list[Callable[[list[Operation]], None]] = []
@@ -214,20 +215,20 @@ class SyncQueue:
             self._ledger.mark(op.table, op.seq)
 
     def _disk_failed(self, exc: OSError) -> None:
+        full = exc.errno == errno.ENOSPC  # or the spool's own bound
         if self._disk_error is None:
-            full = exc.errno == errno.ENOSPC  # or the spool's own bound
             log.error(
                 "spool_disk_full" if full else "spool_write_failed",
                 error=str(exc),
                 queue=self.depth,
                 spool_bytes=self._spool.bytes,
             )
-        self._disk_error = str(exc)
+        self._disk_error, self._disk_full = str(exc), full
 
     def _disk_ok(self) -> None:
         if self._disk_error is not None:
             log.info("spool_writable_again", spool_bytes=self._spool.bytes, not_kept=self._unkept)
-            self._disk_error, self._unkept = None, 0
+            self._disk_error, self._disk_full, self._unkept = None, False, 0
 
     def _admit(self, op: Operation) -> None:
         if op.seq <= self._resumed_through:
@@ -305,8 +306,8 @@ class SyncQueue:
             try:
                 if self._unwritten:
                     await self._write_unwritten()
-                elif self._disk_error is not None and self._spool.has_room():
-                    self._disk_ok()  # no put came to prove it: the next one would
+                elif self._disk_full and self._spool.has_room():
+                    self._disk_ok()  # room again, with no put to prove it: the next one would
                 await self._refill()
                 if time.monotonic() - last_sync >= self._fsync_interval:
                     through = self._safe_through()

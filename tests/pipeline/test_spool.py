@@ -20,7 +20,7 @@ from surrealdb import RecordID
 
 from syncd.pipeline.segments import FRAME
 from syncd.pipeline.segments import write_all as real_write_all
-from syncd.pipeline.spool import CHECKPOINT_EVERY, Spool
+from syncd.pipeline.spool import CHECKPOINT_EVERY, Spool, SpoolFull
 from syncd.sink.operation import Operation
 
 
@@ -310,6 +310,57 @@ def test_a_failed_append_leaves_nothing_behind(
     monkeypatch.undo()
     spool.append([op(i, pad=40) for i in range(2, 101)])  # the queue's retry
     assert drain(reopened(spool)) == list(range(1, 101))  # each seq once
+
+
+def test_a_failed_delivering_append_leaves_nothing_behind(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool.append([op(1, pad=40)], deliver=1)
+    state = (len(spool), spool.unconfirmed, spool.bytes, spool.head)
+    calls = 0
+
+    def write_all(fd: int, data: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # a later segment's write, the first two delivered already
+            raise OSError(28, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr("syncd.pipeline.spool.write_all", write_all)
+    with pytest.raises(OSError):
+        spool.append([op(i, pad=40) for i in range(2, 101)], deliver=60)
+    assert (len(spool), spool.unconfirmed, spool.bytes, spool.head) == state
+    monkeypatch.undo()
+    spool.append([op(i, pad=40) for i in range(2, 101)], deliver=60)
+    assert (len(spool), spool.unconfirmed) == (39, 61)
+    assert spool.head is not None and spool.head[0] == 62
+    with pytest.raises(RuntimeError):  # delivering past unread operations would reorder them
+        spool.append([op(101)], deliver=1)
+    assert [o.seq for o in spool.read(100)] == list(range(62, 101))
+    assert drain(reopened(spool)) == list(range(1, 101))  # each seq once
+
+
+def test_delivered_operations_come_again_after_a_restart(spool: Spool) -> None:
+    spool.append([op(i) for i in range(1, 11)], deliver=6)
+    assert (len(spool), spool.unconfirmed, spool.head and spool.head[0]) == (4, 6, 7)
+    spool.confirm(3)  # finished in memory: released
+    assert [o.seq for o in spool.read(10)] == [7, 8, 9, 10]
+    assert drain(reopened(spool)) == [4, 5, 6, 7, 8, 9, 10]
+
+
+def test_max_bytes_refuses_an_append_whole(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=2000)
+    s.open()
+    try:
+        s.append([op(i, pad=100) for i in range(1, 30)])  # an empty spool takes any append
+        with pytest.raises(SpoolFull) as caught:
+            s.append([op(30)])
+        assert caught.value.errno == 28 and not s.has_room()
+        drain(s)
+        assert s.has_room()
+        s.append([op(30)])
+    finally:
+        s.close()
 
 
 def test_misuse_raises(tmp_path: Path) -> None:
