@@ -20,6 +20,7 @@ do about damage (report it, pad it, truncate a torn tail) is
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import struct
@@ -178,6 +179,25 @@ def survey(buf: Any, size: int, saved: list[Any] | None, before: int | None = No
     if not started:
         start = end  # everything was confirmed (or there is nothing)
     return Survey(magic, nonce, start, frames, end, max_seq, head, damage)
+
+
+def first_frame(path: Path, offset: int, size: int) -> tuple[int, float] | None:
+    """(seq, enqueued_at) of the first frame at or after ``offset`` that is not a pad.
+
+    Read from its head alone when the head looks right (its CRC is checked when
+    the frame is read), else by a walk past pads and damage.
+    """
+    with path.open("rb") as f:
+        head = os.pread(f.fileno(), FRAME.size, offset)
+        if len(head) == FRAME.size:
+            magic, _, _, seq, when = FRAME.unpack(head)
+            if magic == FRAME_MAGIC and seq:
+                return seq, when
+        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
+            for item in walk(mm, offset, size):
+                if isinstance(item, Frame) and item.seq:
+                    return item.seq, item.when
+    return None
 
 
 def write_all(fd: int, data: bytes) -> None:

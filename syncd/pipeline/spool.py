@@ -1,13 +1,12 @@
 """The spool: every operation the queue holds, on disk, in order, until it is finished.
 
-Segment files (format in :mod:`syncd.pipeline.segments`) are read in lexical
-order, which is the order they were written: the spool is one append-only log.
-
-:meth:`Spool.append` hands frames to the OS with one ``write()`` per segment it
-touches, so a process killed right after loses nothing (only power loss needs
-the fsync that :meth:`Spool.sync` does, off the caller's thread). The first
-``deliver`` operations of an append count as read already: the queue keeps
-them in memory too, and reads back from disk only what memory had no room for.
+One append-only log: segment files (format in :mod:`syncd.pipeline.segments`)
+read in lexical order, the order they were written. :meth:`Spool.append` hands
+frames to the OS with one ``write()`` per segment it touches, so a process
+killed right after loses nothing (only power loss needs the fsync that
+:meth:`Spool.sync` does, off the caller's thread). The first ``deliver``
+operations of an append count as read already: the queue keeps them in memory
+too, and reads back from disk only what memory had no room for.
 
 Reading and confirming are separate, so an operation leaves the disk only once
 the consumer is done with it. :meth:`Spool.read` moves an in-memory cursor;
@@ -23,7 +22,6 @@ The spool alone counts what it holds: unread operations (``len``), read and
 unconfirmed ones, their bytes, and the oldest unread one's seq and time
 (:attr:`Spool.head`). ``max_bytes`` bounds it: an append that would pass it
 raises :class:`SpoolFull` (an ``OSError`` like a full disk), all or nothing.
-
 Damage is logged, counted (``on_lost``) and never fatal, and costs only the
 frames it overlaps (see :mod:`syncd.pipeline.recovery`).
 """
@@ -43,11 +41,11 @@ from syncd.errors import SpoolCorrupt
 from syncd.pipeline.recovery import TAIL_BASE, recover, report_lost, save_state
 from syncd.pipeline.segments import (
     FRAME,
-    FRAME_MAGIC,
     HEADER,
     MAGIC,
     Damage,
     Segment,
+    first_frame,
     frame,
     fsync_path,
     walk,
@@ -58,6 +56,7 @@ from syncd.sink.operation import Operation
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_EVERY = 1024
+_READ_SLICE = 256
 
 
 class SpoolFull(OSError):
@@ -217,17 +216,21 @@ class Spool:
         self._segments.append(self._tail)
         self._dir_dirty = True
 
-    # -- read and confirm --------------------------------------------------
-
     def read(self, max_ops: int) -> list[Operation]:
         """Return up to ``max_ops`` unread operations, oldest first.
 
         They stay on disk, and come again after a restart, until :meth:`confirm`.
         """
-        with self._lock:
-            self._check_open()
-            raw = self._pop(max_ops)
-            self._head = self._peek()
+        raw: list[tuple[int, bytes]] = []
+        while len(raw) < max_ops:
+            # In slices: an append (the application's write) waits at most one.
+            with self._lock:
+                self._check_open()
+                got = self._pop(min(_READ_SLICE, max_ops - len(raw)))
+                self._head = self._peek()
+            raw.extend(got)
+            if not got:
+                break
         ops: list[Operation] = []
         for seq, payload in raw:  # decoding is slow: outside the lock
             try:
@@ -273,21 +276,9 @@ class Spool:
         self._count -= lost
 
     def _peek(self) -> tuple[int, float] | None:
-        """The oldest unread frame's (seq, enqueued_at), from its head (checked when read)."""
-        for seg in self._segments:
-            if not seg.frames:
-                continue
-            with seg.path.open("rb") as f:
-                head = os.pread(f.fileno(), FRAME.size, seg.offset)
-                if len(head) == FRAME.size:
-                    magic, _, _, seq, when = FRAME.unpack(head)
-                    if magic == FRAME_MAGIC and seq:
-                        return seq, when
-                with mmap.mmap(f.fileno(), seg.size, access=mmap.ACCESS_READ) as mm:
-                    for item in walk(mm, seg.offset, seg.size):  # past a pad or damage
-                        if not isinstance(item, Damage) and item.seq:
-                            return item.seq, item.when
-        return None
+        """The oldest unread frame's (seq, enqueued_at)."""
+        seg = next((s for s in self._segments if s.frames), None)
+        return None if seg is None else first_frame(seg.path, seg.offset, seg.size)
 
     def confirm(self, through_seq: int) -> None:
         """Release every read operation with ``seq <= through_seq``: applied or dead-lettered.
@@ -323,8 +314,6 @@ class Spool:
         self._bytes -= seg.size - seg.confirmed
         self._dir_dirty = True
         seg.path.unlink(missing_ok=True)
-
-    # -- state, sync, close ------------------------------------------------
 
     def _write_state(self, *, fsync: bool = False) -> None:
         save_state(self.directory, self._segments, self._max_seq, fsync=fsync)
