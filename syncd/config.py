@@ -42,6 +42,7 @@ from syncd.configvalues import (
     AtLeastOne,
     AtLeastZero,
     Bool,
+    ByteSize,
     Duration,
     DurationOrZero,
     FieldName,
@@ -163,7 +164,11 @@ class Config(BaseModel):
     """``host:port`` serving /metrics, /healthz and /readyz; ``None``: disabled."""
 
     queue_size: AtLeastOne = 10000
-    """Operations held in memory before spilling to the on-disk spool."""
+    """Operations held in memory; beyond that they wait in the on-disk spool only."""
+    spool_max_bytes: ByteSize = 1 << 30
+    """Bound on the spool; 0: none. Beyond it the library records tables to re-sync."""
+    capture_fsync_interval: Duration = 0.5
+    """How often the spool is fsynced: what a power loss may cost (a kill costs nothing)."""
     batch_timeout: DurationOrZero = 0.02
     """How long a worker waits to fill a batch before writing a partial one."""
     write_timeout: Duration = 10.0

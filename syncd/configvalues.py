@@ -136,6 +136,24 @@ def _int_at_least(minimum: int) -> Callable[[object], int]:
     return check
 
 
+_SIZE = re.compile(r"(\d+)\s*(|b|kib|mib|gib|tib|kb|mb|gb|tb)", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_UNITS.update({"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40})
+
+
+def _byte_size(value: object) -> int:
+    """A size in bytes: an integer, or a string such as "512MiB", "1GiB", "100MB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f'must be a size in bytes >= 0 such as 1073741824, "512MiB" or "1GiB" '
+            f"(got {show_value(value)})"
+        )
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
 def _duration(*, allow_zero: bool) -> Callable[[object], float]:
     bound = ">= 0" if allow_zero else "> 0"
     expected = f'must be a duration {bound} such as "5s", "250ms" or "1m30s"'
@@ -318,3 +336,4 @@ LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidat
 
 AtLeastOne = Annotated[int, BeforeValidator(_int_at_least(1))]
 AtLeastZero = Annotated[int, BeforeValidator(_int_at_least(0))]
+ByteSize = Annotated[int, BeforeValidator(_byte_size)]

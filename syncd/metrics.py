@@ -74,6 +74,7 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self._enqueued_children: dict[tuple[str, str], Counter] = {}
         self.uncaptured_writes = Counter(
             "syncd_uncaptured_writes_total",
             "Writes through query() whose records the wrapper could not see "
@@ -96,6 +97,19 @@ class Metrics:
         self.spool_bytes = Gauge(
             "syncd_spool_bytes",
             "Size of the on-disk spool.",
+            registry=r,
+        )
+        self.spool_frames_lost = Counter(
+            "syncd_spool_frames_lost_total",
+            "Operations lost to damaged spool files (each damaged frame; logged as "
+            "spool_frames_lost).",
+            registry=r,
+        )
+        self.resync_pending = Gauge(
+            "syncd_resync_pending",
+            "1 for each table whose operations the spool could not keep (disk full or "
+            "spool_max_bytes): it is copied again from the primary once the secondary is back.",
+            ["table"],
             registry=r,
         )
 
@@ -190,6 +204,17 @@ class Metrics:
             "1 when the primary is reachable, 0 when not.",
             registry=r,
         )
+
+    def count_enqueued(self, table: str, source: str) -> None:
+        """Count one operation enqueued (``enqueued``), on the application's write path.
+
+        The labelled child is looked up once per (table, source): ``labels()``
+        validates and locks, a measurable part of a write.
+        """
+        counter = self._enqueued_children.get((table, source))
+        if counter is None:
+            counter = self._enqueued_children[(table, source)] = self.enqueued.labels(table, source)
+        counter.inc()
 
     def set_lag_source(self, fn: Callable[[], float]) -> None:
         """Compute ``syncd_replication_lag_seconds`` with ``fn`` at every read.

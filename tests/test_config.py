@@ -525,3 +525,29 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, f"secondary_url: {SECONDARY}\nsync_workers: 0\n", name="prod.yaml")
     with pytest.raises(ConfigError, match=r"^config .*prod\.yaml: sync_workers: "):
         load_config(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, 0),
+        (4096, 4096),
+        ("4096", 4096),
+        ("512MiB", 512 << 20),
+        ("1GiB", 1 << 30),
+        ("10 kb", 10_000),
+    ],
+)
+def test_spool_max_bytes_takes_sizes(value: object, expected: int) -> None:
+    assert Config.from_mapping({**REQUIRED, "spool_max_bytes": value}).spool_max_bytes == expected
+
+
+def test_spool_keys_defaults_and_rejections() -> None:
+    config = Config.from_mapping(REQUIRED)
+    assert (config.spool_max_bytes, config.capture_fsync_interval) == (1 << 30, 0.5)
+    with pytest.raises(ConfigError, match="spool_max_bytes: must be a size in bytes >= 0 such as"):
+        Config.from_mapping({**REQUIRED, "spool_max_bytes": "lots"})
+    with pytest.raises(ConfigError, match="spool_max_bytes: must be a size"):
+        Config.from_mapping({**REQUIRED, "spool_max_bytes": -1})
+    with pytest.raises(ConfigError, match="capture_fsync_interval"):
+        Config.from_mapping({**REQUIRED, "capture_fsync_interval": "0s"})

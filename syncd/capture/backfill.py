@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -34,6 +34,20 @@ log = structlog.get_logger("syncd.capture.backfill")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Progress = Callable[[str, int], None]
+T = TypeVar("T")
+
+
+class Primary(Protocol):
+    """How a copy reads the primary: a :class:`ManagedConnection`, or the library's
+    wrapper around the application's own connection (a re-sync)."""
+
+    async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:
+        """Run ``fn(connection)`` within ``seconds``; raise PrimaryUnavailable if it cannot."""
+        ...
+
+    async def wait_up(self) -> None:
+        """Return once calls may succeed again."""
+        ...
 
 
 def page_query(table: str, after: Any, limit: int) -> tuple[str, dict[str, Any]]:
@@ -52,7 +66,7 @@ def page_query(table: str, after: Any, limit: int) -> tuple[str, dict[str, Any]]
 
 async def copy_tables(
     *,
-    primary: ManagedConnection,
+    primary: Primary,
     intake: Intake,
     tables: Sequence[str],
     checkpoint: Checkpoint,
@@ -104,7 +118,7 @@ async def copy_tables(
 
 
 async def _query_waiting_out_outages(
-    primary: ManagedConnection, sql: str, params: dict[str, Any], seconds: float
+    primary: Primary, sql: str, params: dict[str, Any], seconds: float
 ) -> Any:
     # A primary outage mid-copy is waited out (the connection manager
     # reconnects); giving up would end the daemon for a transient fault.

@@ -107,6 +107,9 @@ def render_status(info: Mapping[str, Any]) -> Table:
     primary = info.get("primary")
     if isinstance(primary, Mapping) and primary.get("up") is not None:
         rows.insert(1, ("primary", _secondary(primary, running)))
+    if info.get("resync_pending"):
+        tables = ", ".join(info["resync_pending"])
+        rows.insert(-3, ("re-sync", f"{tables} (the spool could not keep all their writes)"))
     table = Table(title="syncd status", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")

@@ -1,53 +1,60 @@
-"""The sync queue: a bounded in-memory FIFO per lane that overflows to a durable spool.
+"""The sync queue: every operation on disk first, a bounded window of them in memory.
 
 Rules this module keeps:
 
-- ``put`` never blocks and never fails for lack of room: the application's
-  write path calls it right after the primary answered.
-- Logically the queue is one FIFO: memory (older) followed by the spool
-  (newer). Once anything is spooled, every new operation goes to the spool too
-  until it is empty again; the refill task moves the spool's head back into
-  memory. So the operations of one record come out in the order they went in,
-  whichever of the two held them.
-- An operation is *pending* from ``put`` until ``finish``: in a lane, in a
-  worker's hands, parked for a retry, or spooled. ``flush`` waits on that.
-- At shutdown, whatever is pending in memory is written to the spool's head
-  (it is older than the spool's content), so the next start resumes in order.
+- ``put`` never waits for the secondary and never raises into the application:
+  before it returns, the operations are encoded once and handed to the OS in
+  the spool, one ``write()`` per call, no fsync (a killed process loses
+  nothing; the run task fsyncs every ``fsync_interval``, in a worker thread).
+- Memory holds a window of up to ``capacity`` operations, in lanes. While the
+  spool holds nothing unread and memory has room, a put is delivered to memory
+  as well (the spool counts it read); otherwise it stays unread on disk until
+  the run task reads it back, in order, once memory has half emptied. So the
+  operations of one record come out in the order they went in.
+- An operation is *pending* from ``put`` until ``finish`` (applied,
+  dead-lettered or superseded). The lowest pending seq is the flush watermark;
+  the run task confirms everything below it to the spool, which trims its
+  files. On start, what was not confirmed is delivered again, in order.
+- The spool alone counts what it holds; the queue asks it.
+- A disk that fails (full, ``spool_max_bytes`` reached, an I/O error) never
+  fails a put. With a ledger (library): operations still go to memory while
+  order allows and it has room, the rest are not kept, and either way their
+  tables are recorded for a re-sync (a kill would lose what is only in
+  memory). Without (daemon: its changefeed is its buffer): they wait in memory,
+  in order, until the disk takes them, and :attr:`writable` is false meanwhile.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from prometheus_client import Counter
 
-from syncd.pipeline.lanes import lane_for
 from syncd.pipeline.watermark import Watermark
+from syncd.pipeline.window import Window
 from syncd.sink.operation import Operation
 
 if TYPE_CHECKING:
     from syncd.metrics import Metrics
+    from syncd.pipeline.resync import ResyncLedger
     from syncd.pipeline.spool import Spool
 
 log = structlog.get_logger("syncd.pipeline.queue")
 
-# Spilled operations are buffered and written by the run task, in chunks, in a
-# worker thread: encoding and write() stay off the application's write path.
-_SPILL_CHUNK = 512
-_SPILL_LINGER = 0.05
 _REFILL_CHUNK = 2000
-_SYNC_INTERVAL = 1.0
+_WRITE_CHUNK = 4096
 
 
 class SyncQueue:
-    """Bounded, lane-partitioned operation queue with a durable overflow."""
+    """Lane-partitioned operation queue, written ahead to a durable spool."""
 
     def __init__(
         self,
@@ -56,30 +63,26 @@ class SyncQueue:
         capacity: int,
         spool: Spool,
         metrics: Metrics | None = None,
+        ledger: ResyncLedger | None = None,
+        fsync_interval: float = 0.5,
     ) -> None:
-        self._lanes: list[deque[Operation]] = [deque() for _ in range(lanes)]
-        self._wakeups: list[anyio.Event] = [anyio.Event() for _ in range(lanes)]
-        # How many queued operations wake a lane's worker: 1 while it waits for
-        # a first one, its batch size while it lingers for a batch to fill (so
-        # a put does not wake it just to find the batch still short).
-        self._wake_at: list[int] = [1] * lanes
-        self._held: list[dict[int, Operation]] = [{} for _ in range(lanes)]
+        self._window = Window(lanes)
         self._capacity = capacity
         self._spool = spool
+        self._ledger = ledger
+        self._fsync_interval = fsync_interval
         self._metrics = metrics
-        self._enqueued: dict[tuple[str, str], Counter] = {}
-        self._in_memory = 0
-        self._spill_buffer: list[Operation] = []
-        # Operations spooled, buffered for the spool, or being read back;
-        # while non-zero, put() must spill to keep FIFO order.
-        self._spooled = 0
-        self._spool_head_seq = 0
-        self._spool_head_time = 0.0
-        self._spill_wakeup = anyio.Event()
+        # Daemon only: operations the disk refused, newer than all it holds.
+        self._unwritten: deque[Operation] = deque()
+        # The spool's head while a refill read is in flight (read, not yet admitted).
+        self._reading: tuple[int, float] | None = None
+        self._disk_error: str | None = None
+        self._disk_full = False  # the error is a lack of room (it may pass without a write)
+        self._unkept = 0  # operations not kept since the disk failed (library)
+        #: Called with every batch put, before it is written (a re-sync's watch).
+        self.observers: list[Callable[[list[Operation]], None]] = []
         self._refill_wakeup = anyio.Event()
         self._finished = anyio.Event()
-        self._pending = Watermark()
-        self._enqueued_at: dict[int, float] = {}
         self._next_seq = 1
         self._resumed_through = 0
         self._closed = False
@@ -89,38 +92,41 @@ class SyncQueue:
         if metrics is not None:
             # Read at scrape time: no gauge update on the application's write path.
             metrics.queue_depth.set_function(lambda: self.depth)
-            metrics.spool_depth.set_function(lambda: self._spooled)
+            metrics.spool_depth.set_function(lambda: len(self._spool))
             metrics.spool_bytes.set_function(lambda: self._spool.bytes)
-
-    # -- lifecycle -------------------------------------------------------
 
     def open(self) -> None:
         """Open the spool and continue numbering after what it holds."""
         self._spool.open()
         self._next_seq = self._spool.max_seq + 1
         self._resumed_through = self._spool.max_seq
-        self._spooled = len(self._spool)
-        if self._spooled:
-            # Operations left by an earlier run: their times are unknown until
-            # read, so count their age from now rather than guess.
-            self._spool_head_seq = 0
-            self._spool_head_time = time.time()
-            log.info("spool_resumed", operations=self._spooled)
+        if len(self._spool):
+            log.info("spool_resumed", operations=len(self._spool))
 
     @property
     def lanes(self) -> int:
         """Number of lanes (one per worker)."""
-        return len(self._lanes)
+        return self._window.lanes
 
     @property
     def depth(self) -> int:
         """Operations pending in memory (lanes and workers' hands)."""
-        return self._in_memory + sum(len(h) for h in self._held)
+        return self._window.depth
 
     @property
     def spooled(self) -> int:
-        """Operations waiting in the spool (or on their way to or from it)."""
-        return self._spooled
+        """Operations on disk not yet read back into memory."""
+        return len(self._spool)
+
+    @property
+    def unwritten(self) -> int:
+        """Operations waiting in memory for the disk to take them (daemon)."""
+        return len(self._unwritten)
+
+    @property
+    def writable(self) -> bool:
+        """Whether the spool takes writes (false from a failure until one succeeds)."""
+        return self._disk_error is None and not self._unwritten
 
     @property
     def last_seq(self) -> int:
@@ -139,148 +145,134 @@ class SyncQueue:
         self._closed = True
 
     def put(self, op: Operation) -> None:
-        """Enqueue ``op``; O(1), never blocks. Spills to the spool when full."""
-        if self._closed:
-            raise RuntimeError("queue is closed")
-        op.seq = self._next_seq
-        self._next_seq += 1
-        if op.position is not None:
-            self.positions.add(op.position)
-        if self._spooled or self._in_memory >= self._capacity:
-            if not self._spooled:
-                self._spool_head_seq = op.seq
-                self._spool_head_time = op.enqueued_at
-            self._spooled += 1
-            self._spill_buffer.append(op)
-            # No disk I/O here, on the application's write path: the run task
-            # writes the buffer to the spool, in a worker thread.
-            self._spill_wakeup.set()
-        else:
-            self._admit(op)
-        if self._metrics is not None:
-            # The labelled child is looked up once per (table, source): labels()
-            # validates and locks, a measurable part of the application's write.
-            counter = self._enqueued.get((op.table, op.source))
-            if counter is None:
-                counter = self._metrics.enqueued.labels(op.table, op.source)
-                self._enqueued[(op.table, op.source)] = counter
-            counter.inc()
+        """Enqueue ``op``: on disk (and maybe in memory) before returning; never blocks."""
+        self.put_many((op,))
 
     def put_many(self, ops: Iterable[Operation]) -> None:
-        """Enqueue several operations in order."""
-        for op in ops:
-            self.put(op)
+        """Enqueue several operations in order, with one write to the spool."""
+        if self._closed:
+            raise RuntimeError("queue is closed")
+        batch = list(ops)
+        if not batch:
+            return
+        for op in batch:
+            op.seq = self._next_seq
+            self._next_seq += 1
+            if op.position is not None:
+                self.positions.add(op.position)
+        if self._metrics is not None:
+            for op in batch:
+                self._metrics.count_enqueued(op.table, op.source)
+        for observe in self.observers:
+            observe(batch)
+        batch = self._encodable(batch)
+        if self._unwritten:  # older ones wait for the disk: stay behind them
+            self._unwritten.extend(batch)
+            return
+        deliver = self._deliverable(len(batch))
+        try:
+            self._spool.append(batch, deliver=deliver)
+        except OSError as exc:
+            self._disk_failed(exc)
+            self._not_written(batch)
+            return
+        self._disk_ok()
+        for op in batch[:deliver]:
+            self._admit(op)
+
+    def _encodable(self, batch: list[Operation]) -> list[Operation]:
+        """The operations whose record encodes (encoded here, once, for the spool)."""
+        good = []
+        for op in batch:
+            try:
+                op.record_bytes()
+            except Exception as exc:
+                # Cannot be spooled, nor sent: the worker meets the same error and
+                # dead-letters it. Order does not matter for what never applies.
+                log.error("operation_unencodable", table=op.table, error=type(exc).__name__)
+                self._admit(op)
+                continue
+            good.append(op)
+        return good
+
+    def _deliverable(self, count: int) -> int:
+        """How many of ``count`` new operations may go to memory now, order kept."""
+        if len(self._spool) or self._reading is not None:
+            return 0  # older operations wait on disk: new ones queue behind them
+        return max(0, min(count, self._capacity - self._window.queued))
+
+    def _not_written(self, batch: list[Operation]) -> None:
+        if self._ledger is None:
+            self._unwritten.extend(batch)
+            return
+        for op in batch:
+            if self._deliverable(1):
+                self._admit(op)
+            else:
+                if not self._unkept:  # once per episode, not once per write
+                    log.warning("operations_not_kept", table=op.table, resync=True)
+                self._unkept += 1
+            self._ledger.mark(op.table, op.seq)
+
+    def _disk_failed(self, exc: OSError) -> None:
+        full = exc.errno == errno.ENOSPC  # or the spool's own bound
+        if self._disk_error is None:
+            log.error(
+                "spool_disk_full" if full else "spool_write_failed",
+                error=str(exc),
+                queue=self.depth,
+                spool_bytes=self._spool.bytes,
+            )
+        self._disk_error, self._disk_full = str(exc), full
+
+    def _disk_ok(self) -> None:
+        if self._disk_error is not None:
+            log.info("spool_writable_again", spool_bytes=self._spool.bytes, not_kept=self._unkept)
+            self._disk_error, self._disk_full, self._unkept = None, False, 0
 
     def _admit(self, op: Operation) -> None:
-        if op.seq in self._enqueued_at:
-            # Delivered twice by the spool (a crash between persisting the
-            # head and confirming its source): one copy is enough, and two with
-            # one seq would leave the flush watermark stuck.
-            return
         if op.seq <= self._resumed_through:
             # Left by an earlier run: its position is behind the saved
             # checkpoint already and is not tracked in this one.
             op.position = None
-        lane = lane_for(op.key, len(self._lanes))
-        self._lanes[lane].append(op)
-        self._in_memory += 1
-        self._pending.add(op.seq)
-        self._enqueued_at[op.seq] = op.enqueued_at
-        if len(self._lanes[lane]) >= self._wake_at[lane]:
-            self._wakeups[lane].set()
-
-    def _write_spill(self) -> None:
-        """Write the spill buffer now (shutdown: the run task has stopped)."""
-        if self._spill_buffer:
-            chunk, self._spill_buffer = self._spill_buffer, []
-            try:
-                self._spool.append(chunk)
-            except OSError as exc:
-                self._keep_in_memory(chunk, exc)
-
-    async def _write_spill_in_thread(self) -> None:
-        # Only the run task calls this, and it refills only after the write
-        # returns, so the buffer's operations can never overtake the chunk.
-        if 0 < len(self._spill_buffer) < _SPILL_CHUNK:
-            await anyio.sleep(_SPILL_LINGER)  # gather a chunk: one write, not many
-        if self._spill_buffer:
-            chunk, self._spill_buffer = self._spill_buffer, []
-            try:
-                await anyio.to_thread.run_sync(self._spool.append, chunk)
-            except OSError as exc:
-                self._keep_in_memory(chunk, exc)
-
-    def _keep_in_memory(self, chunk: list[Operation], exc: OSError) -> None:
-        # Disk full or gone: keep the operations in memory (order intact,
-        # nothing dropped) and try again on the next tick.
-        self._spill_buffer = chunk + self._spill_buffer
-        log.error("spool_write_failed", error=str(exc), buffered=len(self._spill_buffer))
+        self._window.admit(op)
 
     # -- consumer side ---------------------------------------------------
 
     async def take(self, lane: int, max_ops: int, linger: float, wait: float) -> list[Operation]:
-        """Take up to ``max_ops`` from ``lane``; they stay pending until finished.
-
-        Waits up to ``wait`` seconds for a first operation, then for the batch
-        to fill until the oldest operation in the lane is ``linger`` seconds
-        old: one that already waited out the previous batch's round trip is
-        not held back a whole ``linger`` more. Returns ``[]`` on timeout.
-        """
-        queue = self._lanes[lane]
-        if not queue:
-            with anyio.move_on_after(wait):
-                await self._wait_lane(lane)
-        if queue and len(queue) < max_ops and linger > 0:
-            # Clamped: a wall clock set back must not stretch the wait.
-            left = min(linger, queue[0].enqueued_at + linger - time.time())
-            if left > 0:
-                self._wake_at[lane] = max_ops
-                try:
-                    with anyio.move_on_after(left):
-                        while len(queue) < max_ops:
-                            await self._wait_lane(lane)
-                finally:
-                    self._wake_at[lane] = 1
-        batch: list[Operation] = []
-        while queue and len(batch) < max_ops:
-            op = queue.popleft()
-            batch.append(op)
-            self._held[lane][op.seq] = op
-        self._in_memory -= len(batch)
-        if batch and self._spooled:
+        """Up to ``max_ops`` from ``lane`` (see :meth:`Window.take`), pending until finished."""
+        batch = await self._window.take(lane, max_ops, linger, wait)
+        if batch and len(self._spool):
             self._refill_wakeup.set()
         return batch
 
-    async def _wait_lane(self, lane: int) -> None:
-        event = self._wakeups[lane]
-        if event.is_set():
-            self._wakeups[lane] = event = anyio.Event()
-        await event.wait()
-
     def finish(self, lane: int, ops: Sequence[Operation]) -> None:
         """Mark ``ops`` (taken from ``lane``) applied, dead-lettered or superseded."""
-        held = self._held[lane]
-        for op in ops:
-            if held.pop(op.seq, None) is not None:
-                self._pending.finish(op.seq)
-                self._enqueued_at.pop(op.seq, None)
-                if op.position is not None:
-                    self.positions.finish(op.position)
+        for op in self._window.finish(lane, ops):
+            if op.position is not None:
+                self.positions.finish(op.position)
         self._finished.set()
 
     # -- flush and lag ---------------------------------------------------
 
-    def _low(self) -> int | None:
-        low = self._pending.low()
-        if self._spooled:
-            low = self._spool_head_seq if low is None else min(low, self._spool_head_seq)
-        return low
+    def _oldest(self) -> list[tuple[int, float]]:
+        """(seq, enqueued_at) of the oldest unfinished operation in each place it may be."""
+        found: list[tuple[int, float]] = []
+        memory = self._window.oldest()
+        if memory is not None:
+            found.append(memory)
+        head = self._reading or self._spool.head
+        if head is not None:
+            found.append(head)
+        if self._unwritten:
+            found.append((self._unwritten[0].seq, self._unwritten[0].enqueued_at))
+        return found
 
     async def wait_finished(self, through_seq: int) -> None:
         """Return once every operation with ``seq <= through_seq`` has finished."""
         while True:
-            low = self._low()
-            if low is None or low > through_seq:
+            oldest = self._oldest()
+            if not oldest or min(oldest)[0] > through_seq:
                 return
             if self._finished.is_set():
                 self._finished = anyio.Event()
@@ -289,111 +281,110 @@ class SyncQueue:
     def lag_seconds(self, now: float | None = None) -> float:
         """Age of the oldest unfinished operation; 0 when idle."""
         now = time.time() if now is None else now
-        low = self._pending.low()
-        oldest = math.inf
-        if low is not None:
-            oldest = self._enqueued_at.get(low, now)
-        if self._spooled:
-            oldest = min(oldest, self._spool_head_time)
+        oldest = min((when for _, when in self._oldest()), default=math.inf)
         return 0.0 if oldest is math.inf else max(0.0, now - oldest)
 
-    # -- background: spill writer and refill -----------------------------
+    def _safe_through(self) -> int:
+        """The highest seq whose every operation, and every earlier one, finished."""
+        oldest = self._oldest()
+        return self.last_seq if not oldest else min(oldest)[0] - 1
+
+    # -- background: read back, confirm, fsync ---------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Move spilled operations to disk and back into memory; fsync now and then."""
+        """Read the spool back into memory, confirm what finished, fsync now and then."""
         task_status.started()
         last_sync = time.monotonic()
+        tick = min(self._fsync_interval, 1.0)
         first = True
         while True:
-            # Operations left by an earlier run are read back at once.
-            if not first:
-                with anyio.move_on_after(_SPILL_LINGER if self._spill_buffer else _SYNC_INTERVAL):
-                    await self._either_wakeup()
+            if not first:  # operations left by an earlier run are read back at once
+                with anyio.move_on_after(tick):
+                    await self._refill_wakeup.wait()
             first = False
-            self._spill_wakeup = anyio.Event()
             self._refill_wakeup = anyio.Event()
             try:
-                await self._write_spill_in_thread()
+                if self._unwritten:
+                    await self._write_unwritten()
+                elif self._disk_full and self._spool.has_room():
+                    self._disk_ok()  # room again, with no put to prove it: the next one would
                 await self._refill()
-                spool_busy = len(self._spool) or self._spool.unconfirmed
-                if time.monotonic() - last_sync >= _SYNC_INTERVAL and spool_busy:
-                    # Everything below the lowest unfinished seq is applied or
-                    # dead-lettered: the spool may let go of it.
-                    low = self._low()
-                    through = self.last_seq if low is None else low - 1
+                if time.monotonic() - last_sync >= self._fsync_interval:
+                    through = self._safe_through()
                     await anyio.to_thread.run_sync(self._confirm_and_sync, through)
                     last_sync = time.monotonic()
             except Exception as exc:
                 # The disk failing must not end the pipeline (nor cancel the
                 # application): what was spooled stays spooled; try again.
                 log.error("spool_io_failed", error=f"{type(exc).__name__}: {exc}")
-                await anyio.sleep(_SYNC_INTERVAL)
+                await anyio.sleep(tick)
 
     def _confirm_and_sync(self, through_seq: int) -> None:
         # One thread hop: confirming deletes segment files, syncing fsyncs.
         self._spool.confirm(through_seq)
         self._spool.sync()
+        if self._ledger is not None:
+            self._ledger.sync()
 
-    async def _either_wakeup(self) -> None:
-        async with anyio.create_task_group() as tg:
-
-            async def wait(event: anyio.Event) -> None:
-                await event.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(wait, self._spill_wakeup)
-            tg.start_soon(wait, self._refill_wakeup)
+    async def _write_unwritten(self) -> None:
+        # While this runs in a thread, puts queue behind it in _unwritten and
+        # nothing else reads or delivers, so ``deliver`` stays right.
+        chunk = [self._unwritten[i] for i in range(min(len(self._unwritten), _WRITE_CHUNK))]
+        deliver = self._deliverable(len(chunk))
+        try:
+            await anyio.to_thread.run_sync(partial(self._spool.append, chunk, deliver=deliver))
+        except OSError as exc:
+            self._disk_failed(exc)
+            return
+        for _ in chunk:
+            self._unwritten.popleft()
+        if not self._unwritten:
+            self._disk_ok()
+        for op in chunk[:deliver]:
+            self._admit(op)
 
     async def _refill(self) -> None:
         # Hysteresis: refill once memory is half empty, so reads from disk come
         # in large chunks rather than one operation at a time.
-        while self._spooled and self._in_memory <= self._capacity // 2:
-            room = min(self._capacity - self._in_memory, _REFILL_CHUNK)
-            if len(self._spool) == 0:
-                # Nothing on disk: the buffer is the head, no need for a round trip.
-                ops = self._spill_buffer[:room]
-                del self._spill_buffer[:room]
-            else:
+        while len(self._spool) and self._window.queued <= self._capacity // 2:
+            room = min(self._capacity - self._window.queued, _REFILL_CHUNK)
+            self._reading = self._spool.head or (0, time.time())
+            try:
                 ops = await anyio.to_thread.run_sync(self._spool.read, room)
-            if not ops:
-                if not len(self._spool) and not self._spill_buffer:
-                    # Only reachable if segments were quarantined as corrupt.
-                    log.error("spool_count_mismatch", expected=self._spooled)
-                    self._spooled = 0
+                for op in ops:
+                    self._admit(op)
+            finally:
+                self._reading = None
+            if not ops:  # only damage was left (reported by the spool): the low moved
+                self._finished.set()
                 return
-            for op in ops:
-                self._admit(op)
-            self._spooled -= len(ops)
-            self._spool_head_seq = ops[-1].seq + 1
-            self._spool_head_time = ops[-1].enqueued_at
 
     # -- shutdown --------------------------------------------------------
 
     def persist(self) -> int:
-        """Write every pending in-memory operation to the spool; return how many.
+        """Make what is pending durable for the next start; return how many are in memory.
 
-        Called once the workers have stopped. In-memory operations are older
-        than the spool's content, so they go to its head; per lane, operations
-        a worker held come before those still queued.
+        Called once the workers and the run task have stopped. Operations in
+        memory are on disk already (unless the disk failed: then their tables
+        are in the ledger, or the daemon's feed has them); the spool learns
+        what finished, and everything is fsynced.
         """
         self._closed = True
-        head: list[Operation] = []
-        for lane, queue in enumerate(self._lanes):
-            head.extend(sorted(self._held[lane].values(), key=lambda op: op.seq))
-            head.extend(queue)
-            queue.clear()
-            self._held[lane].clear()
-        head.sort(key=lambda op: op.seq)
-        if head:
-            self._spool.prepend(head)
-        # Whatever was read from the spool has finished or is in ``head`` now:
-        # release it, or the next start would deliver those seqs twice.
-        self._spool.confirm(self.last_seq)
-        self._write_spill()
-        self._spool.sync()
-        self._in_memory = 0
-        return len(head)
+        if self._unwritten:
+            try:
+                self._spool.append(list(self._unwritten))
+                self._unwritten.clear()
+            except OSError as exc:
+                log.error("spool_write_failed", error=str(exc), left=len(self._unwritten))
+        try:
+            self._confirm_and_sync(self._safe_through())
+        except OSError as exc:
+            log.error("spool_sync_failed", error=str(exc))
+        return self.depth
 
     def close(self) -> None:
         """Close the spool (after :meth:`persist`)."""
-        self._spool.close()
+        try:
+            self._spool.close()
+        except OSError as exc:
+            log.error("spool_sync_failed", error=str(exc))

@@ -1,82 +1,92 @@
-"""Durable FIFO overflow of operations: the spool.
+"""The spool: every operation the queue holds, on disk, in order, until it is finished.
 
-Segment files (format in :mod:`syncd.pipeline.segments`) are read in lexical
-order: tails count up from 10**12, :meth:`Spool.prepend` heads count down, so
-in-memory operations saved at shutdown (older than the spool's content) come first.
+One append-only log: segment files (format in :mod:`syncd.pipeline.segments`)
+read in lexical order, the order they were written. :meth:`Spool.append` hands
+frames to the OS with one ``write()`` per segment it touches, so a process
+killed right after loses nothing (only power loss needs the fsync that
+:meth:`Spool.sync` does, off the caller's thread). The first ``deliver``
+operations of an append count as read already: the queue keeps them in memory
+too, and reads back from disk only what memory had no room for.
 
 Reading and confirming are separate, so an operation leaves the disk only once
 the consumer is done with it. :meth:`Spool.read` moves an in-memory cursor;
-:meth:`Spool.confirm` (everything read up to a seq was applied or
-dead-lettered) advances a segment's confirmed offset, and deletes a segment
-read and confirmed to its end. ``head.json`` maps each partly confirmed
-segment (name and nonce, so a reused name never inherits a stale offset) to
-that offset, and keeps ``max_seq`` once the spool drains. It is replaced
-atomically every 1024 confirmed frames and on sync/close; :meth:`Spool.open`
-delivers everything after it again, read or not (at-least-once: operations are
-idempotent upserts).
+:meth:`Spool.confirm` (everything up to a seq was applied or dead-lettered)
+advances a segment's confirmed offset, up to its first read frame above that
+seq, and deletes a segment confirmed to its end. ``head.json`` keeps those
+offsets (with each segment's nonce: a reused name never inherits a stale one)
+and ``max_seq``; it is replaced every 1024 confirmed frames and on sync/close.
+:meth:`Spool.open` delivers everything after it again, read or not, in order
+(at-least-once: operations are idempotent upserts).
 
-Ordering. A segment has one offset, so confirming ``n`` advances it over the
-leading read frames with seq <= n and stops at the first above: safe whatever
-the order, and prompt because seqs rise in read order. The queue numbers
-operations as they are put, spools them in that order (a failed append is
-undone whole, so its retry writes no seq twice) and reads them back in that
-order. Only a head written by :meth:`Spool.prepend` goes back down, and it is
-older than everything unread: at shutdown the queue saves there every
-operation pending in memory (never spooled, or read and unfinished), then
-confirms all it has read. Segments are confirmed each on its own, so that
-releases the read frames behind the still unread head, and the next start
-reads the head (sorted), then the unread rest: one FIFO, no seq twice. Only a
-crash between that prepend and ``head.json`` recording the confirm delivers
-the head's operations again from their old segment as well (same seqs).
-
-An append is one ``write()`` per segment it touches (a killed process loses
-nothing); fsync waits for :meth:`Spool.sync`, outside the lock. Damage is
-logged, never fatal: a torn tail is truncated (cut bytes kept in
-``corrupt/``), a segment failing its CRC is moved to ``corrupt/``.
+The spool alone counts what it holds: unread operations (``len``), read and
+unconfirmed ones, their bytes, and the oldest unread one's seq and time
+(:attr:`Spool.head`). ``max_bytes`` bounds it: an append that would pass it
+raises :class:`SpoolFull` (an ``OSError`` like a full disk), all or nothing.
+Damage is logged, counted (``on_lost``) and never fatal, and costs only the
+frames it overlaps (see :mod:`syncd.pipeline.recovery`).
 """
 
 from __future__ import annotations
 
-import json
+import errno
+import mmap
 import os
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from syncd.errors import SpoolCorrupt
+from syncd.pipeline.recovery import TAIL_BASE, recover, report_lost, save_state
 from syncd.pipeline.segments import (
     FRAME,
     HEADER,
     MAGIC,
-    NAME,
+    Damage,
     Segment,
-    crc,
+    first_frame,
     frame,
     fsync_path,
-    replace,
-    scan,
+    walk,
     write_all,
 )
 from syncd.sink.operation import Operation
 
 log = structlog.get_logger(__name__)
 
-TAIL_BASE = 10**12
 CHECKPOINT_EVERY = 1024
-_STATE = "head.json"
+_READ_SLICE = 256
+
+
+class SpoolFull(OSError):
+    """The spool holds ``max_bytes`` already: the append was refused whole."""
+
+    def __init__(self, held: int, limit: int) -> None:
+        """Name the bound that was reached."""
+        super().__init__(errno.ENOSPC, f"spool_max_bytes reached ({held} of {limit} bytes held)")
 
 
 class Spool:
     """A directory of segment files holding operations in FIFO order; thread-safe."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = 32 * 1024 * 1024) -> None:
-        """Bind to ``directory``; nothing is touched until :meth:`open`."""
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = 32 * 1024 * 1024,
+        max_bytes: int = 0,
+        on_lost: Callable[[int], None] | None = None,
+    ) -> None:
+        """Bind to ``directory``; nothing is touched until :meth:`open`.
+
+        ``max_bytes``: bound on the bytes held (0: none). ``on_lost``: called
+        with the number of frames found damaged (a metric's ``inc``).
+        """
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes
+        self._on_lost = on_lost
         self._lock = threading.Lock()
         self._reset()
 
@@ -86,9 +96,10 @@ class Spool:
         self._tail: Segment | None = None  # the segment behind self._fd, always the last
         self._fd: int | None = None
         self._unsynced: list[Path] = []  # rolled segments not yet fsynced
-        self._dir_dirty = False
+        self._dir_dirty = self._dirty = False
         self._count = self._unconfirmed = self._bytes = 0
         self._max_seq = self._since_checkpoint = 0
+        self._head: tuple[int, float] | None = None
         self._next_tail = TAIL_BASE
 
     def open(self) -> None:
@@ -98,112 +109,104 @@ class Spool:
                 raise RuntimeError("spool is already open")
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # umask only narrows
             self._reset()
-            saved = self._load_state()
-            for stray in self.directory.glob(".seg-*.tmp"):  # a prepend cut short: keep bytes
-                self._quarantine(stray, "interrupted prepend", None)
-            for path in sorted(self.directory.glob("seg-*.spool")):
-                if match := NAME.fullmatch(path.name):
-                    self._next_tail = max(self._next_tail, int(match.group(1)) + 1)
-                    self._scan(path, int(match.group(1)), saved.get(path.name))
+            found = recover(self.directory, self._on_lost)
+            self._segments, self._max_seq, self._next_tail = found
+            self._count = sum(seg.frames for seg in self._segments)
+            self._bytes = sum(seg.size - seg.offset for seg in self._segments)
+            self._head = self._peek()
             self._write_state()  # forgets offsets of segments that are gone
             self._open = True
 
-    def _scan(self, path: Path, number: int, saved: list[Any] | None) -> None:
-        """Check one segment at open; keep, repair or quarantine it."""
-        size = path.stat().st_size
-        if size < HEADER.size:  # created, header never completed: holds no operation
-            log.warning("spool_tail_truncated", file=path.name, offset=0, bytes_dropped=size)
-            path.unlink()
-            return
-        found = scan(path, saved)
-        self._max_seq = max(self._max_seq, found.max_seq)
-        if found.damage:
-            lost = None if found.damage == "bad magic" else found.frames - found.skipped
-            self._quarantine(path, found.damage, lost)
-            return
-        if found.torn:
-            (self._corrupt_dir() / f"{path.name}.torn-{found.end}").write_bytes(found.torn)
-            os.truncate(path, found.end)
-            log.warning(
-                "spool_tail_truncated",
-                file=path.name,
-                offset=found.end,
-                bytes_dropped=len(found.torn),
-            )
-        left = found.frames - found.skipped
-        if not left:  # confirmed to the end before a crash, not yet deleted
-            path.unlink()
-            return
-        start = found.start
-        self._segments.append(Segment(number, path, found.nonce, found.end, start, left, start))
-        self._count += left
-        self._bytes += found.end - start
-
-    def _corrupt_dir(self) -> Path:
-        (target := self.directory / "corrupt").mkdir(mode=0o700, exist_ok=True)
-        return target
-
-    def _quarantine(self, path: Path, reason: str, frames_lost: int | None) -> None:
-        target = self._corrupt_dir() / path.name.lstrip(".")
-        if target.exists():
-            target = target.with_name(f"{target.name}.{time.time_ns()}")
-        os.replace(path, target)
-        self._dir_dirty = True
-        log.error("spool_segment_corrupt", file=path.name, frames_lost=frames_lost, reason=reason)
-
-    def append(self, ops: Sequence[Operation]) -> None:
+    def append(self, ops: Sequence[Operation], *, deliver: int = 0) -> None:
         """Add ``ops`` at the tail; handed to the OS before returning (fsync is :meth:`sync`).
 
-        All or nothing: on an ``OSError`` (disk full) nothing of ``ops`` stays,
-        so the caller can retry without writing any operation twice.
+        The first ``deliver`` of them count as read (the caller holds them in
+        memory); that needs every earlier operation read already. All or
+        nothing: on an ``OSError`` (disk full, :class:`SpoolFull`) nothing of
+        ``ops`` stays, so the caller can retry without writing any twice.
         """
-        encoded = [(op.seq, op.to_bytes()) for op in ops]  # the slow part: outside the lock
+        frames = [frame(op.seq, op.enqueued_at, op.to_bytes()) for op in ops]  # outside the lock
         with self._lock:
             self._check_open()
+            if deliver and self._count:
+                raise RuntimeError("cannot deliver past unread operations")
+            held, limit = self._bytes, self.max_bytes
+            if limit and held and held + sum(len(f) for f in frames) > limit:
+                raise SpoolFull(held, limit)
             tail, segments, counts = self._tail, len(self._segments), (self._count, self._bytes)
-            size, frames = (tail.size, tail.frames) if tail else (0, 0)
+            state = (tail.size, tail.frames, tail.offset, len(tail.read_seqs)) if tail else None
             try:
-                self._append(encoded)
+                self._append(ops, frames, deliver)
             except OSError:
-                self._undo_append(segments, tail, size, frames)
+                self._undo_append(segments, tail, state)
                 self._count, self._bytes = counts
                 raise
+            self._dirty = True
+            for op in ops:
+                if op.seq > self._max_seq:
+                    self._max_seq = op.seq
+            if self._head is None and deliver < len(ops):
+                self._head = (ops[deliver].seq, ops[deliver].enqueued_at)
 
-    def _append(self, encoded: list[tuple[int, bytes]]) -> None:
-        parts: list[bytes] = []
-        pending = 0
-        for seq, payload in encoded:
-            used = self._tail.size + pending if self._tail else 0
-            if self._tail is None or (used > HEADER.size and used >= self.segment_bytes):
-                self._flush(parts, pending)
-                parts, pending = [], 0
+    def _append(self, ops: Sequence[Operation], frames: list[bytes], deliver: int) -> None:
+        start = 0
+        while start < len(frames):
+            if self._tail is None or self._tail.size >= self.segment_bytes:
                 self._roll()
-            parts.append(frame(seq, payload))
-            pending += len(parts[-1])
-            self._max_seq = max(self._max_seq, seq)
-        self._flush(parts, pending)
+            assert self._tail is not None and self._fd is not None
+            tail = self._tail
+            # Fill this segment up to its size (at least one frame), in one write.
+            stop, room = start, self.segment_bytes - max(tail.size, HEADER.size)
+            while stop < len(frames) and (stop == start or room >= len(frames[stop])):
+                room -= len(frames[stop])
+                stop += 1
+            head = b"" if tail.size else HEADER.pack(MAGIC, tail.nonce)
+            # On an error (disk full), append() cuts the half-written frame off again.
+            write_all(self._fd, b"".join([head, *frames[start:stop]]))
+            offset = tail.size = tail.size or HEADER.size
+            tail.confirmed = tail.confirmed or HEADER.size
+            tail.offset = tail.offset or HEADER.size
+            for index in range(start, stop):
+                offset += len(frames[index])
+                if index < deliver:
+                    tail.frames += 1  # mark_read takes it off again
+                    tail.mark_read(ops[index].seq, offset)
+                    self._unconfirmed += 1
+                else:
+                    tail.frames += 1
+                    self._count += 1
+            self._bytes += offset - tail.size
+            tail.size = offset
+            start = stop
 
-    def _undo_append(self, segments: int, tail: Segment | None, size: int, frames: int) -> None:
+    def _undo_append(
+        self, segments: int, tail: Segment | None, state: tuple[int, int, int, int] | None
+    ) -> None:
         """Cut what a failed append wrote: segments it rolled, frames it added to ``tail``."""
         for seg in self._segments[segments:]:
+            self._unconfirmed -= len(seg.read_seqs)
             if seg is self._tail and self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
             seg.path.unlink(missing_ok=True)
         del self._segments[segments:]
-        if tail is not None:
+        if tail is not None and state is not None:
+            size, frames, offset, read = state
             if tail is self._tail and self._fd is not None:
                 os.ftruncate(self._fd, size)
             else:  # its descriptor was closed by a roll
                 os.truncate(tail.path, size)
-            tail.size, tail.frames = size, frames
+            self._unconfirmed -= len(tail.read_seqs) - read
+            del tail.read_seqs[read:]
+            del tail.read_ends[read:]
+            tail.size, tail.frames, tail.offset = size, frames, offset
         if self._fd is None:  # the next append rolls a fresh tail
             self._tail = None
 
     def _roll(self) -> None:
         """Start a new tail segment; its header goes out with its first frames."""
         if self._fd is not None and self._tail is not None:
-            os.close(self._fd)  # sync() fsyncs it by path later, off the event loop
+            os.close(self._fd)  # sync() fsyncs it by path later, off the caller's thread
             self._unsynced.append(self._tail.path)
             self._fd = None
         number, self._next_tail = self._next_tail, self._next_tail + 1
@@ -213,47 +216,21 @@ class Spool:
         self._segments.append(self._tail)
         self._dir_dirty = True
 
-    def _flush(self, parts: list[bytes], pending: int) -> None:
-        if not parts:
-            return
-        assert self._fd is not None and self._tail is not None
-        head = b"" if self._tail.size else HEADER.pack(MAGIC, self._tail.nonce)
-        # On an error (disk full), append() cuts the half-written frame off again.
-        write_all(self._fd, b"".join([head, *parts]))
-        self._tail.size += len(head) + pending
-        self._tail.offset = self._tail.offset or HEADER.size
-        self._tail.confirmed = self._tail.confirmed or HEADER.size
-        self._tail.frames += len(parts)
-        self._count += len(parts)
-        self._bytes += pending
-
-    def prepend(self, ops: Sequence[Operation]) -> None:
-        """Store ``ops`` as a new head segment, read before everything else; fsynced."""
-        encoded = [(op.seq, op.to_bytes()) for op in ops]
-        with self._lock:
-            self._check_open()
-            if not encoded:
-                return
-            # One segment, whatever its size: the caller's in-memory backlog is bounded.
-            number = min((s.number for s in self._segments), default=self._next_tail) - 1
-            path, nonce = self.directory / f"seg-{number:020d}.spool", os.urandom(8)
-            data = b"".join([HEADER.pack(MAGIC, nonce), *(frame(*e) for e in encoded)])
-            replace(path, data, fsync=True)  # renamed into place: a head is never torn
-            head = Segment(number, path, nonce, len(data), HEADER.size, len(encoded), HEADER.size)
-            self._segments.insert(0, head)
-            self._count += len(encoded)
-            self._bytes += len(data) - HEADER.size
-            self._max_seq = max(self._max_seq, *(seq for seq, _ in encoded))
-            self._dir_dirty = True
-
     def read(self, max_ops: int) -> list[Operation]:
         """Return up to ``max_ops`` unread operations, oldest first.
 
         They stay on disk, and come again after a restart, until :meth:`confirm`.
         """
-        with self._lock:
-            self._check_open()
-            raw = self._pop(max_ops)
+        raw: list[tuple[int, bytes]] = []
+        while len(raw) < max_ops:
+            # In slices: an append (the application's write) waits at most one.
+            with self._lock:
+                self._check_open()
+                got = self._pop(min(_READ_SLICE, max_ops - len(raw)))
+                self._head = self._peek()
+            raw.extend(got)
+            if not got:
+                break
         ops: list[Operation] = []
         for seq, payload in raw:  # decoding is slow: outside the lock
             try:
@@ -264,27 +241,44 @@ class Spool:
 
     def _pop(self, max_ops: int) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
-        # Read but unconfirmed segments stay in front: skipped, not reread.
         for seg in [s for s in self._segments if s.frames]:
             if len(out) >= max_ops:
                 break
             # Opened per call (cheap next to decoding), so no reader outlives a segment.
-            with seg.path.open("rb", buffering=1 << 18) as reader:
-                reader.seek(seg.offset)
-                while len(out) < max_ops and seg.frames:
-                    head = reader.read(FRAME.size)
-                    length, checksum, seq = FRAME.unpack(head) if len(head) == 16 else (0, 1, 0)
-                    payload = reader.read(length)
-                    if crc(length, seq, payload) != checksum or len(payload) != length:
-                        break  # damaged after open() checked it: quarantined below
-                    out.append((seq, payload))
-                    seg.mark_read(seq, length)
-                    self._count -= 1
-                    self._unconfirmed += 1
-            if seg.frames and len(out) < max_ops:
-                # Its read frames go too: on disk they would fail the CRC check at open anyway.
-                self._drop(seg, corrupt=True)
+            with (
+                seg.path.open("r+b") as f,
+                mmap.mmap(f.fileno(), seg.size, access=mmap.ACCESS_READ) as mm,
+            ):
+                for item in walk(mm, seg.offset, seg.size):
+                    if isinstance(item, Damage):  # damaged after open() checked it
+                        self._lost_reading(seg, f.fileno(), mm, item)
+                        continue
+                    if item.seq:
+                        out.append((item.seq, mm[item.start + FRAME.size : item.end]))
+                        seg.mark_read(item.seq, item.end)
+                        self._count -= 1
+                        self._unconfirmed += 1
+                    else:
+                        seg.offset = item.end
+                    if len(out) >= max_ops or not seg.frames:
+                        break
+                if seg.frames and len(out) < max_ops:  # no valid frame left: the rest is lost
+                    self._lost_reading(seg, f.fileno(), mm, Damage(seg.offset, seg.size))
         return out
+
+    def _lost_reading(self, seg: Segment, fd: int, mm: mmap.mmap, region: Damage) -> None:
+        """Damage met while reading: the frames counted at open minus those still valid."""
+        after = walk(mm, region.end, seg.size)
+        remaining = sum(1 for item in after if not isinstance(item, Damage) and item.seq)
+        lost = seg.frames - remaining
+        report_lost(seg.path, fd, mm[region.start : region.end], region, lost, self._on_lost)
+        seg.frames = remaining
+        self._count -= lost
+
+    def _peek(self) -> tuple[int, float] | None:
+        """The oldest unread frame's (seq, enqueued_at)."""
+        seg = next((s for s in self._segments if s.frames), None)
+        return None if seg is None else first_frame(seg.path, seg.offset, seg.size)
 
     def confirm(self, through_seq: int) -> None:
         """Release every read operation with ``seq <= through_seq``: applied or dead-lettered.
@@ -304,58 +298,36 @@ class Spool:
                     released += count
                     self._bytes -= seg.confirmed - before
                 if seg.done:
-                    self._drop(seg, corrupt=False)
+                    self._drop(seg)
             self._unconfirmed -= released
             self._since_checkpoint += released
+            self._dirty = self._dirty or bool(released)
             if self._since_checkpoint >= CHECKPOINT_EVERY:
                 self._write_state()
 
-    def _drop(self, seg: Segment, *, corrupt: bool) -> None:
-        """Forget ``seg``: delete it when done, quarantine it when damaged."""
+    def _drop(self, seg: Segment) -> None:
+        """Forget ``seg``, read and confirmed to its end, and delete its file."""
         if self._tail is seg and self._fd is not None:
             os.close(self._fd)
             self._fd = self._tail = None
         self._segments.remove(seg)
-        self._count -= seg.frames
-        self._unconfirmed -= len(seg.read_seqs)
         self._bytes -= seg.size - seg.confirmed
         self._dir_dirty = True
-        if corrupt:
-            self._quarantine(seg.path, "crc mismatch", seg.frames)
-        else:
-            seg.path.unlink(missing_ok=True)
-
-    def _load_state(self) -> dict[str, list[Any]]:
-        try:
-            state = json.loads((self.directory / _STATE).read_text())
-            self._max_seq = int(state["max_seq"])
-            items = state["offsets"].items()
-            return {str(k): v for k, v in items if isinstance(v, list) and len(v) == 2}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            # Costs only re-delivery of partly confirmed segments: not worth refusing to start.
-            log.warning("spool_state_ignored", error=f"{type(exc).__name__}: {exc}")
-            return {}
+        seg.path.unlink(missing_ok=True)
 
     def _write_state(self, *, fsync: bool = False) -> None:
-        segs = self._segments
-        offsets = {
-            s.path.name: [s.nonce.hex(), s.confirmed] for s in segs if s.confirmed > HEADER.size
-        }
-        state = {"v": 1, "max_seq": self._max_seq, "offsets": offsets}
-        replace(self.directory / _STATE, json.dumps(state).encode(), fsync=fsync)
+        save_state(self.directory, self._segments, self._max_seq, fsync=fsync)
         self._since_checkpoint = 0
 
     def sync(self) -> None:
-        """Fsync the tail, rolled segments and the directory; meant for a worker thread."""
+        """Fsync what changed since the last call; meant for a worker thread."""
         with self._lock:
-            if not self._open:
+            if not self._open or not (self._dirty or self._dir_dirty or self._unsynced):
                 return
             self._write_state()
             paths = self._unsynced + ([self._tail.path] if self._tail else [])
             paths += [self.directory] if self._dir_dirty else []
-            self._unsynced, self._dir_dirty = [], False
+            self._unsynced, self._dir_dirty, self._dirty = [], False, False
         for path in paths:  # outside the lock: appends must not wait on the disk
             fsync_path(path)
 
@@ -375,6 +347,17 @@ class Spool:
             finally:
                 self._reset()
 
+    def has_room(self) -> bool:
+        """Whether appends would likely succeed again: the bound is 10% away, and the
+        disk has 16 MiB free (a margin, so a put that fails does not flap the state)."""
+        if self.max_bytes and self._bytes > self.max_bytes * 0.9:
+            return False
+        try:
+            st = os.statvfs(self.directory)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize >= 16 << 20
+
     def _check_open(self) -> None:
         if not self._open:
             raise RuntimeError("spool is not open")
@@ -385,8 +368,13 @@ class Spool:
 
     @property
     def unconfirmed(self) -> int:
-        """Operations read but not yet confirmed: on disk still, delivered again on restart."""
+        """Operations read (or delivered) but not yet confirmed: delivered again on restart."""
         return self._unconfirmed
+
+    @property
+    def head(self) -> tuple[int, float] | None:
+        """``(seq, enqueued_at)`` of the oldest unread operation; ``None`` when all are read."""
+        return self._head
 
     @property
     def max_seq(self) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from syncd.errors import ConfigError
 
-__all__ = ["lock", "open_state", "state_error", "state_files"]
+__all__ = ["lock", "open_state", "resync_file", "state_error", "state_files"]
 
 # What an operator should read for the errno values a state directory meets.
 _PROBLEMS = {
@@ -58,6 +58,11 @@ def open_state(state_dir: Path, lock_name: str) -> int:
     except OSError as exc:
         raise state_error(state_dir, exc) from None
     return lock(state_dir / lock_name)
+
+
+def resync_file(state_dir: Path, spool_name: str = "spool") -> Path:
+    """Where the re-sync ledger of the spool ``spool_name`` lives under ``state_dir``."""
+    return state_dir / f"{spool_name}.resync"
 
 
 def lock(path: Path) -> int:

@@ -78,7 +78,7 @@ class Daemon:
         self._config_path = config_path
         self._notifier = notifier or Notifier()
         self._reload_logging = reload_logging
-        self.rep = Replicator(config, ready_on_start=False, http_required=True)
+        self.rep = Replicator(config, ready_on_start=False, http_required=True, resync=False)
         self.primary = primary_connection(config)
         self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
         self.primary.on_failure = reporter(self.rep.metrics, "primary")

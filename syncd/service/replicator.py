@@ -3,14 +3,19 @@
 Usage (the public contract): ``async with syncd.Replicator(config) as rep:
 db = rep.wrap(primary); ...; await rep.flush(timeout=30)`` (see the README).
 
+Every captured operation is in the spool under ``state_dir`` before the
+application's write returns (see :mod:`syncd.pipeline.queue`): an application
+killed at any moment loses nothing, and the next start on the same
+``state_dir`` delivers what was not applied, in order.
+
 Start-up order matters and is explicit: the spool is opened (so operations left
-by an earlier run come first), then the connection manager, the spool mover
-and the workers are started in one task group. Start-up never waits for the
-secondary: if it is down, operations queue and spill until it is back.
+by an earlier run come first), then the connection manager, the spool's run
+task, the workers and the re-sync task are started in one task group.
+Start-up never waits for the secondary: if it is down, operations wait on disk
+until it is back.
 
 Shutdown (``__aexit__``): drain for up to ``drain_timeout`` while the secondary
-is reachable, then stop the workers and write whatever is still pending to the
-spool's head, where the next start picks it up in order.
+is reachable, then stop the workers, tell the spool what finished and fsync it.
 """
 
 from __future__ import annotations
@@ -31,17 +36,14 @@ from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.spool import Spool
-from syncd.pipeline.statedir import open_state, state_error, state_files
-from syncd.pipeline.worker import Worker, WorkerSettings
+from syncd.pipeline.statedir import open_state, resync_file, state_error, state_files
 from syncd.reads.merged import MergedReads
-from syncd.service.connfailures import failure_label, refused, reporter
+from syncd.service.connfailures import failure_label, refused
 from syncd.service.httpserver import HttpEndpoint, serve
+from syncd.service.pipeline import build_pipeline
 from syncd.service.rates import RateSampler
-from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
-from syncd.surreal.connection import managed_connection
+from syncd.surreal.dialect import tested
 
 log = structlog.get_logger("syncd.service.replicator")
 
@@ -61,7 +63,14 @@ class Replicator:
         ready_on_start: bool = True,
         http_required: bool = False,
         spool_name: str = "spool",
+        resync: bool = True,
     ) -> None:
+        """Build the pipeline; nothing is opened or started until ``async with``.
+
+        ``resync=False`` (the daemon): operations the spool cannot take wait in
+        memory instead of being recorded for a re-sync, as the changefeed
+        delivers them again after a crash.
+        """
         self.config = config
         self.metrics = Metrics(registry)
         self._serve_http = serve_http
@@ -73,41 +82,18 @@ class Replicator:
         self._lock_name = f"{spool_name}.lock"
         self._lock_fd: int | None = None
         self.deadletters = DeadLetterFile(dlq_path)
-        self.queue = SyncQueue(
-            lanes=config.sync_workers,
-            capacity=config.queue_size,
-            spool=Spool(spool_dir),
-            metrics=self.metrics,
-        )
-        self.secondary = managed_connection(
+        parts = build_pipeline(
             config,
-            "secondary",
-            on_state=self._on_secondary_state,
-            on_reconnect=self.metrics.reconnects.inc,
-            on_failure=reporter(self.metrics, "secondary"),
+            self.metrics,
+            self.deadletters,
+            spool_dir=spool_dir,
+            ledger_path=resync_file(state, spool_name) if resync else None,
+            on_secondary_state=self._on_secondary_state,
         )
+        self.queue, self.secondary, self.ledger = parts.queue, parts.secondary, parts.ledger
         #: The one key rule, shared by capture, the executor and merged reads.
-        self.keys = config.key_rule()
-        self._executor = Executor(
-            self.secondary,
-            keys=self.keys,
-            versions=config.versions(),
-            write_timeout=config.write_timeout,
-            metrics=self.metrics,
-        )
-        settings = WorkerSettings.from_config(config)
-        self.workers = [
-            Worker(
-                lane,
-                queue=self.queue,
-                executor=self._executor,
-                conn=self.secondary,
-                deadletters=self.deadletters,
-                settings=settings,
-                metrics=self.metrics,
-            )
-            for lane in range(config.sync_workers)
-        ]
+        self.keys = parts.keys
+        self.workers, self.resyncer = parts.workers, parts.resyncer
         self.reads = MergedReads(
             self.secondary,
             self.keys,
@@ -145,6 +131,8 @@ class Replicator:
         state = self.config.state_path
         self._lock_fd = open_state(state, self._lock_name)
         try:
+            if self.ledger is not None:
+                await anyio.to_thread.run_sync(self.ledger.open)
             await anyio.to_thread.run_sync(self.queue.open)
             # Counted once off the event loop; scrapes then count only what changed.
             await anyio.to_thread.run_sync(self.deadletters.live_count)
@@ -152,8 +140,12 @@ class Replicator:
             self._unlock()
             raise state_error(state, exc) from None
         except BaseException:
+            if self.ledger is not None:
+                self.ledger.close()
             self._unlock()
             raise
+        if self.resyncer is not None and self.ledger:
+            self.resyncer.ledger_changed(self.ledger.tables())
         if self._serve_http and self.config.metrics_listen:
             try:
                 self.http = serve(
@@ -176,6 +168,8 @@ class Replicator:
                 await tg.start(self.queue.run)
                 for worker in self.workers:
                     await tg.start(worker.run)
+                if self.resyncer is not None:
+                    await tg.start(self.resyncer.run)
                 # Let the first attempt finish so the first reads can merge; a
                 # down or silent secondary costs at most connect_timeout here.
                 with anyio.move_on_after(self.config.connect_timeout):
@@ -218,6 +212,8 @@ class Replicator:
             with anyio.CancelScope(shield=True):
                 persisted = await anyio.to_thread.run_sync(self.queue.persist)
                 await anyio.to_thread.run_sync(self.queue.close)
+                if self.ledger is not None:
+                    await anyio.to_thread.run_sync(self.ledger.close)
                 self._unlock()
                 if self.http is not None:
                     self.http.stop()
@@ -251,7 +247,13 @@ class Replicator:
     # -- public API --------------------------------------------------------
 
     def wrap(self, primary: Any) -> ReplicatedConnection:
-        """Wrap a connected SDK connection: writes replicate, reads merge."""
+        """Wrap a connected SDK connection: writes replicate, reads merge.
+
+        A re-sync (after the spool could not keep some operations) reads the
+        primary through the connection wrapped last.
+        """
+        if self.resyncer is not None:
+            self.resyncer.primary = primary
         return ReplicatedConnection(primary, self, self.reads)
 
     # The contract spells it ``flush(timeout=30)``; the deadline is applied
@@ -259,20 +261,22 @@ class Replicator:
     async def flush(self, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109
         """Wait until everything enqueued so far is applied or dead-lettered.
 
-        Raises ``TimeoutError`` if that takes longer than ``timeout`` seconds
-        (``None``: wait as long as it takes).
+        That includes a re-sync of the tables whose operations the spool could
+        not keep. Raises ``TimeoutError`` if that takes longer than ``timeout``
+        seconds (``None``: wait as long as it takes).
         """
         target = self.queue.last_seq
-        if timeout is None:
-            await self.queue.wait_finished(target)
-            return
         try:
             with anyio.fail_after(timeout):
                 await self.queue.wait_finished(target)
+                if self.resyncer is not None:
+                    await self.resyncer.wait_done()
         except TimeoutError:
+            pending = self.ledger.tables() if self.ledger is not None else []
             raise TimeoutError(
                 f"flush: not everything was applied within {timeout}s "
                 f"({self.queue.depth} in memory, {self.queue.spooled} spooled, "
+                f"re-sync pending: {pending or 'none'}, "
                 f"secondary {'up' if self.secondary.is_up else 'down'})"
             ) from None
 
@@ -294,22 +298,24 @@ class Replicator:
             # because syncd has stopped. Counted and logged, not raised.
             self.count_uncaptured("replicator_closed")
             return 0
-        count = 0
+        ops = []
         for row in rows:
             # Copied (and converted) first: the key is computed from what is sent.
             op = Operation.from_row(copy(row), self.keys, source=source)
             if op is None or not self.config.replicates(op.table):
                 continue
-            self.queue.put(op)
-            count += 1
-        return count
+            ops.append(op)
+        self.queue.put_many(ops)  # one write to the spool for the whole call
+        return len(ops)
 
     def enqueue(self, ops: Iterable[Operation]) -> None:
         """Enqueue ready-made operations (daemon, backfill, replay)."""
         self.queue.put_many(ops)
 
     def room(self) -> int:
-        """How many more operations fit in memory before the queue spills to disk."""
+        """How many more operations fit in memory; 0 while the spool refuses writes."""
+        if not self.queue.writable:
+            return 0
         return self.config.queue_size - self.queue.depth - self.queue.spooled
 
     def safe_position(self, newest: int) -> int:
@@ -358,23 +364,16 @@ class Replicator:
         if self._tg is None:
             return False, "stopping"
         problem = self.health_problem() if self.health_problem is not None else None
-        if problem is not None:
-            return False, problem
-        if failure is not None:
-            return False, str(failure)
+        if problem is not None or failure is not None:
+            return False, str(problem or failure)
         down_for = time.time() - self.secondary.since
         if not self.secondary.is_up and down_for > self.config.readyz_down_threshold:
             return False, f"secondary down for {down_for:.0f}s"
         return True, "ready"
 
     def status(self) -> dict[str, object]:
-        """A snapshot for ``/status`` and ``syncd status``.
-
-        ``rates`` holds ``<counter>_per_second`` for applied, enqueued and
-        dead-lettered operations over about the last minute, and the
-        ``window_seconds`` actually measured. ``status_extra`` (set by the
-        daemon) adds its own keys, such as ``checkpoint``.
-        """
+        """A snapshot for ``/status`` and ``syncd status`` (``rates``: over about the last
+        minute; ``status_extra``, set by the daemon, adds keys such as ``checkpoint``)."""
         snapshot = self.metrics.snapshot()
         rates = self._rates.observe(
             time.monotonic(), {name: snapshot.get(name, 0.0) for name in _RATE_COUNTERS}
@@ -387,10 +386,13 @@ class Replicator:
                 "since": self.secondary.since,
                 "last_error": self.secondary.last_error,
                 "failure": failure_label(self.secondary),
+                "version": self.secondary.server_version,
+                "tested": tested(self.secondary.server_version),
             },
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,
             "spool_depth": self.queue.spooled,
+            "resync_pending": self.ledger.tables() if self.ledger is not None else [],
             "dead_letters": snapshot.get("dead_letters", 0.0),
             "rates": rates.as_dict(),
             "metrics": snapshot,

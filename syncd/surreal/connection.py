@@ -33,6 +33,7 @@ from anyio.abc import TaskStatus
 from syncd.backoff import exponential_backoff, with_jitter
 from syncd.config import Config
 from syncd.errors import DatabaseUnavailable, SyncdError
+from syncd.surreal.dialect import tested
 from syncd.surreal.errors import (
     describe,
     is_transport_error,
@@ -261,6 +262,9 @@ class ManagedConnection:
                 await _close(conn, self.role)
                 raise
         self._conn = conn
+        if version != self.server_version and tested(version) is False:
+            # 4.x and later: no engine of them could be tested; the 3.x rules apply.
+            log.warning("server_untested", role=self.role, version=version)
         self.server_version = version
         self._down = anyio.Event()
         self.since = time.time()

@@ -66,6 +66,7 @@ __all__ = [
     "key_params",
     "parse_version",
     "quote_ident",
+    "tested",
 ]
 
 TESTED_GENERATIONS = frozenset({2, 3})
@@ -365,6 +366,16 @@ def _transaction(
             # 2.x answers the whole transaction with this one value.
             return [result], entry
     return taken, entry
+
+
+def tested(version: str | None) -> bool | None:
+    """Whether syncd was tested with the server answering ``version`` (None: not known)."""
+    if version is None:
+        return None
+    try:
+        return parse_version(version).major in TESTED_GENERATIONS
+    except ValueError:
+        return False
 
 
 def dialect_for(version: str | ServerVersion) -> Dialect:

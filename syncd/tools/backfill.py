@@ -31,7 +31,9 @@ async def backfill_now(
             ``connect_timeout``.
     """
     primary = primary_connection(config)
-    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill")
+    # No re-sync ledger: what the disk cannot take waits in memory, and a copy
+    # cut short is simply run again.
+    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill", resync=False)
     # A refusal ends this tool with one line (watch_credentials), not an error log as well.
     replicator.secondary.on_failure = None
     async with replicator as rep, anyio.create_task_group() as tg:

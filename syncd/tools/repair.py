@@ -116,7 +116,8 @@ async def verify_and_repair(
     repair_dir = config.state_path / REPAIR_DIR
     rep_config = config.model_copy(update={"state_dir": str(repair_dir), "metrics_listen": None})
     with _exclusive(repair_dir / "lock"):
-        async with Replicator(rep_config, serve_http=False) as rep:
+        # No re-sync ledger: the next verify finds again what this one could not keep.
+        async with Replicator(rep_config, serve_http=False, resync=False) as rep:
             enqueued = 0
 
             def enqueue(_table: str, rows: list[dict[str, Any]]) -> None:

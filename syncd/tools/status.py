@@ -16,6 +16,8 @@ prints as is and the CLI renders as a table.
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import time
 import urllib.error
 import urllib.request
@@ -27,8 +29,9 @@ from syncd.capture.checkpoint import CheckpointError, CheckpointFile
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.pipeline.segments import HEADER, NAME, scan
-from syncd.pipeline.statedir import state_files
+from syncd.pipeline.resync import read_ledger
+from syncd.pipeline.segments import HEADER, NAME, survey
+from syncd.pipeline.statedir import resync_file, state_files
 
 __all__ = ["STATUS_TIMEOUT", "count_spool", "fetch_daemon_status", "gather", "status_url"]
 
@@ -76,8 +79,7 @@ def count_spool(directory: Path) -> tuple[int, int]:
 
     Walks each segment as :meth:`syncd.pipeline.spool.Spool.open` does (from the offset
     saved in the read-position file when the segment's nonce matches) but
-    repairs nothing: a torn last frame is not counted, a damaged segment is
-    counted up to the damage.
+    repairs nothing: torn and damaged frames are not counted.
     """
     try:
         saved = json.loads((directory / _SPOOL_STATE).read_text()).get("offsets", {})
@@ -90,12 +92,15 @@ def count_spool(directory: Path) -> tuple[int, int]:
         return 0, 0
     for path in paths:
         try:
-            if path.stat().st_size < HEADER.size:
-                continue  # created, header never written: holds nothing
-            found = scan(path, saved.get(path.name))
+            with path.open("rb") as f:
+                length = os.fstat(f.fileno()).st_size
+                if length < HEADER.size:
+                    continue  # created, header never written: holds nothing
+                with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ) as mm:
+                    found = survey(mm, length, saved.get(path.name))
         except FileNotFoundError:  # consumed and deleted meanwhile
             continue
-        operations += found.frames - found.skipped
+        operations += found.frames
         size += found.end - found.start
     return operations, size
 
@@ -145,6 +150,7 @@ def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
         "lag_seconds": data.get("lag_seconds"),
         "queue_depth": data.get("queue_depth"),
         "spool_depth": data.get("spool_depth"),
+        "resync_pending": data.get("resync_pending") or [],
         "dead_letters": None if dead is None else int(dead),
         "rates": data.get("rates"),
         "checkpoint": data.get("checkpoint"),
@@ -180,6 +186,7 @@ def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]
         queue_depth=None,
         spool_depth=operations,
         spool_bytes=spool_bytes,
+        resync_pending=read_ledger(resync_file(state)),
         dead_letters=dead,
         dead_letters_malformed=malformed,
         rates=None,

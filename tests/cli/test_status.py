@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from syncd.capture.checkpoint import Checkpoint, CheckpointFile
 from syncd.cli.main import app
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.resync import ResyncLedger
 from syncd.pipeline.spool import Spool
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
@@ -143,6 +144,10 @@ def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_
     with dlq.path.open("a") as f:
         f.write("{torn line\n")
     CheckpointFile(state).save(Checkpoint(position=1234, saved_at=time.time() - 90))
+    ledger = ResyncLedger(state / "spool.resync")  # a library whose disk was full
+    ledger.open()
+    ledger.mark("events", 9)
+    ledger.close()
     write_config(
         tmp_path,
         primary=None,
@@ -160,9 +165,11 @@ def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_
     assert "no daemon answered" in info["note"]
     assert (info["spool_depth"], info["dead_letters"], info["dead_letters_malformed"]) == (5, 2, 1)
     assert info["checkpoint"]["position"] == 1234
+    assert info["resync_pending"] == ["events"]
     assert info["secondary"]["up"] is None and info["lag_seconds"] is None
     text = " ".join(cli(tmp_path, "status").stdout.split())
     assert "spool │ 5 operations" in text
+    assert "re-sync │ events" in text
     assert "2 entries (+1 malformed line)" in text
     assert re.search(r"position 1234, saved 1m3\ds ago", text), text
     assert "unknown (no daemon answering)" in text

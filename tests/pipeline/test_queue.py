@@ -6,12 +6,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from syncd.pipeline.lanes import lane_for
 from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.resync import ResyncLedger
 from syncd.pipeline.spool import Spool
 from syncd.sink.operation import Operation
 from tests.support.replica import spooled_count
+from tests.support.waiting import until
 
 
 def op(key: str, v: int, position: int | None = None) -> Operation:
@@ -121,33 +124,134 @@ def test_put_after_persist_is_refused(tmp_path: Path) -> None:
     queue.close()
 
 
-async def test_a_failing_disk_keeps_operations_in_memory_in_order(
+async def test_without_a_ledger_a_failing_disk_keeps_operations_in_memory_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The daemon's queue: its changefeed delivers again after a crash, so what
+    # the disk refuses waits in memory, in order, and is written once it can be.
     queue = make(tmp_path, lanes=1, capacity=2)
     real_append = queue._spool.append
     broken = True
     attempts = 0
 
-    def append(ops: list[Operation]) -> None:
+    def append(ops: list[Operation], **kw: int) -> None:
         nonlocal attempts
         if broken:
             attempts += 1
             raise OSError(28, "No space left on device")
-        real_append(ops)
+        real_append(ops, **kw)
 
     monkeypatch.setattr(queue._spool, "append", append)
     async with anyio.create_task_group() as tg:
         tg.start_soon(queue.run)
-        for v in range(1200):
-            queue.put(op("a", v))  # never raises into the application
-        assert queue.spooled == 1198
-        await anyio.sleep(0.5)  # the writer tries, fails, keeps everything
-        assert attempts >= 1 and queue.spooled == 1198
+        with capture_logs() as logs:
+            for v in range(1200):
+                queue.put(op("a", v))  # never raises into the application
+        assert [e["event"] for e in logs] == ["spool_disk_full"]  # once, not per put
+        assert (queue.unwritten, queue.writable) == (1200, False)
+        await anyio.sleep(0.6)  # the run task tries, fails, keeps everything
+        assert attempts >= 2 and queue.unwritten == 1200
         broken = False
+        await until(lambda: queue.writable)  # the next try of the run task writes them
         out = await drain(queue, 0, limit=1200)
         tg.cancel_scope.cancel()
     assert [o.record["v"] for o in out] == list(range(1200))
+    assert queue.writable
+
+
+def ledger_queue(tmp_path: Path, **spool: int) -> tuple[SyncQueue, ResyncLedger]:
+    ledger = ResyncLedger(tmp_path / "resync")
+    ledger.open()
+    queue = SyncQueue(lanes=1, capacity=5, spool=Spool(tmp_path / "spool", **spool), ledger=ledger)
+    queue.open()
+    return queue, ledger
+
+
+async def test_with_a_ledger_what_the_disk_refuses_is_recorded_for_a_resync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue, ledger = ledger_queue(tmp_path)
+
+    def full(ops: list[Operation], **kw: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    queue.put(op("a", 0))  # on disk: kept
+    monkeypatch.setattr(queue._spool, "append", full)
+    with capture_logs() as logs:
+        for v in range(1, 10):
+            queue.put(Operation(table="u", key=f"k{v}", record={"id": v}))  # never raises
+    events = [e["event"] for e in logs]
+    assert events.count("spool_disk_full") == 1 and "operations_not_kept" in events
+    assert ledger.tables() == ["u"] and "resync_marked" in events
+    assert queue.depth == 5  # memory took what it had room for, in order
+    monkeypatch.undo()
+    queue.put(op("a", 99))  # the disk works again: written, and the error is over
+    assert queue.writable and queue.spooled == 1
+    queue.persist()
+    queue.close()
+    ledger.close()
+    again = ResyncLedger(tmp_path / "resync")
+    again.open()  # durable: the next start re-syncs the table
+    assert again.tables() == ["u"]
+    again.close()
+
+
+async def test_spool_max_bytes_bounds_the_spool(tmp_path: Path) -> None:
+    queue, ledger = ledger_queue(tmp_path, max_bytes=4096)
+    for v in range(100):
+        queue.put(op(f"k{v}", v))
+    assert 0 < queue._spool.bytes <= 4096 + 200
+    assert ledger.tables() == ["t"] and not queue.writable
+    queue.persist()
+    queue.close()
+    ledger.close()
+
+
+def test_every_put_is_on_disk_before_it_returns(tmp_path: Path) -> None:
+    queue = make(tmp_path, lanes=2, capacity=3)
+    for v in range(10):
+        queue.put(op(f"k{v}", v))
+    assert (queue.depth, queue.spooled) == (3, 7)  # memory holds a window
+    # SIGKILL now: no persist(), no close(), no fsync. The next start finds all.
+    assert spooled_count(tmp_path) == 10
+
+
+async def test_memory_takes_disk_backlog_first_then_new_puts(tmp_path: Path) -> None:
+    queue = make(tmp_path, lanes=1, capacity=4)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queue.run)
+        for v in range(20):
+            queue.put(op("a", v))
+        first = await queue.take(0, 100, 0, 1)
+        assert [o.record["v"] for o in first] == [0, 1, 2, 3]
+        queue.finish(0, first)
+        queue.put(op("a", 20))  # behind the backlog on disk, not ahead of it
+        out = await drain(queue, 0)
+        tg.cancel_scope.cancel()
+    assert [o.record["v"] for o in out] == list(range(4, 21))
+
+
+async def test_the_spool_is_trimmed_as_operations_finish(tmp_path: Path) -> None:
+    queue = SyncQueue(lanes=1, capacity=100, spool=Spool(tmp_path / "spool"), fsync_interval=0.05)
+    queue.open()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queue.run)
+        for v in range(50):
+            queue.put(op("a", v))
+        assert queue._spool.unconfirmed == 50
+        await drain(queue, 0)
+        await until(lambda: not queue._spool.unconfirmed)
+        tg.cancel_scope.cancel()
+    assert queue._spool.bytes == 0 and spooled_count(tmp_path) == 0
+
+
+def test_observers_see_every_batch_put(tmp_path: Path) -> None:
+    queue = make(tmp_path)
+    seen: list[list[int]] = []
+    queue.observers.append(lambda batch: seen.append([o.record["v"] for o in batch]))
+    queue.put(op("a", 1))
+    queue.put_many([op("b", 2), op("c", 3)])
+    assert seen == [[1], [2, 3]]
 
 
 async def test_spooled_operations_survive_a_crash_after_refill(tmp_path: Path) -> None:

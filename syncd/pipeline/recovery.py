@@ -1,0 +1,176 @@
+"""Opening the spool: check each segment, repair what is damaged, report what is lost.
+
+Damage costs only the frames it overlaps (:func:`syncd.pipeline.segments.walk`
+resynchronises on the next valid frame). What is found is logged
+(``spool_frames_lost``, at error level, with the seq when a frame head names
+it, never the contents) and counted through ``on_lost``; the damaged bytes are
+kept in ``corrupt/`` for a human, then made into a pad frame in place, so the
+next open does not report them again. A damaged segment header is rewritten
+(frames describe themselves: only the nonce, hence a saved read position, is
+lost). A torn tail (power loss mid-write) is cut off.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from syncd.pipeline.legacy import LEGACY_MAGIC, convert
+from syncd.pipeline.segments import (
+    FRAME,
+    FRAME_MAGIC,
+    HEADER,
+    MAGIC,
+    NAME,
+    Damage,
+    Segment,
+    lost_estimate,
+    pad_head,
+    replace,
+    survey,
+)
+
+__all__ = ["TAIL_BASE", "check_segment", "keep", "recover", "report_lost", "save_state"]
+
+log = structlog.get_logger("syncd.pipeline.spool")
+
+#: Number of the first segment; later ones count up from the highest found.
+TAIL_BASE = 10**12
+STATE = "head.json"
+OnLost = Callable[[int], None] | None
+
+
+def recover(directory: Path, on_lost: OnLost) -> tuple[list[Segment], int, int]:
+    """Check every segment in ``directory``; return those holding unconfirmed
+    frames (in read order), the largest seq ever spooled, and the next segment number."""
+    max_seq, saved = load_state(directory)
+    for stray in directory.glob(".seg-*.tmp"):  # a rewrite cut short: keep its bytes
+        keep(directory, stray.read_bytes(), f"{stray.name.lstrip('.')}.stray")
+        stray.unlink()
+    segments: list[Segment] = []
+    next_tail, last = TAIL_BASE, None
+    for path in sorted(directory.glob("seg-*.spool")):
+        if match := NAME.fullmatch(path.name):
+            number = int(match.group(1))
+            next_tail = max(next_tail, number + 1)
+            seg, top = check_segment(path, number, saved.get(path.name), last, on_lost)
+            max_seq, last = max(max_seq, top), top or last
+            if seg is not None:
+                segments.append(seg)
+    return segments, max_seq, next_tail
+
+
+def load_state(directory: Path) -> tuple[int, dict[str, list[Any]]]:
+    """``max_seq`` and the saved offsets from ``head.json`` (none if missing or damaged)."""
+    try:
+        state = json.loads((directory / STATE).read_text())
+        items = state["offsets"].items()
+        offsets = {str(k): v for k, v in items if isinstance(v, list) and len(v) == 2}
+        return int(state["max_seq"]), offsets
+    except FileNotFoundError:
+        return 0, {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # Costs only re-delivery of partly confirmed segments: not worth refusing to start.
+        log.warning("spool_state_ignored", error=f"{type(exc).__name__}: {exc}")
+        return 0, {}
+
+
+def save_state(directory: Path, segments: list[Segment], max_seq: int, *, fsync: bool) -> None:
+    """Replace ``head.json``: each partly confirmed segment's name, nonce and offset."""
+    offsets = {
+        s.path.name: [s.nonce.hex(), s.confirmed] for s in segments if s.confirmed > HEADER.size
+    }
+    state = {"v": 1, "max_seq": max_seq, "offsets": offsets}
+    replace(directory / STATE, json.dumps(state).encode(), fsync=fsync)
+
+
+def check_segment(
+    path: Path, number: int, saved: list[Any] | None, last: int | None, on_lost: OnLost
+) -> tuple[Segment | None, int]:
+    """Check and repair one segment; return it (``None``: it held nothing, and is
+    deleted) and the largest seq in it (0 if none).
+
+    ``saved`` is its ``head.json`` entry; ``last`` the previous segment's last seq.
+    """
+    size = path.stat().st_size
+    if size < HEADER.size:  # created, header never completed: holds no operation
+        log.warning("spool_tail_truncated", file=path.name, offset=0, bytes_dropped=size)
+        path.unlink()
+        return None, 0
+    with path.open("r+b") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if mm[:8] == LEGACY_MAGIC:
+            data = convert(mm, saved)  # written by an older syncd: rewritten once
+            replace(path, data, fsync=True)
+            log.info("spool_segment_converted", file=path.name)
+            return check_segment(path, number, None, last, on_lost)
+        found = survey(mm, size, saved, last)
+        nonce = found.nonce
+        if found.magic != MAGIC:
+            nonce = os.urandom(8)
+            os.pwrite(f.fileno(), HEADER.pack(MAGIC, nonce), 0)
+            log.error("spool_header_repaired", file=path.name)
+        for region, before, after in found.damage:
+            data = mm[region.start : region.end]
+            report_lost(path, f.fileno(), data, region, lost_estimate(data, before, after), on_lost)
+        if found.end < size:
+            _cut_torn(path, f.fileno(), mm[found.end : size], found.end, on_lost)
+    if not found.frames:  # confirmed to the end before a crash, not yet deleted
+        path.unlink()
+        return None, found.max_seq
+    return Segment(number, path, nonce, found.end, found.start, found.frames, found.start), (
+        found.max_seq
+    )
+
+
+def report_lost(
+    path: Path, fd: int, region: bytes, at: Damage, frames: int, on_lost: OnLost
+) -> None:
+    """Report ``frames`` lost in the damaged ``region`` at ``at``; keep its bytes; pad it."""
+    keep(path.parent, region, f"{path.name}.lost-{at.start}")
+    if len(region) >= FRAME.size:
+        os.pwrite(fd, pad_head(region), at.start)
+    log.error(
+        "spool_frames_lost",
+        file=path.name,
+        offset=at.start,
+        bytes=len(region),
+        frames=frames,
+        **_seqs(region),
+    )
+    if on_lost is not None and frames:
+        on_lost(frames)
+
+
+def _cut_torn(path: Path, fd: int, torn: bytes, end: int, on_lost: OnLost) -> None:
+    """Cut a torn tail (a frame whose write did not complete); keep its bytes."""
+    keep(path.parent, torn, f"{path.name}.torn-{end}")
+    os.ftruncate(fd, end)
+    log.warning("spool_tail_truncated", file=path.name, offset=end, bytes_dropped=len(torn))
+    log.error("spool_frames_lost", file=path.name, offset=end, frames=1, **_seqs(torn))
+    if on_lost is not None:
+        on_lost(1)
+
+
+def keep(directory: Path, data: bytes, name: str) -> None:
+    """Keep damaged bytes for a human, in ``directory/corrupt/``."""
+    (target := directory / "corrupt").mkdir(mode=0o700, exist_ok=True)
+    path = target / name
+    if path.exists():
+        path = path.with_name(f"{name}.{time.time_ns()}")
+    path.write_bytes(data)
+
+
+def _seqs(region: bytes) -> dict[str, int]:
+    """The seq a damaged region's first frame head names, if that head is intact."""
+    if len(region) >= FRAME.size:
+        magic, _, _, seq, _ = FRAME.unpack_from(region)
+        if magic == FRAME_MAGIC and seq:
+            return {"first_seq": seq}
+    return {}

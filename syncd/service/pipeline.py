@@ -1,0 +1,98 @@
+"""The pipeline's parts, built from the configuration and wired together.
+
+Spool and re-sync ledger → queue → workers (each with the executor) →
+secondary connection; the re-sync task beside them. The
+:class:`~syncd.service.replicator.Replicator` owns the result and runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.config import Config
+from syncd.keys import KeyRule
+from syncd.metrics import Metrics
+from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.spool import Spool
+from syncd.pipeline.worker import Worker, WorkerSettings
+from syncd.service.connfailures import reporter
+from syncd.service.resync import Resyncer
+from syncd.sink.executor import Executor
+from syncd.surreal.connection import ManagedConnection, managed_connection
+
+__all__ = ["Pipeline", "build_pipeline"]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The parts a Replicator runs."""
+
+    queue: SyncQueue
+    secondary: ManagedConnection
+    keys: KeyRule
+    workers: list[Worker]
+    ledger: ResyncLedger | None
+    resyncer: Resyncer | None
+
+
+def build_pipeline(
+    config: Config,
+    metrics: Metrics,
+    deadletters: DeadLetterFile,
+    *,
+    spool_dir: Path,
+    ledger_path: Path | None,
+    on_secondary_state: Callable[[bool], None],
+) -> Pipeline:
+    """Build every part; ``ledger_path`` ``None``: no re-sync (the daemon)."""
+    ledger = ResyncLedger(ledger_path) if ledger_path is not None else None
+    spool = Spool(
+        spool_dir, max_bytes=config.spool_max_bytes, on_lost=metrics.spool_frames_lost.inc
+    )
+    queue = SyncQueue(
+        lanes=config.sync_workers,
+        capacity=config.queue_size,
+        spool=spool,
+        metrics=metrics,
+        ledger=ledger,
+        fsync_interval=config.capture_fsync_interval,
+    )
+    secondary = managed_connection(
+        config,
+        "secondary",
+        on_state=on_secondary_state,
+        on_reconnect=metrics.reconnects.inc,
+        on_failure=reporter(metrics, "secondary"),
+    )
+    keys = config.key_rule()
+    executor = Executor(
+        secondary,
+        keys=keys,
+        versions=config.versions(),
+        write_timeout=config.write_timeout,
+        metrics=metrics,
+    )
+    settings = WorkerSettings.from_config(config)
+    workers = [
+        Worker(
+            lane,
+            queue=queue,
+            executor=executor,
+            conn=secondary,
+            deadletters=deadletters,
+            settings=settings,
+            metrics=metrics,
+        )
+        for lane in range(config.sync_workers)
+    ]
+    resyncer = None
+    if ledger is not None:
+        resyncer = Resyncer(
+            ledger, queue, secondary, keys, metrics, query_seconds=config.write_timeout
+        )
+        ledger.on_change = resyncer.ledger_changed
+    return Pipeline(queue, secondary, keys, workers, ledger, resyncer)

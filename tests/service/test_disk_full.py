@@ -1,0 +1,154 @@
+"""A full disk, or a spool at ``spool_max_bytes``: the library and the daemon go on, nothing lost.
+
+Library: the application keeps running, the tables whose operations the spool
+could not keep are recorded (durably) and copied again from the primary once
+the secondary is back. Daemon: it stays up, logs ``spool_disk_full``, stops
+reading its changefeed while it cannot spool, and goes on when there is room.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
+from surrealdb import RecordID
+
+from syncd.service.replicator import Replicator
+from tests.support.daemon import converge, events_daemon
+from tests.support.replica import make_config, rows_by_id, secondary_rows
+from tests.support.server import ServerProcess
+from tests.support.waiting import until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
+    return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())
+
+
+async def write(db: Any, start: int, count: int, table: str = "events") -> None:
+    for n in range(start, start + count):
+        await db.upsert(RecordID(table, n % 400), {"n": n, "text": "x" * 100})
+
+
+async def test_spool_max_bytes_reached_marks_tables_and_a_resync_repairs_them(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    secondary_server.stop()
+    async with replicator(tmp_path, secondary_server.url, spool_max_bytes="16KiB") as rep:
+        db = rep.wrap(primary)
+        with capture_logs() as logs:
+            await write(db, 0, 1500)  # never fails, whatever the spool does
+            await write(db, 0, 50, table="others")
+        events = [e["event"] for e in logs]
+        assert events.count("spool_disk_full") == 1 and "resync_marked" in events
+        assert rep.status()["resync_pending"] == ["events", "others"]
+        gauge = rep.metrics.registry.get_sample_value
+        assert gauge("syncd_resync_pending", {"table": "events"}) == 1
+        secondary_server.start()
+        await rep.flush(timeout=90)  # applied, and re-synced
+        assert rep.status()["resync_pending"] == []
+        assert gauge("syncd_resync_pending", {"table": "events"}) is None
+    for table in ("events", "others"):
+        assert await secondary_rows(secondary_server.url, table) == await rows_by_id(primary, table)
+
+
+async def test_disk_full_keeps_the_application_running_and_loses_nothing(
+    tmp_path: Path,
+    primary: Any,
+    secondary_server: ServerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    secondary_server.stop()
+    async with replicator(tmp_path, secondary_server.url) as rep:
+        db = rep.wrap(primary)
+        await write(db, 0, 100)  # on disk
+        monkeypatch.setattr("syncd.pipeline.spool.write_all", full)
+        await write(db, 100, 600)  # the disk is full: the application does not notice
+        assert rep.status()["resync_pending"] == ["events"]
+        assert rep.room() == 0
+        monkeypatch.undo()  # space again
+        await write(db, 700, 100)
+        secondary_server.start()
+        await rep.flush(timeout=90)
+    assert await secondary_rows(secondary_server.url, "events") == await rows_by_id(
+        primary, "events"
+    )
+
+
+async def test_a_pending_resync_survives_a_restart(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    secondary_server.stop()
+    async with replicator(
+        tmp_path, secondary_server.url, spool_max_bytes="8KiB", drain_timeout="1s"
+    ) as rep:
+        await write(rep.wrap(primary), 0, 800)
+        assert rep.status()["resync_pending"] == ["events"]
+    # The application stopped (or was killed) before the secondary came back.
+    secondary_server.start()
+    async with replicator(tmp_path, secondary_server.url) as rep:
+        assert rep.status()["resync_pending"] == ["events"]
+        rep.wrap(primary)  # the re-sync reads through the application's connection
+        await rep.flush(timeout=90)
+        assert rep.status()["resync_pending"] == []
+    assert await secondary_rows(secondary_server.url, "events") == await rows_by_id(
+        primary, "events"
+    )
+
+
+async def test_writes_during_a_resync_are_not_overwritten_by_older_copies(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    secondary_server.stop()
+    async with replicator(tmp_path, secondary_server.url, spool_max_bytes="8KiB") as rep:
+        db = rep.wrap(primary)
+        await write(db, 0, 800)
+        secondary_server.start()
+
+        async def keep_writing() -> None:
+            for n in range(800, 3000):
+                await write(db, n, 1)
+                if n % 20 == 0:
+                    await anyio.sleep(0.001)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keep_writing)
+            await until(lambda: not rep.status()["resync_pending"], 90)
+        await rep.flush(timeout=90)
+    assert await secondary_rows(secondary_server.url, "events") == await rows_by_id(
+        primary, "events"
+    )
+
+
+async def test_daemon_stays_up_when_the_spool_is_full_and_goes_on(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db, syncd = await events_daemon(
+        primary_server, secondary_server, syncd_factory, spool_max_bytes="4KiB"
+    )
+    secondary_server.stop()
+    for start in range(0, 3000, 500):
+        await db.query(
+            f"FOR $i IN {start}..{start + 500} {{ UPSERT type::thing('events', $i) SET n = $i }}"
+        )
+    await until(lambda: "spool_disk_full" in syncd.log.read_text(), 60)
+    assert syncd.proc is not None and syncd.proc.poll() is None
+    lines = [json.loads(line) for line in syncd.log.read_text().splitlines() if "{" in line]
+    full = [e for e in lines if e.get("event") == "spool_disk_full"]
+    assert full and full[0]["level"] == "error"
+    secondary_server.start()
+    await converge(db, secondary_server.url, "events", within=90)
+    assert syncd.proc.poll() is None
+    assert "spool_writable_again" in syncd.log.read_text()
+    assert syncd.terminate() == 0
+    await db.close()
