@@ -139,7 +139,7 @@ async def test_daemon_stays_up_when_the_spool_is_full_and_goes_on(
     secondary_server.stop()
     for start in range(0, 3000, 500):
         await db.query(
-            f"FOR $i IN {start}..{start + 500} {{ UPSERT type::thing('events', $i) SET n = $i }}"
+            f"FOR $i IN {start}..{start + 500} {{ UPSERT events CONTENT {{id: $i, n: $i}} }}"
         )
     await until(lambda: "spool_disk_full" in syncd.log.read_text(), 60)
     assert syncd.proc is not None and syncd.proc.poll() is None
