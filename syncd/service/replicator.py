@@ -38,6 +38,7 @@ from syncd.pipeline.worker import Worker, WorkerSettings
 from syncd.reads.merged import MergedReads
 from syncd.service.connfailures import failure_label, refused, reporter
 from syncd.service.httpserver import HttpEndpoint, serve
+from syncd.service.pausing import Pausable, PauseControl
 from syncd.service.rates import RateSampler
 from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
@@ -49,7 +50,7 @@ log = structlog.get_logger("syncd.service.replicator")
 _RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
 
 
-class Replicator:
+class Replicator(Pausable):
     """Replicates captured writes to the secondary and merges reads from it."""
 
     def __init__(
@@ -108,6 +109,7 @@ class Replicator:
             )
             for lane in range(config.sync_workers)
         ]
+        self.pauses = PauseControl(state, self.metrics, workers=self.workers)  # pause, resume
         self.reads = MergedReads(
             self.secondary,
             self.keys,
@@ -145,6 +147,7 @@ class Replicator:
         state = self.config.state_path
         self._lock_fd = open_state(state, self._lock_name)
         try:
+            self.pauses.start()  # before any worker runs: a persisted pause holds from the start
             await anyio.to_thread.run_sync(self.queue.open)
             # Counted once off the event loop; scrapes then count only what changed.
             await anyio.to_thread.run_sync(self.deadletters.live_count)
@@ -162,6 +165,7 @@ class Replicator:
                     ready=self.readiness,
                     status=self.status,
                     required=self._http_required,
+                    control=self.pauses.endpoint(self.config.control_token),
                 )
             except ConfigError:
                 await anyio.to_thread.run_sync(self.queue.close)
@@ -229,8 +233,8 @@ class Replicator:
         target = self.queue.last_seq
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if refused(self.secondary) is not None:
-                return False  # a wrong password does not heal in a grace period
+            if refused(self.secondary) is not None or self.pauses.is_paused():
+                return False  # a wrong password does not heal in a grace period, nor a pause end
             if not self.secondary.is_up:
                 # Nothing drains while the secondary is down; a short grace
                 # covers a reconnect in progress, the spool covers the rest.
@@ -259,16 +263,13 @@ class Replicator:
     async def flush(self, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109
         """Wait until everything enqueued so far is applied or dead-lettered.
 
-        Raises ``TimeoutError`` if that takes longer than ``timeout`` seconds
-        (``None``: wait as long as it takes).
+        Paused secondaries are not waited for: with the only one paused, it returns at
+        once. ``TimeoutError`` after ``timeout`` seconds (``None``: wait as long as it takes).
         """
         target = self.queue.last_seq
-        if timeout is None:
-            await self.queue.wait_finished(target)
-            return
         try:
             with anyio.fail_after(timeout):
-                await self.queue.wait_finished(target)
+                await self.pauses.unless_all_paused(lambda: self.queue.wait_finished(target))
         except TimeoutError:
             raise TimeoutError(
                 f"flush: not everything was applied within {timeout}s "
@@ -387,6 +388,7 @@ class Replicator:
                 "since": self.secondary.since,
                 "last_error": self.secondary.last_error,
                 "failure": failure_label(self.secondary),
+                **self.pauses.status(),  # paused, paused_since
             },
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,

@@ -12,6 +12,7 @@ from syncd.config import Config, redact_url
 from syncd.errors import PrimaryUnavailable
 from syncd.service.connfailures import watch_credentials
 from syncd.service.replicator import Replicator
+from syncd.tools.control import refuse_while_paused
 
 __all__ = ["backfill_now"]
 
@@ -29,7 +30,9 @@ async def backfill_now(
             once, not after waiting for a connection that cannot come).
         PrimaryUnavailable: the primary did not answer within three
             ``connect_timeout``.
+        SyncdError: the secondary is paused (``syncd pause``).
     """
+    refuse_while_paused(config, "a backfill")
     primary = primary_connection(config)
     replicator = Replicator(config, serve_http=False, spool_name="spool-backfill")
     # A refusal ends this tool with one line (watch_credentials), not an error log as well.
