@@ -162,6 +162,8 @@ class Config(BaseModel):
     """Directory of the checkpoint, spool and dead-letter file (relative: to the working dir)."""
     metrics_listen: Annotated[str | None, BeforeValidator(listen_value)] = "127.0.0.1:9464"
     """``host:port`` serving /metrics, /healthz and /readyz; ``None``: disabled."""
+    control_token: Password = SecretStr("")
+    """Bearer token POST /pause and /resume require from every client; empty: loopback only."""
 
     queue_size: AtLeastOne = 10000
     """Operations held in memory; beyond that they wait in the on-disk spool only."""

@@ -41,7 +41,7 @@ _IDENTIFIER_RULE = "letters, digits and underscores, not starting with a digit"
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 # Password keys: their values are never echoed, whatever went wrong.
-SECRET_KEYS = frozenset({"secondary_pass", "primary_pass"})
+SECRET_KEYS = frozenset({"secondary_pass", "primary_pass", "control_token"})
 # Structured keys: not overridable from the environment (see module docstring).
 STRUCTURED_KEYS = frozenset({"tables", "volatile_fields"})
 

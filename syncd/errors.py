@@ -21,6 +21,10 @@ class ConfigError(SyncdError):
     """The configuration is invalid; the message names the offending key."""
 
 
+class UnknownSecondary(ConfigError):
+    """A secondary was named (pause, resume) that the configuration does not define."""
+
+
 class DatabaseUnavailable(SyncdError):
     """A database could not be reached, timed out, or dropped the connection."""
 

@@ -176,6 +176,28 @@ class Metrics:
             registry=r,
         )
 
+        # Pause and resume (syncd pause / resume), by secondary name.
+        self.paused = Gauge(
+            "syncd_paused",
+            "1 while an operator has paused replication to this secondary (nothing is "
+            "applied to it; capture goes on), 0 otherwise.",
+            ["secondary"],
+            registry=r,
+        )
+        self.paused_since = Gauge(
+            "syncd_paused_since_seconds",
+            "Unix time when the current pause of this secondary started; 0 when not paused.",
+            ["secondary"],
+            registry=r,
+        )
+        self.control_refused = Counter(
+            "syncd_control_refused_total",
+            "Requests to /pause or /resume refused with 403, by reason: not_loopback "
+            "(no control_token configured), no_token, wrong_token.",
+            ["reason"],
+            registry=r,
+        )
+
         # Daemon (changefeed tailing and backfill).
         self.checkpoint_position = Gauge(
             "syncd_checkpoint_position",

@@ -412,7 +412,7 @@ def test_non_string_top_level_key_is_an_unknown_key() -> None:
 # --------------------------------------------------------------------------- secrets
 
 
-@pytest.mark.parametrize("key", ["secondary_pass", "primary_pass"])
+@pytest.mark.parametrize("key", ["secondary_pass", "primary_pass", "control_token"])
 @pytest.mark.parametrize(
     "value", [987654321, 3.14159265, ["hunter2hunter2"], {"pw": "hunter2hunter2"}]
 )
@@ -551,3 +551,12 @@ def test_spool_keys_defaults_and_rejections() -> None:
         Config.from_mapping({**REQUIRED, "spool_max_bytes": -1})
     with pytest.raises(ConfigError, match="capture_fsync_interval"):
         Config.from_mapping({**REQUIRED, "capture_fsync_interval": "0s"})
+
+
+def test_control_token_is_a_secret_from_the_environment_too() -> None:
+    config = Config.from_mapping(REQUIRED, env={"SYNCD_CONTROL_TOKEN": "tok-hunter2hunter2"})
+    assert isinstance(config.control_token, SecretStr)
+    assert config.control_token.get_secret_value() == "tok-hunter2hunter2"
+    assert config.summary()["control_token"] == "***"
+    assert "tok-hunter2hunter2" not in repr(config) + str(config.summary())
+    assert Config.from_mapping(REQUIRED).summary()["control_token"] is None

@@ -1,4 +1,4 @@
-"""Helpers shared by the operator commands (status, verify, dlq, demo).
+"""Helpers shared by the operator commands (status, verify, dlq, demo, pause, resume).
 
 They complete :func:`syncd.cli.app.handle_errors` for commands that run async
 code and touch the state directory: an error raised inside a task group
@@ -12,12 +12,18 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
+from syncd.cli.app import fail
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.logs import configure_logging
+from syncd.tools.control import NoDaemon, send_control
 
-__all__ = ["quiet_logging", "tool_errors"]
+__all__ = ["EXIT_NO_DAEMON", "ask_daemon", "quiet_logging", "tool_errors"]
+
+#: Exit status when no daemon answered (``syncd status``'s "unknown" too).
+EXIT_NO_DAEMON = 3
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
@@ -57,3 +63,15 @@ def quiet_logging(config: Config, *, floor: str = "warning") -> None:
     order = ["debug", "info", "warning", "error"]
     level = max(config.log_level, floor, key=order.index)
     configure_logging(level, config.log_json, stream=sys.stderr)
+
+
+def ask_daemon(config: Config, action: str, secondary: str | None) -> list[dict[str, Any]]:
+    """``pause`` or ``resume`` through the running daemon; no daemon: one line, exit 3.
+
+    Other failures (403, an unknown secondary) raise ``SyncdError`` for
+    :func:`syncd.cli.app.handle_errors`: one line, exit 2.
+    """
+    try:
+        return send_control(config, action, secondary)
+    except NoDaemon as exc:
+        fail(str(exc), EXIT_NO_DAEMON)

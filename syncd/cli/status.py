@@ -30,12 +30,18 @@ __all__ = ["render_status", "status"]
 def _secondary(info: Mapping[str, Any], running: bool) -> str:
     up = info.get("up")
     if up is None:
-        return "unknown (no daemon answering)" if not running else "unknown"
+        line = "unknown (no daemon answering)" if not running else "unknown"
+        if info.get("paused"):  # the pause file says so, daemon or not
+            line += f"; paused since {at(info.get('paused_since'))}"
+        return line
     since = info.get("since")
     state = "up" if up else "down"
     line = f"{state} since {at(since)} ({ago(since).removesuffix(' ago')})"
     if not up and info.get("last_error"):
         line += f": {info['last_error']}"
+    if info.get("paused"):
+        since = info.get("paused_since")
+        line += f"; PAUSED since {at(since)} ({ago(since)}; `syncd resume` to continue)"
     return line
 
 

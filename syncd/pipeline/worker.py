@@ -10,7 +10,10 @@ Rules:
   ``sync_retry_interval`` (doubling, capped); after ``sync_max_retries``
   refusals it goes to the dead-letter file. Parking does not hold up the rest
   of the lane. If a newer version of a parked record arrives, it supersedes
-  the parked one (every operation carries the whole record).
+  the parked one (every operation carries the whole record);
+- while the secondary is paused (its :class:`~syncd.pipeline.pause.PauseGate`
+  closed) the worker takes nothing and sends nothing; a batch already sent
+  finishes.
 
 Logs name a record by table and :func:`~syncd.keys.key_hash` only, and a
 refusal by its :func:`~syncd.sink.rejections.error_kind`: the secondary's text
@@ -34,6 +37,7 @@ from syncd.keys import key_hash
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.lanes import coalesce
+from syncd.pipeline.pause import PauseGate
 from syncd.pipeline.queue import SyncQueue
 from syncd.sink.executor import Executor, Rejected
 from syncd.sink.operation import Operation
@@ -93,8 +97,11 @@ class Worker:
         deadletters: DeadLetterFile,
         settings: WorkerSettings,
         metrics: Metrics,
+        gate: PauseGate | None = None,
     ) -> None:
         self.lane = lane
+        #: Closed while the secondary is paused; ``None``: never paused.
+        self.gate = gate
         self._queue = queue
         self._executor = executor
         self._conn = conn
@@ -112,6 +119,8 @@ class Worker:
     async def step(self) -> None:
         """Take one batch (plus due retries) and see it through."""
         s = self._settings
+        if self.gate is not None:
+            await self.gate.wait_open()
         batch = await self._queue.take(self.lane, s.batch_size, s.batch_timeout, self._wait())
         now = time.monotonic()
         superseded: list[Operation] = []
@@ -145,7 +154,12 @@ class Worker:
 
     async def _apply_until_answered(self, ops: list[Operation]) -> Rejected:
         while True:
+            if self.gate is not None:
+                # Taken before a pause: held (still pending) until the resume.
+                await self.gate.wait_open()
             await self._conn.wait_up()
+            if self.gate is not None and self.gate.paused:
+                continue  # paused while the secondary was down
             try:
                 return await self._executor.apply(ops)
             except SecondaryUnavailable as exc:

@@ -13,9 +13,11 @@ Start-up, in order (each step logged; ``/readyz`` answers 503 until the end):
 5. ``READY=1``; tail the feed into the queue.
 
 While running: the feed is the buffer — reading stops while the queue is full
-(bounded memory, nothing spilled); the checkpoint advances to the watermark
-of applied positions once a second; with ``tables`` omitted, new tables are
-found every ``changefeed_scan_interval`` and enabled and backfilled.
+(bounded memory, nothing spilled), as it does while the secondary is paused
+(``syncd pause``; a pause persisted in ``state_dir`` holds from the start);
+the checkpoint advances to the watermark of applied positions once a second;
+with ``tables`` omitted, new tables are found every
+``changefeed_scan_interval`` and enabled and backfilled.
 
 Signals: SIGTERM/SIGINT stop reading, ``STOPPING=1``, drain for up to
 ``drain_timeout``, save the checkpoint, exit 0; a second one exits at once
@@ -334,6 +336,7 @@ class Daemon:
         return (
             f"lag {rep.lag_seconds():.1f}s, queue {rep.queue_depth}, spool {rep.spool_depth}, "
             f"secondary {'up' if self.rep.secondary_up else 'down'}"
+            f"{', PAUSED' if rep.is_paused() else ''}"
         )
 
     async def _status_loop(self) -> None:

@@ -7,6 +7,9 @@ Routes (GET or HEAD):
 * ``/readyz``: 200 with the reason when the ``ready`` callback says ready,
   503 with the reason otherwise.
 * ``/status``: the ``status`` callback's mapping as JSON (``syncd status``).
+* ``POST /pause``, ``POST /resume``: the ``control`` callback's answer as JSON
+  (who may ask, and what it answers: :mod:`syncd.service.control`); 405 for
+  any other method. Without a ``control`` callback they are unknown paths.
 * anything else: 404.
 
 It runs a stdlib WSGI server on background daemon threads, independent of
@@ -41,6 +44,11 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from syncd.errors import ConfigError
 from syncd.logs import get_logger
+
+#: ``control(action, environ) -> (HTTP status line, JSON body)``, for POST /pause and /resume.
+Control = Callable[[str, WSGIEnvironment], tuple[str, Mapping[str, object]]]
+#: The paths ``control`` answers, and the action each names.
+CONTROL_PATHS = {"/pause": "pause", "/resume": "resume"}
 
 log = get_logger(__name__)
 
@@ -188,11 +196,13 @@ class HttpEndpoint:
         status: Callable[[], Mapping[str, object]] | None = None,
         error_log_interval: float = ERROR_LOG_INTERVAL,
         client_timeout: float = CLIENT_TIMEOUT,
+        control: Control | None = None,
     ) -> None:
         """Prepare to serve on ``listen`` (``"host:port"``; port 0 picks a free one).
 
         ``ready`` and ``status`` default to "always ready" and an empty
-        object. Nothing is bound until :meth:`start`. Failed client
+        object; without ``control``, /pause and /resume are unknown paths.
+        Nothing is bound until :meth:`start`. Failed client
         connections are logged at most once per ``error_log_interval`` seconds;
         a client silent for ``client_timeout`` seconds is disconnected.
         """
@@ -200,6 +210,7 @@ class HttpEndpoint:
         self._metrics_app = make_wsgi_app(registry)
         self._ready = ready or (lambda: (True, "ready"))
         self._status = status or dict
+        self._control = control
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -278,6 +289,8 @@ class HttpEndpoint:
 
     def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
+        if path in CONTROL_PATHS and self._control is not None:
+            return self._control_app(CONTROL_PATHS[path], environ, start_response)
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _reply(start_response, "405 Method Not Allowed", "method not allowed\n")
         try:
@@ -304,6 +317,21 @@ class HttpEndpoint:
             )
         return _reply(start_response, "404 Not Found", "not found\n")
 
+    def _control_app(
+        self, action: str, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            # State changes only by POST: a crawler or a prefetching browser GETs.
+            headers = [*_TEXT, ("Allow", "POST")]
+            return _reply(start_response, "405 Method Not Allowed", "use POST\n", headers)
+        assert self._control is not None
+        try:
+            code, answer = self._control(action, environ)
+        except Exception as exc:
+            log.warning("http_handler_failed", path=f"/{action}", error_type=type(exc).__name__)
+            code, answer = "500 Internal Server Error", {"error": type(exc).__name__}
+        return _reply(start_response, code, json.dumps(dict(answer)) + "\n", _JSON)
+
 
 def serve(
     listen: str,
@@ -312,6 +340,7 @@ def serve(
     ready: Callable[[], tuple[bool, str]] | None = None,
     status: Callable[[], Mapping[str, object]] | None = None,
     required: bool = False,
+    control: Control | None = None,
 ) -> HttpEndpoint | None:
     """A started :class:`HttpEndpoint`; ``None`` if ``listen`` cannot be bound and not ``required``.
 
@@ -319,7 +348,7 @@ def serve(
         ConfigError: naming ``metrics_listen``, when ``required`` (the daemon) and
             the address cannot be bound.
     """
-    http = HttpEndpoint(listen, registry, ready=ready, status=status)
+    http = HttpEndpoint(listen, registry, ready=ready, status=status, control=control)
     try:
         http.start()
     except OSError as exc:

@@ -7,9 +7,12 @@ secondary connection; the re-sync task beside them. The
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import anyio
 
 from syncd.config import Config
 from syncd.keys import KeyRule
@@ -24,7 +27,7 @@ from syncd.service.resync import Resyncer
 from syncd.sink.executor import Executor
 from syncd.surreal.connection import ManagedConnection, managed_connection
 
-__all__ = ["Pipeline", "build_pipeline"]
+__all__ = ["Pipeline", "build_pipeline", "drain"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,28 @@ def build_pipeline(
         )
         ledger.on_change = resyncer.ledger_changed
     return Pipeline(queue, secondary, keys, workers, ledger, resyncer)
+
+
+async def drain(
+    queue: SyncQueue, secondary: ManagedConnection, seconds: float, *, held: bool
+) -> bool:
+    """Wait up to ``seconds`` for what is queued now to be applied; whether it was.
+
+    ``held`` (a refused password, a pause): nothing will drain, don't wait.
+    """
+    if held:
+        return False  # a wrong password does not heal in a grace period, nor a pause end
+    target = queue.last_seq
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not secondary.is_up:
+            # Nothing drains while the secondary is down; a short grace
+            # covers a reconnect in progress, the spool covers the rest.
+            with anyio.move_on_after(min(2.0, deadline - time.monotonic())):
+                await secondary.wait_up()
+            if not secondary.is_up:
+                return False
+        with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
+            await queue.wait_finished(target)
+            return True
+    return False

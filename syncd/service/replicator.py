@@ -40,7 +40,8 @@ from syncd.pipeline.statedir import open_state, resync_file, state_error, state_
 from syncd.reads.merged import MergedReads
 from syncd.service.connfailures import failure_label, refused
 from syncd.service.httpserver import HttpEndpoint, serve
-from syncd.service.pipeline import build_pipeline
+from syncd.service.pausing import Pausable, PauseControl
+from syncd.service.pipeline import build_pipeline, drain
 from syncd.service.rates import RateSampler
 from syncd.sink.operation import Operation
 from syncd.surreal.dialect import tested
@@ -51,7 +52,7 @@ log = structlog.get_logger("syncd.service.replicator")
 _RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
 
 
-class Replicator:
+class Replicator(Pausable):
     """Replicates captured writes to the secondary and merges reads from it."""
 
     def __init__(
@@ -94,6 +95,7 @@ class Replicator:
         #: The one key rule, shared by capture, the executor and merged reads.
         self.keys = parts.keys
         self.workers, self.resyncer = parts.workers, parts.resyncer
+        self.pauses = PauseControl(state, self.metrics, workers=self.workers)  # pause, resume
         self.reads = MergedReads(
             self.secondary,
             self.keys,
@@ -131,6 +133,7 @@ class Replicator:
         state = self.config.state_path
         self._lock_fd = open_state(state, self._lock_name)
         try:
+            self.pauses.start()  # before any worker runs: a persisted pause holds from the start
             if self.ledger is not None:
                 await anyio.to_thread.run_sync(self.ledger.open)
             await anyio.to_thread.run_sync(self.queue.open)
@@ -154,6 +157,7 @@ class Replicator:
                     ready=self.readiness,
                     status=self.status,
                     required=self._http_required,
+                    control=self.pauses.endpoint(self.config.control_token),
                 )
             except ConfigError:
                 await anyio.to_thread.run_sync(self.queue.close)
@@ -222,22 +226,8 @@ class Replicator:
     async def _drain(self, seconds: float) -> bool:
         if not self.config.sync_enabled:
             return True
-        target = self.queue.last_seq
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if refused(self.secondary) is not None:
-                return False  # a wrong password does not heal in a grace period
-            if not self.secondary.is_up:
-                # Nothing drains while the secondary is down; a short grace
-                # covers a reconnect in progress, the spool covers the rest.
-                with anyio.move_on_after(min(2.0, deadline - time.monotonic())):
-                    await self.secondary.wait_up()
-                if not self.secondary.is_up:
-                    return False
-            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
-                await self.queue.wait_finished(target)
-                return True
-        return False
+        held = refused(self.secondary) is not None or self.pauses.is_paused()
+        return await drain(self.queue, self.secondary, seconds, held=held)
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -262,15 +252,14 @@ class Replicator:
         """Wait until everything enqueued so far is applied or dead-lettered.
 
         That includes a re-sync of the tables whose operations the spool could
-        not keep. Raises ``TimeoutError`` if that takes longer than ``timeout``
-        seconds (``None``: wait as long as it takes).
+        not keep. Paused secondaries are not waited for: with the only one paused,
+        it returns at once. ``TimeoutError`` after ``timeout`` seconds (``None``:
+        wait as long as it takes).
         """
         target = self.queue.last_seq
         try:
             with anyio.fail_after(timeout):
-                await self.queue.wait_finished(target)
-                if self.resyncer is not None:
-                    await self.resyncer.wait_done()
+                await self.pauses.unless_all_paused(lambda: self._finished(target))
         except TimeoutError:
             pending = self.ledger.tables() if self.ledger is not None else []
             raise TimeoutError(
@@ -279,6 +268,11 @@ class Replicator:
                 f"re-sync pending: {pending or 'none'}, "
                 f"secondary {'up' if self.secondary.is_up else 'down'})"
             ) from None
+
+    async def _finished(self, target: int) -> None:
+        await self.queue.wait_finished(target)
+        if self.resyncer is not None:
+            await self.resyncer.wait_done()
 
     def capture(
         self,
@@ -388,6 +382,7 @@ class Replicator:
                 "failure": failure_label(self.secondary),
                 "version": self.secondary.server_version,
                 "tested": tested(self.secondary.server_version),
+                **self.pauses.status(),  # paused, paused_since
             },
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,

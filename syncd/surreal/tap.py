@@ -26,7 +26,7 @@ from typing import Any
 
 from surrealdb.connections import async_embedded, async_ws
 
-__all__ = ["tap", "take"]
+__all__ = ["take", "tap"]
 
 _last: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("syncd_tap", default=None)
 _wanted: set[str] = set()
@@ -82,7 +82,7 @@ def tap(conn: Any) -> bool:
             _last.set(_kept.pop(rid, None))
 
     send_and_keep._syncd_tapped = True  # type: ignore[attr-defined]
-    conn._send = send_and_keep
+    setattr(conn, "_send", send_and_keep)  # noqa: B010 - this instance only
     return True
 
 

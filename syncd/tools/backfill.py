@@ -12,6 +12,7 @@ from syncd.config import Config, redact_url
 from syncd.errors import PrimaryUnavailable
 from syncd.service.connfailures import watch_credentials
 from syncd.service.replicator import Replicator
+from syncd.tools.control import refuse_while_paused
 
 __all__ = ["backfill_now"]
 
@@ -29,7 +30,9 @@ async def backfill_now(
             once, not after waiting for a connection that cannot come).
         PrimaryUnavailable: the primary did not answer within three
             ``connect_timeout``.
+        SyncdError: the secondary is paused (``syncd pause``).
     """
+    refuse_while_paused(config, "a backfill")
     primary = primary_connection(config)
     # No re-sync ledger: what the disk cannot take waits in memory, and a copy
     # cut short is simply run again.

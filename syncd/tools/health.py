@@ -3,9 +3,10 @@
 Scriptable the way ``systemctl is-active`` is::
 
     0  healthy    a daemon answered, and nothing below is wrong
-    1  degraded   a daemon answered, and: a database is down, the lag is over
-                  status_lag_threshold, dead letters are present and growing,
-                  a re-sync (backfill) is pending, or it is not ready
+    1  degraded   a daemon answered, and: a database is down, the secondary is
+                  paused (syncd pause), the lag is over status_lag_threshold,
+                  dead letters are present and growing, a re-sync (backfill)
+                  is pending, or it is not ready
     2  bad input  the config is invalid, or a database refuses its credentials
                   (what the daemon reports): one line, no status
     3  unknown    no daemon answered: the state directory alone cannot tell
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.config import Config
+from syncd.words import at
 
 __all__ = ["EXIT_CODES", "Health", "assess", "refusal"]
 
@@ -67,6 +69,10 @@ def assess(info: Mapping[str, Any], config: Config) -> Health:
         if state.get("up") is False:
             why = state.get("last_error") or state.get("failure") or "unreachable"
             reasons.append(f"{role} down: {why}")
+    secondary = _mapping(info.get("secondary"))
+    if secondary.get("paused"):
+        # Deliberate, but nothing reaches the secondary: scripts must not read "healthy".
+        reasons.append(f"secondary paused since {at(secondary.get('paused_since'))} (syncd resume)")
     lag = info.get("lag_seconds")
     if isinstance(lag, int | float) and lag > config.status_lag_threshold:
         reasons.append(
@@ -95,6 +101,11 @@ def _state_notes(info: Mapping[str, Any]) -> list[str]:
         notes.append(f"{info['spool_depth']} operations waiting in the spool")
     if info.get("dead_letters"):
         notes.append(f"{info['dead_letters']} dead letters")
+    secondary = _mapping(info.get("secondary"))
+    if secondary.get("paused"):
+        notes.append(f"the secondary is paused since {at(secondary.get('paused_since'))}")
+    elif secondary.get("pause_error"):
+        notes.append(str(secondary["pause_error"]))
     if _mapping(info.get("checkpoint")).get("backfill"):
         notes.append("a backfill was in progress")
     return notes

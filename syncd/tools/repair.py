@@ -30,6 +30,7 @@ from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.statedir import state_files
 from syncd.service.replicator import Replicator
 from syncd.surreal.endpoints import Caller
+from syncd.tools.control import refuse_while_paused
 from syncd.tools.verify import Progress, Verifier, VerifyOptions, VerifyReport
 
 __all__ = [
@@ -112,7 +113,11 @@ async def verify_and_repair(
     progress_path: Path | None = None,
     on_progress: Progress | None = None,
 ) -> RepairOutcome:
-    """Verify, enqueue the missing and differing records, wait for them, verify again."""
+    """Verify, enqueue the missing and differing records, wait for them, verify again.
+
+    Raises ``SyncdError`` at once when the secondary is paused (``syncd pause``).
+    """
+    refuse_while_paused(config, "a repair")
     repair_dir = config.state_path / REPAIR_DIR
     rep_config = config.model_copy(update={"state_dir": str(repair_dir), "metrics_listen": None})
     with _exclusive(repair_dir / "lock"):

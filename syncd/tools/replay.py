@@ -30,6 +30,7 @@ from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.endpoints import Caller
+from syncd.tools.control import refuse_while_paused
 from syncd.tools.records import lookup
 from syncd.tools.verify import key_spec
 
@@ -125,7 +126,9 @@ async def replay(
     ``primary`` ``None`` applies the stored versions (``--from-file-only``).
     When a database becomes unreachable, the replay stops there
     (``result.error``); what was applied up to then is still removed.
+    Raises ``SyncdError`` at once when the secondary is paused (``syncd pause``).
     """
+    refuse_while_paused(config, "a replay")
     executor = Executor(
         secondary,
         keys=config.key_rule(),

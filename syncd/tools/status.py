@@ -5,8 +5,8 @@ A running daemon answers ``GET /status`` on ``metrics_listen`` with
 When nothing answers there, the state directory is read instead, **without
 modifying anything** (a daemon without an HTTP endpoint may still be running
 on it): the spool's unread operations are counted by walking frame headers,
-the dead-letter file is read under its shared lock, the checkpoint file is
-parsed. What only a live process knows (secondary state, lag, memory queue,
+the dead-letter file is read under its shared lock, the checkpoint and pause
+files are parsed. What only a live process knows (secondary state, lag, memory queue,
 rates) is then reported as unknown.
 
 Both paths produce the same flat mapping (:func:`gather`), which ``--json``
@@ -27,13 +27,22 @@ from typing import Any
 
 from syncd.capture.checkpoint import CheckpointError, CheckpointFile
 from syncd.config import Config
-from syncd.errors import SyncdError
+from syncd.errors import ConfigError, SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.pause import PauseFile
 from syncd.pipeline.resync import read_ledger
 from syncd.pipeline.segments import HEADER, NAME, survey
 from syncd.pipeline.statedir import resync_file, state_files
+from syncd.service.pausing import SECONDARY
 
-__all__ = ["STATUS_TIMEOUT", "count_spool", "fetch_daemon_status", "gather", "status_url"]
+__all__ = [
+    "STATUS_TIMEOUT",
+    "count_spool",
+    "daemon_url",
+    "fetch_daemon_status",
+    "gather",
+    "status_url",
+]
 
 #: Seconds to wait for a daemon's /status before reading the state directory.
 STATUS_TIMEOUT = 2.0
@@ -43,6 +52,11 @@ _SPOOL_STATE = "head.json"
 
 def status_url(metrics_listen: str | None) -> str | None:
     """The daemon's ``/status`` URL for ``metrics_listen``; a wildcard host means this machine."""
+    return daemon_url(metrics_listen, "/status")
+
+
+def daemon_url(metrics_listen: str | None, path: str) -> str | None:
+    """The URL of ``path`` on the daemon's endpoint; ``None`` when it cannot be known."""
     if not metrics_listen:
         return None
     host, _, port = metrics_listen.rpartition(":")
@@ -50,7 +64,7 @@ def status_url(metrics_listen: str | None) -> str | None:
         return None
     host = host.strip("[]") or "127.0.0.1"
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{host}]:{port}/status" if ":" in host else f"http://{host}:{port}/status"
+    return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
 
 
 def fetch_daemon_status(
@@ -121,6 +135,15 @@ def _checkpoint(state_dir: Path) -> dict[str, Any] | None:
     }
 
 
+def _pause(state_dir: Path) -> dict[str, Any]:
+    """The persisted pause of the secondary: ``paused``, ``paused_since`` (None: unreadable)."""
+    try:
+        since = PauseFile(state_dir).load().get(SECONDARY)
+    except ConfigError as exc:
+        return {"paused": None, "paused_since": None, "pause_error": str(exc)}
+    return {"paused": since is not None, "paused_since": since}
+
+
 def _dead_letters(path: Path) -> tuple[int, int]:
     try:
         entries, malformed = DeadLetterFile(path).read()
@@ -145,6 +168,8 @@ def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
             "since": secondary.get("since"),
             "last_error": secondary.get("last_error") or "",
             "failure": secondary.get("failure"),
+            "paused": secondary.get("paused"),
+            "paused_since": secondary.get("paused_since"),
         },
         "primary": data.get("primary"),
         "lag_seconds": data.get("lag_seconds"),
@@ -180,7 +205,7 @@ def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]
         daemon_running=False,
         note=f"no daemon answered at {url}: {why}" if url else why,
         ready=None,
-        secondary={"up": None, "since": None, "last_error": "", "failure": None},
+        secondary={"up": None, "since": None, "last_error": "", "failure": None, **_pause(state)},
         primary=None,
         lag_seconds=None,
         queue_depth=None,

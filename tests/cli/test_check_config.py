@@ -94,13 +94,18 @@ def test_json_output_parses(tmp_path: Path) -> None:
         str(example),
         "--json",
         cwd=tmp_path,
-        env={"SYNCD_PRIMARY_PASS": "hunter2hunter2", "SYNCD_SYNC_WORKERS": "7"},
+        env={
+            "SYNCD_PRIMARY_PASS": "hunter2hunter2",
+            "SYNCD_SYNC_WORKERS": "7",
+            "SYNCD_CONTROL_TOKEN": "tok-hunter2hunter2",
+        },
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["sync_workers"] == 7
     assert summary["secondary_pass"] == "***"  # set in the file
     assert summary["primary_pass"] == "***"  # set in the environment
+    assert summary["control_token"] == "***"  # set in the environment
     assert summary["sync_retry_interval"] == "5s"
     assert summary["tables"]["kv_memories"]["key"] == ["user_id", "key"]
     assert "hunter2hunter2" not in result.stdout

@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from syncd.capture.checkpoint import Checkpoint, CheckpointFile
 from syncd.cli.main import app
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.pause import PauseFile
 from syncd.pipeline.resync import ResyncLedger
 from syncd.pipeline.spool import Spool
 from syncd.service.replicator import Replicator
@@ -176,6 +177,22 @@ def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_
     assert snapshot(state) == before  # read-only
     (state / "checkpoint.json").unlink()
     assert "checkpoint │ none" in " ".join(cli(tmp_path, "status").stdout.split())
+
+
+def test_status_of_a_stopped_daemon_shows_a_persisted_pause(tmp_path: Path) -> None:
+    since = time.time() - 120
+    PauseFile(tmp_path / "state").save({"secondary": since})
+    write_config(tmp_path, primary=None, secondary=None, database="main")  # metrics disabled
+    result = cli(tmp_path, "status", "--json")
+    assert result.exit_code == 3, result.stderr
+    info = json.loads(result.stdout)
+    assert info["secondary"]["paused"] is True and info["secondary"]["paused_since"] == since
+    assert any(r.startswith("the secondary is paused since") for r in info["reasons"])
+    assert "paused since" in " ".join(cli(tmp_path, "status").stdout.split())
+    (tmp_path / "state" / "paused.json").write_text("{torn")
+    info = json.loads(cli(tmp_path, "status", "--json").stdout)  # reported, not fatal
+    assert info["secondary"]["paused"] is None
+    assert any(r.startswith("pause file ") for r in info["reasons"])
 
 
 def test_status_with_no_state_dir_at_all(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from surrealdb import RecordID
 from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.pause import PauseGate
 from syncd.pipeline.queue import SyncQueue
 from syncd.pipeline.spool import Spool
 from syncd.pipeline.worker import Worker, WorkerSettings
@@ -67,6 +68,7 @@ async def pipeline(
     max_retries: int = 3,
     retry_interval: float = 0.01,
     batch_size: int = 50,
+    gate: PauseGate | None = None,
 ) -> AsyncIterator[Pipeline]:
     """One lane, one worker, a managed connection to ``db``; cancelled on exit."""
     metrics = Metrics(CollectorRegistry())
@@ -90,6 +92,7 @@ async def pipeline(
         deadletters=dlq,
         settings=settings,
         metrics=metrics,
+        gate=gate,
     )
     try:
         async with anyio.create_task_group() as tg:
@@ -211,3 +214,33 @@ async def test_a_failing_dead_letter_write_keeps_the_operation(tmp_path: Path) -
         assert p.count("dead_lettered") == 1
     letters, _ = p.dlq.read()
     assert [(letter.op.key, letter.op.attempts) for letter in letters] == [("t:0", 1)]
+
+
+async def test_a_closed_gate_holds_every_batch_until_it_opens(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    gate = PauseGate("secondary")
+    gate.close(1.0)
+    async with pipeline(tmp_path, db, gate=gate) as p:
+        for n in range(5):
+            p.put(n, n)
+        await anyio.sleep(0.2)
+        assert db.calls == [] and p.queue.depth == 5  # nothing taken, nothing sent
+        gate.open()
+        await p.flush()
+    assert len(db.applied) == 5 and p.count("applied") == 5
+
+
+async def test_a_batch_held_for_an_outage_is_not_sent_once_paused(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.reachable = False
+    gate = PauseGate("secondary")
+    async with pipeline(tmp_path, db, gate=gate) as p:
+        p.put(1, 1)
+        await anyio.sleep(0.1)  # taken, waiting for the connection
+        gate.close(1.0)
+        db.reachable = True
+        await anyio.sleep(0.3)  # the connection is back, but the secondary is paused
+        assert db.applied == [] and p.queue.lag_seconds() > 0
+        gate.open()
+        await p.flush()
+    assert db.rows["t:1"]["v"] == 1

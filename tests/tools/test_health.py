@@ -51,6 +51,10 @@ def test_healthy() -> None:
         ({"checkpoint": {"position": None, "backfill": True}}, "re-sync pending"),
         ({"checkpoint": {"error": "bad JSON"}}, "checkpoint unreadable: bad JSON"),
         ({"ready": {"ok": False, "reason": "starting"}}, "not ready: starting"),
+        (
+            {"secondary": {"up": True, "paused": True, "paused_since": 0.0}},
+            "secondary paused since",
+        ),
     ],
 )
 def test_degraded(changes: dict[str, Any], reason: str) -> None:
@@ -95,3 +99,14 @@ def test_refused_credentials_are_bad_input() -> None:
         "http://127.0.0.1:9464/status); check secondary_user and secondary_pass"
     )
     assert refusal(daemon(primary={"up": False, "failure": "auth"})) is not None
+
+
+def test_a_pause_seen_in_the_state_dir_is_a_note_of_the_unknown() -> None:
+    info = {
+        "daemon_running": False,
+        "note": "no daemon answered",
+        "secondary": {"up": None, "paused": True, "paused_since": 0.0},
+    }
+    health = assess(info, CONFIG)
+    assert health.state == "unknown"
+    assert any(r.startswith("the secondary is paused since") for r in health.reasons)

@@ -1,0 +1,255 @@
+"""Pause and resume: which secondaries are paused, since when, and how that changes.
+
+Rules of this file:
+
+- secondaries are named. The flat ``secondary_*`` keys configure one, named
+  ``secondary`` (:data:`SECONDARY`); ``None`` means every secondary; a name
+  the configuration does not define is an :class:`~syncd.errors.UnknownSecondary`
+  (a ConfigError) naming it;
+- idempotent: pausing a paused secondary keeps the time its pause started,
+  resuming one that runs does nothing and writes nothing;
+- persisted before it takes effect: when ``state_dir`` cannot take the pause
+  file, nothing changes and a ConfigError naming ``state_dir`` says why, so a
+  pause an operator was told about is one a restart keeps;
+- :meth:`PauseControl.pause` and :meth:`~PauseControl.resume` run on the
+  event loop's thread (they open and close the workers' gates); the HTTP
+  endpoint's threads hop there with :meth:`~PauseControl.from_thread`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import structlog
+from pydantic import SecretStr
+
+from syncd.errors import UnknownSecondary
+from syncd.metrics import Metrics
+from syncd.pipeline.pause import PauseFile, PauseGate
+from syncd.pipeline.statedir import state_error
+from syncd.pipeline.worker import Worker
+from syncd.service.control import ControlEndpoint
+from syncd.service.httpserver import Control
+
+__all__ = ["SECONDARY", "Pausable", "PauseControl", "PauseState"]
+
+log = structlog.get_logger("syncd.service.pausing")
+
+#: The name of the one secondary the flat ``secondary_*`` keys configure.
+SECONDARY = "secondary"
+
+
+@dataclass(frozen=True, slots=True)
+class PauseState:
+    """One secondary's pause, as ``/pause``, ``/resume`` and ``status()`` report it."""
+
+    secondary: str
+    paused: bool
+    since: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape of the HTTP answer: ``{"secondary", "paused", "since"}``."""
+        return {"secondary": self.secondary, "paused": self.paused, "since": self.since}
+
+
+class PauseControl:
+    """The pause state of every secondary: gates, pause file and metrics kept in step."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        metrics: Metrics,
+        *,
+        workers: Iterable[Worker] = (),
+        names: Sequence[str] = (SECONDARY,),
+    ) -> None:
+        """Every secondary in ``names`` starts running; :meth:`start` reads the file.
+
+        ``workers`` (all of them writing to :data:`SECONDARY`, the one
+        secondary there is) get its gate.
+        """
+        self._state_dir = state_dir
+        self._file = PauseFile(state_dir)
+        self._metrics = metrics
+        self._gates = {name: PauseGate(name) for name in names}
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        for name in names:
+            metrics.paused.labels(name).set(0)
+            metrics.paused_since.labels(name).set(0)
+        for worker in workers:
+            worker.gate = self._gates[SECONDARY]
+
+    def gate(self, name: str = SECONDARY) -> PauseGate:
+        """The gate the workers of secondary ``name`` wait at."""
+        return self._gates[name]
+
+    def start(self) -> None:
+        """Take up the pauses persisted by an earlier run; call on the event loop.
+
+        Raises:
+            ConfigError: the pause file cannot be read or understood (one line
+                naming it).
+        """
+        self._token = anyio.lowlevel.current_token()
+        for name, since in self._file.load().items():
+            gate = self._gates.get(name)
+            if gate is None:
+                # Renamed or removed from the config: nothing to hold. The next
+                # pause or resume rewrites the file without it.
+                log.warning("pause_for_unknown_secondary_ignored", secondary=name)
+                continue
+            gate.close(since)
+            self._show(gate)
+            log.warning("replication_paused_at_start", secondary=name, since=since)
+
+    # -- changes (event loop) -----------------------------------------------
+
+    def pause(self, secondary: str | None = None) -> list[PauseState]:
+        """Pause ``secondary`` (``None``: every one); return the states after.
+
+        Raises:
+            UnknownSecondary: no secondary has that name.
+            ConfigError: ``state_dir`` cannot take the pause file.
+        """
+        gates = self._resolve(secondary)
+        now = time.time()
+        changed = [g for g in gates if not g.paused]
+        if changed:
+            self._persist({**self._paused(), **{g.name: now for g in changed}})
+        for gate in changed:
+            gate.close(now)
+            self._show(gate)
+            log.info("replication_paused", secondary=gate.name, since=now)
+        return [self.state(g.name) for g in gates]
+
+    def resume(self, secondary: str | None = None) -> list[PauseState]:
+        """Resume ``secondary`` (``None``: every one); return the states after.
+
+        Raises:
+            UnknownSecondary: no secondary has that name.
+            ConfigError: ``state_dir`` cannot take the pause file.
+        """
+        gates = self._resolve(secondary)
+        changed = [g for g in gates if g.paused]
+        if changed:
+            names = {g.name for g in changed}
+            self._persist({n: s for n, s in self._paused().items() if n not in names})
+        now = time.time()
+        for gate in changed:
+            paused_for = now - (gate.since or now)
+            gate.open()
+            self._show(gate)
+            log.info("replication_resumed", secondary=gate.name, paused_seconds=round(paused_for))
+        return [self.state(g.name) for g in gates]
+
+    def endpoint(self, token: SecretStr) -> Control:
+        """The HTTP endpoint's ``control``: POST /pause and /resume, guarded by ``token``."""
+
+        def change(action: str, secondary: str | None) -> list[dict[str, object]]:
+            return [state.as_dict() for state in self.from_thread(action, secondary)]
+
+        return ControlEndpoint(change, token, self._metrics)
+
+    def from_thread(self, action: str, secondary: str | None) -> list[PauseState]:
+        """``pause`` or ``resume`` from a thread other than the event loop's (HTTP)."""
+        change = self.pause if action == "pause" else self.resume
+        if self._token is None:  # not started: no loop whose gates could race
+            return change(secondary)
+        return anyio.from_thread.run_sync(change, secondary, token=self._token)
+
+    # -- reading ------------------------------------------------------------
+
+    def state(self, name: str = SECONDARY) -> PauseState:
+        """The pause state of secondary ``name``."""
+        gate = self._gates[name]
+        return PauseState(name, gate.paused, gate.since)
+
+    def is_paused(self, secondary: str | None = None) -> bool:
+        """Whether ``secondary`` is paused (``None``: whether every one is)."""
+        return all(g.paused for g in self._resolve(secondary))
+
+    def status(self, name: str = SECONDARY) -> dict[str, object]:
+        """``{"paused", "paused_since"}`` for the ``secondary`` entry of ``status()``."""
+        gate = self._gates[name]
+        return {"paused": gate.paused, "paused_since": gate.since}
+
+    async def unless_all_paused(self, wait: Callable[[], Awaitable[None]]) -> None:
+        """Await ``wait()``, but return as soon as every secondary is paused.
+
+        ``flush`` waits through this: what a paused secondary holds back will
+        not be applied before a resume, so waiting for it would only hang.
+        """
+        if self.is_paused():
+            return
+        async with anyio.create_task_group() as tg:
+
+            async def until_paused() -> None:
+                for gate in self._gates.values():
+                    await gate.wait_closed()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_paused)
+            await wait()
+            tg.cancel_scope.cancel()
+
+    # -- internals ----------------------------------------------------------
+
+    def _resolve(self, secondary: str | None) -> list[PauseGate]:
+        if secondary is None:
+            return list(self._gates.values())
+        gate = self._gates.get(secondary)
+        if gate is None:
+            known = ", ".join(sorted(self._gates))
+            raise UnknownSecondary(f"unknown secondary {secondary!r} (configured: {known})")
+        return [gate]
+
+    def _paused(self) -> dict[str, float]:
+        return {g.name: g.since for g in self._gates.values() if g.since is not None}
+
+    def _persist(self, paused: dict[str, float]) -> None:
+        try:
+            self._file.save(paused)
+        except OSError as exc:
+            raise state_error(self._state_dir, exc) from None
+
+    def _show(self, gate: PauseGate) -> None:
+        self._metrics.paused.labels(gate.name).set(1 if gate.paused else 0)
+        self._metrics.paused_since.labels(gate.name).set(gate.since or 0)
+
+
+class Pausable:
+    """The public ``pause``/``resume`` of :class:`~syncd.service.replicator.Replicator`."""
+
+    #: Set by the class that mixes this in.
+    pauses: PauseControl
+
+    def pause(self, secondary: str | None = None) -> None:
+        """Stop applying to ``secondary`` (``None``: every secondary) until :meth:`resume`.
+
+        Synchronous and idempotent; call it from the event loop's thread.
+        Capture goes on: operations wait in the queue and the spool, nothing
+        is dropped; a batch already sent may finish. The pause is kept in
+        ``state_dir`` and survives a restart.
+
+        Raises:
+            ConfigError: no secondary has that name, or ``state_dir`` cannot
+                take the pause file.
+        """
+        self.pauses.pause(secondary)
+
+    def resume(self, secondary: str | None = None) -> None:
+        """Apply to ``secondary`` (``None``: every secondary) again; the backlog drains.
+
+        Synchronous and idempotent; the same rules as :meth:`pause`.
+        """
+        self.pauses.resume(secondary)
+
+    def is_paused(self, secondary: str | None = None) -> bool:
+        """Whether ``secondary`` is paused (``None``: whether every secondary is)."""
+        return self.pauses.is_paused(secondary)
