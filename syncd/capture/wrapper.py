@@ -31,8 +31,10 @@ from syncd.capture.races import RaceGuard
 from syncd.pipeline.intake import Intake
 from syncd.reads.merged import MergedReads, rows_of
 from syncd.reads.statements import Statement, is_read_only, parse, result_index
+from syncd.surreal.codec import CodecError, decode
 from syncd.surreal.results import first_result
-from syncd.surreal.sdkvalues import from_sdk
+from syncd.surreal.sdkvalues import from_sdk, to_sdk
+from syncd.surreal.tap import take, tap
 
 log = structlog.get_logger("syncd.capture.wrapper")
 
@@ -53,6 +55,9 @@ class ReplicatedConnection:
         self._intake = intake
         self._reads = reads
         self._races = RaceGuard()
+        # The answers' own bytes, decoded exactly: the SDK's values lose a
+        # datetime's nanoseconds and NULL versus NONE (surreal/tap.py).
+        self._tapped = tap(primary)
 
     @property
     def primary(self) -> Any:
@@ -71,8 +76,28 @@ class ReplicatedConnection:
             result = await getattr(self._primary, method)(*args, **kwargs)
         finally:
             self._races.end(ticket)
-        await self._capture(rows_of(result), ticket)
+        await self._capture(self._rows(result), ticket)
         return result
+
+    def _rows(self, result: Any) -> list[Mapping[str, Any]]:
+        """The records of the answer just received, exactly when its bytes were kept."""
+        answer = self._exact()
+        if answer is not None and "result" in answer:
+            return rows_of(answer["result"])
+        return rows_of(result)
+
+    def _exact(self) -> dict[str, Any] | None:
+        """The last answer of the primary in this task, decoded by syncd's exact codec."""
+        data = take() if self._tapped else None
+        if data is None:
+            return None
+        try:
+            answer = decode(data)
+        except CodecError as exc:
+            # A value syncd cannot hold exactly: capture what the SDK decoded.
+            log.warning("capture_inexact", error=type(exc).__name__)
+            return None
+        return answer if isinstance(answer, dict) else None
 
     async def _capture(self, rows: list[Mapping[str, Any]], ticket: int) -> None:
         """Capture ``rows``; read back from the primary any whose write raced another."""
@@ -85,10 +110,11 @@ class ReplicatedConnection:
             # state is at least as new as either, and it is captured last.
             ticket = self._races.begin()
             try:
-                fresh = [await self._primary.select(rid) for rid in raced]
+                rows = []
+                for rid in raced:
+                    rows += self._rows(await self._primary.select(to_sdk(rid)))
             finally:
                 self._races.end(ticket)
-            rows = [row for result in fresh for row in rows_of(result)]
             raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
             self._intake.capture(rows, source="readback", copy=from_sdk)
         if raced:
@@ -139,7 +165,8 @@ class ReplicatedConnection:
             response = await self._primary.query_raw(query, params, **kw)
         finally:
             self._races.end(ticket)
-        await self._capture_statements(parse_safely(query), response, ticket)
+        exact = self._exact()
+        await self._capture_statements(parse_safely(query), exact or response, ticket)
         return response
 
     async def query(self, query: str, vars: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -165,7 +192,8 @@ class ReplicatedConnection:
                 response = await self._primary.query_raw(query, vars, **kw)
             finally:
                 self._races.end(ticket)
-            await self._capture_statements(statements, response, ticket)
+            exact = self._exact()
+            await self._capture_statements(statements, exact or response, ticket)
         # The SDK's own checks, so errors are exactly the ones it raises.
         return first_result(response)
 
