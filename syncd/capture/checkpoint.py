@@ -30,13 +30,13 @@ problem, which the CLI prints as one line (exit 2).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from syncd.errors import SyncdError
+from syncd.files import write_atomically
 from syncd.surreal.codec import pack, unpack
 
 FILENAME = "checkpoint.json"
@@ -187,17 +187,6 @@ class CheckpointFile:
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Replace the file atomically and durably."""
-        data = json.dumps(checkpoint.to_json(), separators=(",", ":")).encode()
-        tmp = self.path.with_name(f".{FILENAME}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(
+            self.path, json.dumps(checkpoint.to_json(), separators=(",", ":")).encode()
+        )

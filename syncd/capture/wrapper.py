@@ -82,9 +82,13 @@ class ReplicatedConnection:
     def _rows(self, result: Any) -> list[Mapping[str, Any]]:
         """The records of the answer just received, exactly when its bytes were kept."""
         answer = self._exact()
-        if answer is not None and "result" in answer:
-            return rows_of(answer["result"])
-        return rows_of(result)
+        if answer is None or "result" not in answer:
+            return rows_of(result)
+        found = answer["result"]
+        if isinstance(found, list) and found and all(_is_statement(r) for r in found):
+            # The SDK runs some methods as a query: one result per statement.
+            return [row for r in found if r.get("status") == "OK" for row in rows_of(r["result"])]
+        return rows_of(found)
 
     def _exact(self) -> dict[str, Any] | None:
         """The last answer of the primary in this task, decoded by syncd's exact codec."""
@@ -235,6 +239,11 @@ class ReplicatedConnection:
         if self._reads is None or not self._reads.active or kwargs:
             return await primary_call
         return await self._reads.select(primary_call, args)
+
+
+def _is_statement(item: Any) -> bool:
+    """Whether ``item`` is a statement's result (``{status, result, time}``), not a record."""
+    return isinstance(item, Mapping) and "status" in item and "result" in item and "id" not in item
 
 
 def parse_safely(query: str) -> list[Statement] | None:

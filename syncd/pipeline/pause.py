@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
 
 from syncd.errors import ConfigError
+from syncd.files import fsync_dir, write_atomically
 
 __all__ = ["FILENAME", "PauseFile", "PauseGate"]
 
@@ -119,23 +119,10 @@ class PauseFile:
                 self.path.unlink()
             except FileNotFoundError:
                 return
-        else:
-            body = {"version": _VERSION, "paused": {n: {"since": s} for n, s in paused.items()}}
-            data = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
-            tmp = self.path.with_name(f".{FILENAME}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        # The rename (or the removal) itself must survive a power cut.
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            fsync_dir(directory)  # the removal itself must survive a power cut
+            return
+        body = {"version": _VERSION, "paused": {n: {"since": s} for n, s in paused.items()}}
+        write_atomically(self.path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())
 
     def _error(self, problem: str) -> ConfigError:
         return ConfigError(
