@@ -26,6 +26,16 @@ def demo(
     rate: Annotated[
         int, typer.Option("--rate", min=10, max=2000, help="Writes per second.", show_default=True)
     ] = DemoOptions.rate,
+    engine: Annotated[
+        int,
+        typer.Option(
+            "--engine",
+            min=2,
+            max=3,
+            help="SurrealDB generation of both databases: 2 (2.3.10) or 3 (3.2.4).",
+            show_default=True,
+        ),
+    ] = DemoOptions.engine,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the demo's files (secondary store, state, log).")
     ] = False,
@@ -40,5 +50,5 @@ def demo(
         # The pipeline's warnings (the secondary going down is the point of
         # the demo) would garble the live view; errors still show.
         configure_logging("error", stream=sys.stderr)
-        options = DemoOptions(duration=duration, rate=rate, keep=keep)
+        options = DemoOptions(duration=duration, rate=rate, keep=keep, engine=engine)
         raise typer.Exit(run_demo(options, Console()))

@@ -60,6 +60,7 @@ class DemoOptions:
     """How the demo runs."""
 
     duration: float = 20.0  # seconds of writes
+    engine: int = 2  # the SurrealDB generation of both databases: 2 (2.3.10) or 3 (3.2.4)
     rate: int = 300  # writes per second
     keep: bool = False  # keep the temporary directory
 
@@ -241,14 +242,30 @@ async def _replicate(
     )
 
 
+async def _open_primary(served: DevServerProcess | None, password: str) -> Any:
+    """The application's connection: the SDK's embedded 2.x engine, or a served 3.x one."""
+    if served is None:
+        primary: Any = AsyncSurreal("mem://")
+        await primary.connect()
+    else:  # the SDK embeds only 2.x: a 3.x primary is served by a child process
+        primary = AsyncSurreal(served.url)
+        await primary.connect()
+        await primary.signin({"username": "root", "password": password})
+    await primary.use(NAMESPACE, DATABASE)
+    return primary
+
+
 async def _demo(
-    server: DevServerProcess, workdir: Path, password: str, options: DemoOptions, console: Console
+    server: DevServerProcess,
+    served: DevServerProcess | None,
+    workdir: Path,
+    password: str,
+    options: DemoOptions,
+    console: Console,
 ) -> tuple[VerifyReport, str | None]:
     config = demo_config(server.url, password, workdir / "state")
-    primary: Any = AsyncSurreal("mem://")
-    await primary.connect()
+    primary = await _open_primary(served, password)
     try:
-        await primary.use(NAMESPACE, DATABASE)
         await primary.query(_INDEX)
         async with Replicator(config) as rep:
             with anyio.fail_after(10):
@@ -282,22 +299,41 @@ def run_demo(options: DemoOptions, console: Console) -> int:
         user="root",
         password=password,
         log_path=workdir / "secondary.log",
+        engine=options.engine,
     )
+    served = None
+    if options.engine != 2:
+        served = DevServerProcess(
+            "mem://",
+            user="root",
+            password=password,
+            log_path=workdir / "primary.log",
+            engine=options.engine,
+        )
     keep = options.keep
     try:
         pid = server.start()
-        console.print("primary: embedded in this process (mem://)", soft_wrap=True)
+        if served is None:
+            console.print("primary: embedded in this process (mem://, 2.x)", soft_wrap=True)
+        else:
+            ppid = served.start()
+            console.print(
+                f"primary: devserver child process, pid {ppid}, engine {options.engine}",
+                soft_wrap=True,
+            )
         console.print(
             f"secondary: devserver child process, pid {pid}, at {server.url} "
             f"(store {workdir / 'secondary'})",
             soft_wrap=True,
         )
-        report, metrics = anyio.run(_demo, server, workdir, password, options, console)
+        report, metrics = anyio.run(_demo, server, served, workdir, password, options, console)
     except Exception:
         keep = True  # the child's log and the state are what explains a failure
         raise
     finally:
         server.stop()
+        if served is not None:
+            served.stop()
         if keep:
             console.print(f"demo files kept in {workdir}", soft_wrap=True)
         else:

@@ -38,9 +38,12 @@ class DevServerStartError(SyncdError):
 class DevServerProcess:
     """One devserver child on 127.0.0.1; ``start()`` again reuses the first port."""
 
-    def __init__(self, store: str, *, user: str, password: str, log_path: Path) -> None:
-        """Configure only; nothing runs until :meth:`start`."""
+    def __init__(
+        self, store: str, *, user: str, password: str, log_path: Path, engine: int = 2
+    ) -> None:
+        """Configure only; nothing runs until :meth:`start`. ``engine``: 2 or 3."""
         self.store = store
+        self.engine = engine
         self.log_path = log_path
         self._user = user
         self._password = password
@@ -83,7 +86,7 @@ class DevServerProcess:
 
     def _spawn(self, deadline: float) -> int:
         cmd = [sys.executable, "-m", "syncd.dev.devserver", "--store", self.store]
-        cmd += ["--port", str(self._port), "--user", self._user]
+        cmd += ["--port", str(self._port), "--user", self._user, "--engine", str(self.engine)]
         env = dict(os.environ, SYNCD_DEVSERVER_PASS=self._password)
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
