@@ -93,7 +93,7 @@ async def run(*, seconds: float) -> Result:
     seen: dict[int, float] = {}
     total = int(RATE * seconds)
     with (
-        secondary_process() as primary_server,
+        secondary_process(core=None) as primary_server,
         secondary_process() as secondary_server,
         scratch_dir("daemon") as state,
     ):
