@@ -46,6 +46,7 @@ class Mode:
     drain_backlog: int
     naive_records: int
     drain_settings: tuple[tuple[int, int], ...]
+    limit_chunk: int | None
     lag_seconds: float
     catchup_warm: float
     catchup_outage: float
@@ -65,6 +66,7 @@ FULL = Mode(
     drain_backlog=100_000,
     naive_records=0,
     drain_settings=((4, 500),),
+    limit_chunk=None,
     lag_seconds=30.0,
     catchup_warm=3.0,
     catchup_outage=30.0,
@@ -80,9 +82,10 @@ QUICK = Mode(
     write_rounds=2,
     writes_per_round=200,
     drain_rounds=1,
-    drain_backlog=3000,
+    drain_backlog=2000,
     naive_records=0,
     drain_settings=(),
+    limit_chunk=100,
     lag_seconds=3.0,
     catchup_warm=1.0,
     catchup_outage=2.0,
@@ -119,6 +122,8 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
             naive_records=m.naive_records,
             settings=m.drain_settings,
             engines=ENGINES,
+            limit_chunk=m.limit_chunk,
+            ws_limit=m.limit_chunk is None,  # quick mode: the in-process limit only
         ),
     ),
     "lag": (

@@ -114,15 +114,20 @@ async def run(
     naive_records: int,
     settings: Sequence[tuple[int, int]],
     engines: Sequence[int] = (2, 3),
+    limit_chunk: int | None = None,
+    ws_limit: bool = True,
 ) -> Result:
     """Per engine generation: its in-process limit, the WebSocket limit and every
     ``(workers, batch)`` setting of syncd, interleaved, ``rounds`` times.
 
     ``naive_records`` > 0 adds the one-UPSERT-per-round-trip baseline.
+    ``limit_chunk``: rows per request of the limits; None: the engine's best,
+    found first on 10,000 rows (quick mode gives 100 and skips that).
     """
     result = Result("drain", "Drain throughput vs the engine's own limit, per engine")
     syncd_arms = {arm_name(w, b): (w, b) for w, b in [DEFAULT, *settings]}
-    arms = ["engine_limit", "limit_ws", *syncd_arms] + (["naive"] if naive_records else [])
+    arms = ["engine_limit", *(["limit_ws"] if ws_limit else []), *syncd_arms]
+    arms += ["naive"] if naive_records else []
     f = result.figures
     pin = SECONDARY_CORE if can_pin() else None
     spooled: list[float] = []
@@ -168,7 +173,8 @@ async def run(
         e = f"e{engine}"
         limit = median(rates["engine_limit"])
         f[f"{e}_engine_limit_records_per_s"] = limit
-        f[f"{e}_ws_limit_records_per_s"] = median(rates["limit_ws"])
+        if ws_limit:
+            f[f"{e}_ws_limit_records_per_s"] = median(rates["limit_ws"])
         for arm in syncd_arms:
             f[f"{e}_{arm}_records_per_s"] = median(rates[arm])
             f[f"{e}_{arm}_ratio"] = ratio(median(rates[arm]), limit)
@@ -176,10 +182,11 @@ async def run(
         best = max(syncd_arms, key=lambda a: f[f"{e}_{a}_records_per_s"])
         f[f"{e}_default_ratio"] = f[f"{e}_{default}_ratio"]
         f[f"{e}_best_ratio"] = f[f"{e}_{best}_ratio"]
-        f[f"{e}_ws_limit_ratio"] = ratio(f[f"{e}_ws_limit_records_per_s"], limit)
-        f[f"{e}_default_ratio_to_ws_limit"] = ratio(
-            f[f"{e}_{default}_records_per_s"], f[f"{e}_ws_limit_records_per_s"]
-        )
+        if ws_limit:
+            f[f"{e}_ws_limit_ratio"] = ratio(f[f"{e}_ws_limit_records_per_s"], limit)
+            f[f"{e}_default_ratio_to_ws_limit"] = ratio(
+                f[f"{e}_{default}_records_per_s"], f[f"{e}_ws_limit_records_per_s"]
+            )
         if naive_records:
             f[f"{e}_naive_records_per_s"] = median(rates["naive"])
         f[f"{e}_reconnect_seconds"] = median(reconnects)

@@ -27,6 +27,7 @@ from syncd.sink.operation import Operation, group_by_table
 from syncd.sink.upserts import build_statement
 from syncd.surreal.connection import Client, ManagedConnection
 from syncd.surreal.failures import is_undefined_table
+from syncd.surreal.frames import EncodedArray
 
 Rejected = list[tuple[Operation, str]]
 
@@ -70,6 +71,22 @@ def _query_raw(sql: str, params: dict[str, Any]) -> Callable[[Client], Awaitable
     # pure-Python encoder was most of a batch's cost on the event loop.
     async def run(client: Client) -> dict[str, Any]:
         return await client.query_raw(sql, params)
+
+    return run
+
+
+def _batch(
+    sql: str, params: dict[str, Any], plain: Callable[[], dict[str, Any]]
+) -> Callable[[Client], Awaitable[dict[str, Any]]]:
+    # ``params`` holds each id-keyed group's records as the CBOR each operation
+    # kept from capture (spliced into the frame, not encoded again); a client
+    # without ``query_encoded`` (a test's fake session) gets ``plain()``.
+    async def run(client: Client) -> dict[str, Any]:
+        query_encoded = getattr(client, "query_encoded", None)
+        if query_encoded is None:
+            return await client.query_raw(sql, plain())
+        answer: dict[str, Any] = await query_encoded(sql, params)
+        return answer
 
     return run
 
@@ -121,11 +138,22 @@ class Executor:
         statements: list[str] = []
         params: dict[str, Any] = {}
         for index, group in enumerate(groups):
-            params[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            if group.fields:  # natural key: {"id", "content"} wrappers, encoded now
+                params[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            else:  # the records as they are: their CBOR, made once at capture
+                params[f"b{index}"] = EncodedArray(tuple(op.record_bytes() for op in group.ops))
             params[f"t{index}"] = group.table
             statements.append(group.statement(f"b{index}", f"$t{index}", many=True))
+
+        def plain() -> dict[str, Any]:
+            out = dict(params)
+            for index, group in enumerate(groups):
+                out[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            return out
+
         started = time.perf_counter()
-        response = await self._conn.call(_query_raw(";\n".join(statements), params), self._timeout)
+        batch = _batch(";\n".join(statements), params, plain)
+        response = await self._conn.call(batch, self._timeout)
         if self._metrics is not None:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(ops))
