@@ -180,10 +180,17 @@ class Executor:
         for table, members in group_by_table(ops).items():
             fields = self._keys.fields(table) or None
             version = self._versions.get(table)
-            edges = [op for op in members if is_edge(op.record)]
-            rest = [op for op in members if not is_edge(op.record)]
-            natural = [op for op in rest if self._keys.natural(table, op.record)]
-            by_id = [op for op in rest if not self._keys.natural(table, op.record)]
+            edges: list[Operation] = []
+            natural: list[Operation] = []
+            by_id: list[Operation] = []
+            for op in members:  # one look at each record (this ran per operation, twice)
+                record = op.record
+                if "in" in record and "out" in record and is_edge(record):
+                    edges.append(op)
+                elif self._keys.natural(table, record):
+                    natural.append(op)
+                else:
+                    by_id.append(op)
             for group in (
                 _Group(table, fields, natural, False, version),
                 _Group(table, None, by_id, False, version),
