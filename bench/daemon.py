@@ -120,6 +120,8 @@ async def run(*, seconds: float) -> Result:
                     pin_process(proc.pid, SECONDARY_CORE)
                 writer = PacedWriter(primary, "dmn", RATE)
                 async with direct_secondary(secondary_server.url) as secondary:
+                    # 3.x refuses a SELECT from a table it does not have yet.
+                    await secondary.query("DEFINE TABLE IF NOT EXISTS dmn SCHEMALESS")
 
                     async def poll() -> None:
                         low = 0

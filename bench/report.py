@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,7 @@ def plot_drain(path: Path, results: Sequence[Result]) -> str | None:
         prefix = f"drain_e{engine}_"
         arms = [name[len(prefix) :] for name in drain.series if name.startswith(prefix)]
         rates = [[r[1] for r in drain.series[prefix + arm]] for arm in arms]
-        meds = [sorted(v)[len(v) // 2] if v else math.nan for v in rates]
+        meds = [statistics.median(v) if v else math.nan for v in rates]
         limit = drain.figures.get(f"e{engine}_engine_limit_records_per_s", math.nan)
         colors = ["tab:gray" if a.startswith(("engine", "limit")) else "tab:blue" for a in arms]
         ax.bar(range(len(arms)), meds, color=colors)
