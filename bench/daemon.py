@@ -56,6 +56,10 @@ def available() -> bool:
     return importlib.util.find_spec("syncd.service.daemon") is not None
 
 
+#: ``SYNCD_BENCH_DAEMON_POLL=50ms``: run the daemon with another idle poll interval.
+POLL_OVERRIDE = os.environ.get("SYNCD_BENCH_DAEMON_POLL", "")
+
+
 def _config(state: Path, primary_url: str, secondary_url: str, metrics_port: int) -> Path:
     data = {
         "primary_url": f"{primary_url}/rpc",
@@ -74,6 +78,8 @@ def _config(state: Path, primary_url: str, secondary_url: str, metrics_port: int
         "reconnect_backoff": "1s",
         "log_level": "error",
     }
+    if POLL_OVERRIDE:  # an experiment: the daemon's idle poll interval
+        data["changefeed_poll_interval"] = POLL_OVERRIDE
     path = state / "syncd.yaml"
     path.write_text(yaml.safe_dump(data))
     path.chmod(0o600)
@@ -160,7 +166,8 @@ async def run(*, seconds: float) -> Result:
         "record": RECORD_SHAPE,
         "primary": "devserver process on 127.0.0.1 (mem://), table with CHANGEFEED 1d",
         "secondary": "devserver process on 127.0.0.1 (mem://)",
-        "daemon": "python -m syncd run, defaults (changefeed_poll_interval 0.2 s, 4 workers)",
+        "daemon": "python -m syncd run, defaults (changefeed_poll_interval "
+        f"{POLL_OVERRIDE or '50 ms, the default'}, 4 workers)",
         "cores": (
             f"writer and primary devserver on core {APP_CORE}; daemon and secondary "
             f"on core {SECONDARY_CORE}"
