@@ -3,6 +3,12 @@
     python -m bench                 # full: about 10 minutes
     python -m bench --quick         # under a minute, small counts; for CI
     python -m bench --only drain,lag --out /tmp/r.json
+    python -m bench --only write_cost,lag --engines 2,3   # each scenario once per engine
+
+The drain scenario always measures every engine of ``--engines`` itself, side
+by side with each engine's in-process limit. The application (this process,
+its primary, syncd) is pinned to core 0 and every secondary to core 1 when
+the machine has two cores (``--no-pin`` to leave scheduling alone).
 
 Exit status: 0 when every scenario ran (whether or not it met its target:
 targets are reported, never asserted), 1 when a scenario failed to run.
@@ -26,8 +32,8 @@ from typing import Any
 import anyio
 
 from bench import daemon, drain, lag, memory, reads, write_cost
-from bench.common import Result
-from bench.report import plot, table, write_json
+from bench.common import APP_CORE, SECONDARY_CORE, Result, can_pin, pin_process
+from bench.report import plot, plot_drain, table, write_json
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Mode:
     drain_backlog: int
     naive_records: int
     drain_settings: tuple[tuple[int, int], ...]
+    limit_chunk: int | None
     lag_seconds: float
     catchup_warm: float
     catchup_outage: float
@@ -55,10 +62,11 @@ class Mode:
 FULL = Mode(
     write_rounds=10,
     writes_per_round=1000,
-    drain_rounds=3,
+    drain_rounds=2,
     drain_backlog=100_000,
-    naive_records=2000,
-    drain_settings=((4, 500), (4, 1000)),
+    naive_records=0,
+    drain_settings=((4, 500),),
+    limit_chunk=None,
     lag_seconds=30.0,
     catchup_warm=3.0,
     catchup_outage=30.0,
@@ -74,9 +82,10 @@ QUICK = Mode(
     write_rounds=2,
     writes_per_round=200,
     drain_rounds=1,
-    drain_backlog=3000,
-    naive_records=200,
-    drain_settings=((4, 500),),
+    drain_backlog=2000,
+    naive_records=0,
+    drain_settings=(),
+    limit_chunk=100,
     lag_seconds=3.0,
     catchup_warm=1.0,
     catchup_outage=2.0,
@@ -90,6 +99,10 @@ QUICK = Mode(
 )
 
 Runner = Callable[[Mode], Awaitable[Result]]
+#: The engine generations of this run (``--engines``); the drain scenario covers them all.
+ENGINES: list[int] = [2, 3]
+#: Scenarios that run once per engine (the others have no secondary, or cover every engine).
+PER_ENGINE = {"write_cost", "lag", "catchup", "reads", "daemon"}
 
 
 async def _memory(mode: Mode) -> Result:
@@ -108,6 +121,9 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
             backlog=m.drain_backlog,
             naive_records=m.naive_records,
             settings=m.drain_settings,
+            engines=ENGINES,
+            limit_chunk=m.limit_chunk,
+            ws_limit=m.limit_chunk is None,  # quick mode: the in-process limit only
         ),
     ),
     "lag": (
@@ -137,20 +153,31 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
 }
 
 
-async def _run_all(names: list[str], mode: Mode) -> list[Result]:
+async def _run_all(names: list[str], mode: Mode, engines: list[int]) -> list[Result]:
     results: list[Result] = []
     for name in names:
         title, runner = SCENARIOS[name]
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        try:
-            result = await runner(mode)
-        except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            result = Result(name, title, status="error", notes=[f"{type(exc).__name__}: {exc}"])
-        result.seconds = time.perf_counter() - started
-        result.setup["load_average_1min_after"] = round(os.getloadavg()[0], 2)
-        results.append(result)
+        for engine in engines if name in PER_ENGINE else [None]:
+            suffix = f"@e{engine}" if engine is not None and len(engines) > 1 else ""
+            if engine is not None:  # every devserver of the scenario serves this engine
+                os.environ["SYNCD_DEVSERVER_ENGINE"] = str(engine)
+            print(f"running {name}{suffix} ...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            load_before = os.getloadavg()[0]
+            try:
+                result = await runner(mode)
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                notes = [f"{type(exc).__name__}: {exc}"]
+                result = Result(name, title, status="error", notes=notes)
+            result.seconds = time.perf_counter() - started
+            if engine is not None:
+                result.id += suffix
+                result.title += f" (engine {engine})" if suffix else ""
+                result.setup["engine"] = engine
+            result.setup["load_average_1min_before"] = round(load_before, 2)
+            result.setup["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+            results.append(result)
     return results
 
 
@@ -185,7 +212,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", help=f"comma-separated scenarios among: {', '.join(SCENARIOS)}", default=""
     )
+    parser.add_argument(
+        "--engines", default="2,3", help="engine generations of the secondary (2, 3 or 2,3)"
+    )
+    parser.add_argument(
+        "--per-engine",
+        default=None,
+        help="engines for the scenarios other than drain (default: --engines; quick: the first)",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
+    engines = [int(e) for e in args.engines.split(",") if e.strip()]
+    if not engines or any(e not in (2, 3) for e in engines):
+        parser.error("--engines takes 2, 3 or 2,3")
+    ENGINES[:] = engines
+    if args.per_engine is not None:
+        per_engine = [int(e) for e in args.per_engine.split(",") if e.strip()]
+    else:
+        per_engine = engines[:1] if args.quick else engines
+    pinned = not args.no_pin and can_pin()
+    if pinned:  # before any thread or child: they inherit it
+        pin_process(0, APP_CORE)
+    else:
+        os.environ["SYNCD_BENCH_NO_PIN"] = "1"
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -197,8 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     mode = QUICK if args.quick else FULL
     started, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     load_before = os.getloadavg()
-    results = anyio.run(_run_all, names, mode)
+    results = anyio.run(_run_all, names, mode, per_engine)
     meta = _meta(args, argv, started_at, time.perf_counter() - started)
+    meta["engines"] = {"drain": engines, "other_scenarios": per_engine}
+    meta["cores"] = (
+        f"application on core {APP_CORE}, secondaries on core {SECONDARY_CORE}"
+        if pinned
+        else "not pinned"
+    )
     # Other work on this shared machine moves the absolute figures: say how busy it was.
     meta["load_average_1_5_15_before"] = [round(x, 2) for x in load_before]
     meta["load_average_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -209,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {args.out}" + (f"; plot: {plot_path}" if problem is None else ""))
     if problem is not None:
         print(f"plot: {problem}")
+    drain_problem = plot_drain(args.out.with_name("drain.png"), results)
+    if drain_problem is None:
+        print(f"drain plot: {args.out.with_name('drain.png')}")
     load = meta["load_average_1_5_15_after"]
     print(f"{meta['mode']} run took {meta['seconds']:.0f} s; load average after: {load}")
     return 1 if any(r.status == "error" for r in results) else 0

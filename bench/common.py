@@ -13,7 +13,9 @@ Rules of the suite:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -166,13 +168,66 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else round(value, 6)
 
 
+# -- cores --------------------------------------------------------------------
+
+#: Where the application (this process, the primary, syncd) and the secondary
+#: run: in production they are different machines, here different cores.
+APP_CORE, SECONDARY_CORE = 0, 1
+# Counted at import, before the bench pins itself to one core.
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def can_pin() -> bool:
+    """Whether there are two cores to pin the two sides to (and ``--no-pin`` was not given)."""
+    if os.environ.get("SYNCD_BENCH_NO_PIN"):
+        return False
+    return hasattr(os, "sched_setaffinity") and _CORES >= 2
+
+
+def pin_process(pid: int, core: int) -> None:
+    """Pin every thread of ``pid`` (the engine's threads too) to ``core``; no-op without 2 cores."""
+    if not can_pin() and pid != 0:
+        return
+    tasks = [pid]
+    if pid != 0:
+        with contextlib.suppress(OSError):
+            tasks = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    for task in tasks:
+        with contextlib.suppress(OSError):  # a thread that just ended
+            os.sched_setaffinity(task, {core})
+
+
+class PinnedServer(ServerProcess):
+    """A devserver whose every (re)start is pinned to one core."""
+
+    def __init__(self, core: int | None, engine: int | None = None) -> None:
+        super().__init__(store="mem://", user=USER, password=PASSWORD, engine=engine)
+        self.core = core
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        super().start(timeout)
+        if self.core is not None and self.pid is not None and can_pin():
+            pin_process(self.pid, self.core)
+        return self
+
+
+def engine_default() -> int:
+    """The engine generation the devservers serve unless told (``SYNCD_DEVSERVER_ENGINE``)."""
+    return int(os.environ.get("SYNCD_DEVSERVER_ENGINE", "2"))
+
+
 # -- databases ----------------------------------------------------------------
 
 
 @contextmanager
-def secondary_process() -> Iterator[ServerProcess]:
-    """A devserver process (``mem://`` store) on 127.0.0.1, stopped on the way out."""
-    server = ServerProcess(store="mem://", user=USER, password=PASSWORD)
+def secondary_process(
+    engine: int | None = None, core: int | None = SECONDARY_CORE
+) -> Iterator[ServerProcess]:
+    """A devserver process (``mem://`` store) on 127.0.0.1, pinned to ``core``, stopped after.
+
+    ``engine`` None: ``SYNCD_DEVSERVER_ENGINE`` (the bench's ``--engines`` sets it).
+    """
+    server = PinnedServer(core, engine)
     server.start()
     try:
         yield server
@@ -253,7 +308,13 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 
 async def send_limit(
-    url: str, table: str, start: int, count: int, *, fast_client: bool = False
+    url: str,
+    table: str,
+    start: int,
+    count: int,
+    *,
+    fast_client: bool = False,
+    chunk: int = LIMIT_CHUNK,
 ) -> float:
     """The drain limit: send the records by one hand-batched ``FOR`` per 2,000 rows.
 
@@ -263,7 +324,7 @@ async def send_limit(
     the seconds taken (records are built before the clock starts).
     """
     rows = records(table, start, count)
-    chunks = [rows[i : i + LIMIT_CHUNK] for i in range(0, len(rows), LIMIT_CHUNK)]
+    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
     async with direct_secondary(url, rpc=fast_client) as db:
         started = anyio.current_time()
         for chunk in chunks:

@@ -19,29 +19,34 @@ before and after in the same run.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from surrealdb import RecordID
 
+from bench import engine_limit
 from bench.common import (
     RECORD_SHAPE,
+    SECONDARY_CORE,
     Result,
     Target,
+    can_pin,
     config_summary,
     content,
     count_rows,
     direct_secondary,
+    engine_default,
     median,
     percentile,
     ratio,
     replicator,
     scratch_dir,
     secondary_process,
-    send_limit,
 )
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
@@ -229,8 +234,14 @@ async def run_catchup(*, rate: float, warm: float, outage: float, limit_rounds: 
     result = Result("catchup", f"Catch-up after a {outage:.0f} s outage at {rate:.0f} writes/s")
     limit_rates: list[float] = []
     expected = int(rate * outage)
+    engine = engine_default()
+    core = SECONDARY_CORE if can_pin() else None
     with secondary_process() as server, scratch_dir("catchup") as state:
-        limit_rates.append(expected / await send_limit(server.url, "c_limit_0", 0, expected))
+        # The limit: the engine's own, in-process, at its best request size.
+        first = await anyio.to_thread.run_sync(
+            functools.partial(engine_limit.run_subprocess, engine, expected, core)
+        )
+        limit_rates.append(first["records_per_s"])
         rep = replicator(state, server.url)
         async with embedded_primary() as primary, rep:
             await primary.query("DEFINE TABLE catchup SCHEMALESS")
@@ -263,9 +274,13 @@ async def run_catchup(*, rate: float, warm: float, outage: float, limit_rounds: 
                 tg.cancel_scope.cancel()
             await rep.flush(timeout=120)
             setup = config_summary(rep.config)
-        for index in range(1, limit_rounds + 1):
-            seconds = await send_limit(server.url, f"c_limit_{index}", 0, backlog)
-            limit_rates.append(backlog / seconds)
+        for _ in range(limit_rounds):
+            again = await anyio.to_thread.run_sync(
+                functools.partial(
+                    engine_limit.run_subprocess, engine, backlog, core, int(first["chunk"])
+                )
+            )
+            limit_rates.append(again["records_per_s"])
     drain_seconds = caught_up_at - up_at
     f = result.figures
     f["backlog_operations"] = float(backlog)
@@ -290,7 +305,10 @@ async def run_catchup(*, rate: float, warm: float, outage: float, limit_rounds: 
         "outage": "secondary process stopped (SIGTERM), restarted empty on the same port",
         "drain": "from syncd's reconnection until every operation enqueued before it is applied",
         "writes_during_drain": "continue at the same rate",
-        "limit": "FOR ... UPSERT per 2,000 rows of as many records, before and after",
+        "limit": (
+            f"the engine's own in-process limit (python -m bench.engine_limit, engine {engine}, "
+            f"{first['chunk']} rows per FOR ... UPSERT), as many records, before and after"
+        ),
         **setup,
     }
     series = lag_series(probe, origin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def plot(path: Path, results: Sequence[Result]) -> str | None:
         from matplotlib.ticker import NullFormatter, ScalarFormatter
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
-    panels = [r for r in results if r.id in ("lag", "catchup") and r.series]
+    panels = [r for r in results if r.id.split("@")[0] in ("lag", "catchup") and r.series]
     if not panels:
         return "no lag or catch-up series to plot"
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
@@ -125,6 +126,44 @@ def plot(path: Path, results: Sequence[Result]) -> str | None:
         handles = ax.get_legend_handles_labels()
         handles2 = ax2.get_legend_handles_labels()
         ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def plot_drain(path: Path, results: Sequence[Result]) -> str | None:
+    """Drain rate of every arm beside the engine's own limit, one panel per engine."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no drain plot"
+    drain = next((r for r in results if r.id == "drain" and r.status == "ok"), None)
+    if drain is None:
+        return "no drain result to plot"
+    engines = drain.setup.get("engines", [])
+    fig, axes = plt.subplots(1, len(engines), figsize=(5.5 * len(engines), 4.2), squeeze=False)
+    for ax, engine in zip(axes[0], engines, strict=True):
+        prefix = f"drain_e{engine}_"
+        arms = [name[len(prefix) :] for name in drain.series if name.startswith(prefix)]
+        rates = [[r[1] for r in drain.series[prefix + arm]] for arm in arms]
+        meds = [statistics.median(v) if v else math.nan for v in rates]
+        limit = drain.figures.get(f"e{engine}_engine_limit_records_per_s", math.nan)
+        colors = ["tab:gray" if a.startswith(("engine", "limit")) else "tab:blue" for a in arms]
+        ax.bar(range(len(arms)), meds, color=colors)
+        for i, values in enumerate(rates):
+            ax.scatter([i] * len(values), values, color="black", s=8, zorder=3)
+        ax.axhline(limit, color="tab:red", lw=1, label="engine limit")
+        ax.axhline(0.8 * limit, color="tab:red", lw=1, ls=":", label="0.8 x limit (target)")
+        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right", fontsize=8)
+        version = drain.setup.get(f"e{engine}_engine_version", f"engine {engine}")
+        ax.set_title(f"{version}: records/s (bars: median; dots: rounds)", fontsize=9)
+        ax.set_ylabel("records/s")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

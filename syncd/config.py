@@ -189,8 +189,9 @@ class Config(BaseModel):
     """How long the primary keeps changefeed entries (the daemon's catch-up window)."""
     changefeed_auto_enable: Bool = True
     """Define changefeeds on replicated tables that lack one."""
-    changefeed_poll_interval: Duration = 0.2
-    """Pause between changefeed reads when the last read was empty."""
+    changefeed_poll_interval: Duration = 0.05
+    """Pause between changefeed reads when the last read was empty (50 ms: a write
+    landing just after an empty read waits at most that long; see BENCHMARKS.md)."""
     readyz_down_threshold: Duration = 30.0
     """/readyz reports not ready once the secondary has been unreachable this long."""
     status_lag_threshold: Duration = 60.0

@@ -68,7 +68,7 @@ def test_defaults() -> None:
     assert (config.log_level, config.log_json) == ("info", None)
     assert config.changefeed_retention == 7 * 86400
     assert config.changefeed_auto_enable is True
-    assert config.changefeed_poll_interval == pytest.approx(0.2)
+    assert config.changefeed_poll_interval == pytest.approx(0.05)
     assert config.readyz_down_threshold == 30.0
     assert config.status_lag_threshold == 60.0
     assert config.log_record_ids is False

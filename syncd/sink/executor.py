@@ -27,6 +27,7 @@ from syncd.sink.operation import Operation, group_by_table
 from syncd.sink.upserts import build_statement
 from syncd.surreal.connection import Client, ManagedConnection
 from syncd.surreal.failures import is_undefined_table
+from syncd.surreal.frames import EncodedArray
 
 Rejected = list[tuple[Operation, str]]
 
@@ -70,6 +71,22 @@ def _query_raw(sql: str, params: dict[str, Any]) -> Callable[[Client], Awaitable
     # pure-Python encoder was most of a batch's cost on the event loop.
     async def run(client: Client) -> dict[str, Any]:
         return await client.query_raw(sql, params)
+
+    return run
+
+
+def _batch(
+    sql: str, params: dict[str, Any], plain: Callable[[], dict[str, Any]]
+) -> Callable[[Client], Awaitable[dict[str, Any]]]:
+    # ``params`` holds each id-keyed group's records as the CBOR each operation
+    # kept from capture (spliced into the frame, not encoded again); a client
+    # without ``query_encoded`` (a test's fake session) gets ``plain()``.
+    async def run(client: Client) -> dict[str, Any]:
+        query_encoded = getattr(client, "query_encoded", None)
+        if query_encoded is None:
+            return await client.query_raw(sql, plain())
+        answer: dict[str, Any] = await query_encoded(sql, params)
+        return answer
 
     return run
 
@@ -121,11 +138,22 @@ class Executor:
         statements: list[str] = []
         params: dict[str, Any] = {}
         for index, group in enumerate(groups):
-            params[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            if group.fields:  # natural key: {"id", "content"} wrappers, encoded now
+                params[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            else:  # the records as they are: their CBOR, made once at capture
+                params[f"b{index}"] = EncodedArray(tuple(op.record_bytes() for op in group.ops))
             params[f"t{index}"] = group.table
             statements.append(group.statement(f"b{index}", f"$t{index}", many=True))
+
+        def plain() -> dict[str, Any]:
+            out = dict(params)
+            for index, group in enumerate(groups):
+                out[f"b{index}"] = [_param(op, group.fields) for op in group.ops]
+            return out
+
         started = time.perf_counter()
-        response = await self._conn.call(_query_raw(";\n".join(statements), params), self._timeout)
+        batch = _batch(";\n".join(statements), params, plain)
+        response = await self._conn.call(batch, self._timeout)
         if self._metrics is not None:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(ops))
@@ -152,10 +180,17 @@ class Executor:
         for table, members in group_by_table(ops).items():
             fields = self._keys.fields(table) or None
             version = self._versions.get(table)
-            edges = [op for op in members if is_edge(op.record)]
-            rest = [op for op in members if not is_edge(op.record)]
-            natural = [op for op in rest if self._keys.natural(table, op.record)]
-            by_id = [op for op in rest if not self._keys.natural(table, op.record)]
+            edges: list[Operation] = []
+            natural: list[Operation] = []
+            by_id: list[Operation] = []
+            for op in members:  # one look at each record (this ran per operation, twice)
+                record = op.record
+                if "in" in record and "out" in record and is_edge(record):
+                    edges.append(op)
+                elif self._keys.natural(table, record):
+                    natural.append(op)
+                else:
+                    by_id.append(op)
             for group in (
                 _Group(table, fields, natural, False, version),
                 _Group(table, None, by_id, False, version),

@@ -1,4 +1,5 @@
-"""Answer frames: find the request id without decoding the result. Pure: no I/O.
+"""Answer frames: find the request id without decoding the result; request frames
+with pre-encoded arrays spliced in. Pure: no I/O.
 
 An answer is a CBOR map ``{"id": ..., "result": ...}`` or ``{"id": ...,
 "error": {...}}``. The reader task must know the id to hand the answer to
@@ -12,11 +13,11 @@ back to decoding the whole frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Answer", "split_answer"]
+__all__ = ["Answer", "EncodedArray", "query_frame", "split_answer"]
 
 Decode = Callable[[bytes], Any]
 
@@ -109,3 +110,46 @@ def split_answer(frame: bytes, decode: Decode) -> tuple[Any, Answer]:
         if not isinstance(whole, dict):
             raise ValueError("an answer frame that is not a map") from None
         return whole.get("id"), Answer(frame, "error" not in whole, -1, -1)
+
+
+# -- request frames with pre-encoded items --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedArray:
+    """A query variable holding an array, given as its items' CBOR, each already encoded.
+
+    A CBOR array is its head then its items' encodings in a row, so the items
+    are spliced into the request frame as they are, not decoded or encoded
+    again. Each item must be one complete CBOR item, encoded by the codec the
+    client sends with (syncd's exact codec): :func:`query_frame` trusts it.
+    """
+
+    items: tuple[bytes, ...]
+
+
+def _head(major: int, value: int) -> bytes:
+    """A CBOR head of ``major`` type with a length ``value``, in its shortest form."""
+    if value < 24:
+        return bytes(((major << 5) | value,))
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if value < 1 << (8 * size):
+            return bytes(((major << 5) | info,)) + value.to_bytes(size, "big")
+    raise ValueError(f"length {value} does not fit a CBOR head")
+
+
+def query_frame(
+    request_id: int, sql: str, vars: Mapping[str, Any], encode: Callable[[Any], bytes]
+) -> bytes:
+    """``encode({"id", "method": "query", "params": [sql, vars]})``, byte for byte,
+    except that each :class:`EncodedArray` in ``vars`` is spliced in as it is."""
+    parts = [b"\xa3", encode("id"), encode(request_id), encode("method"), encode("query")]
+    parts += [encode("params"), b"\x82", encode(sql), _head(5, len(vars))]
+    for name, value in vars.items():
+        parts.append(encode(name))
+        if isinstance(value, EncodedArray):
+            parts.append(_head(4, len(value.items)))
+            parts.extend(value.items)
+        else:
+            parts.append(encode(value))
+    return b"".join(parts)

@@ -36,7 +36,7 @@ from syncd.surreal.errors import (
     translated,
     unavailable,
 )
-from syncd.surreal.frames import Answer, split_answer
+from syncd.surreal.frames import Answer, query_frame, split_answer
 from syncd.surreal.transport import EngineRefused, Transport, open_transport
 
 __all__ = ["RpcClient"]
@@ -175,6 +175,17 @@ class RpcClient:
         request_id, ok, value = await self._exchange("query", [sql, dict(vars or {})], sdk_values)
         return {"id": request_id, "result" if ok else "error": value}
 
+    async def query_encoded(self, sql: str, vars: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`query_raw` (syncd's values), where a variable may be an
+        :class:`~syncd.surreal.frames.EncodedArray`: an array whose items' CBOR
+        was made earlier (a captured record's, kept on its operation) and is
+        spliced into the request, not encoded again. Same frame, same answer.
+        """
+        request_id, ok, value = await self._exchange(
+            "query", None, False, frame_of=lambda rid: query_frame(rid, sql, vars, _encode)
+        )
+        return {"id": request_id, "result" if ok else "error": value}
+
     async def query(
         self,
         sql: str,
@@ -236,17 +247,29 @@ class RpcClient:
         return ok, value
 
     async def _exchange(
-        self, method: str, params: list[Any] | None, sdk: bool | None
+        self,
+        method: str,
+        params: list[Any] | None,
+        sdk: bool | None,
+        *,
+        frame_of: Callable[[int], bytes] | None = None,
     ) -> tuple[int, bool, Any]:
-        """``(request_id, ok, result_or_error)`` of one call; transport failures raise."""
+        """``(request_id, ok, result_or_error)`` of one call; transport failures raise.
+
+        ``frame_of(request_id)``: the request's frame, built by the caller
+        (``method`` and ``params`` are then not encoded).
+        """
         if self._lost is not None:
             raise unavailable(self.role)(f"{self.role} unavailable: connection lost ({self._lost})")
         sdk = self._sdk_values if sdk is None else sdk
         request_id = next(self._ids)
-        request: dict[str, Any] = {"id": request_id, "method": method}
-        if params is not None:
-            request["params"] = params
-        frame = (_encode_sdk if sdk else _encode)(request)
+        if frame_of is not None:
+            frame = frame_of(request_id)
+        else:
+            request: dict[str, Any] = {"id": request_id, "method": method}
+            if params is not None:
+                request["params"] = params
+            frame = (_encode_sdk if sdk else _encode)(request)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:

@@ -283,3 +283,17 @@ async def test_open_connection_names_an_unreachable_database(tmp_path: Path) -> 
     with pytest.raises(SecondaryUnavailable, match="cannot connect to the secondary at ws://"):
         async with open_connection(config, "secondary"):
             pass
+
+
+async def test_query_encoded_answers_as_query_raw(server: ServerProcess) -> None:
+    from syncd.surreal.codec import encode
+    from syncd.surreal.frames import EncodedArray
+
+    rows = [{"id": RecordID("spliced", n), "n": n, "none": NONE, "null": None} for n in range(50)]
+    sql = "FOR $r IN $b0 { UPSERT $r.id CONTENT $r RETURN NONE }; SELECT * FROM spliced ORDER BY id"
+    async with rpc(server.url) as client:
+        encoded = EncodedArray(tuple(encode(row) for row in rows))
+        ours = await client.query_encoded(sql, {"b0": encoded, "t0": "spliced"})
+        plain = await client.query_raw(sql, {"b0": rows, "t0": "spliced"})
+    assert without_times(ours) == without_times(plain)
+    assert [row["n"] for row in ours["result"][1]["result"]] == list(range(50))
