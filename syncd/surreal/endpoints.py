@@ -52,6 +52,8 @@ class DirectCaller:
         """Wrap ``conn``; its owner connects and closes it. Values cross as syncd's own."""
         self._conn = SdkSession(conn)
         self.role = role
+        #: The server's version, once asked (:func:`server_version`).
+        self.server_version: str | None = None
 
     async def call(self, fn: Callable[[Any], Awaitable[T]], seconds: float) -> T:
         """Run ``fn(conn)`` within ``seconds``; errors are translated as a managed call's are."""
@@ -96,3 +98,18 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
     finally:
         tg.cancel_scope.cancel()
         await tg.__aexit__(None, None, None)
+
+
+async def server_version(caller: Any, seconds: float = 10.0) -> str:
+    """The version of the server behind ``caller`` (asked once, then remembered).
+
+    A managed connection reads it at connect; a connection an application
+    handed over is asked through its SDK, whose embedded engine is 2.x.
+    """
+    known = getattr(caller, "server_version", None)
+    if isinstance(known, str):
+        return known
+    version = str(await caller.call(lambda c: c.version(), seconds))
+    if hasattr(caller, "server_version"):
+        caller.server_version = version
+    return version

@@ -163,3 +163,8 @@ class SdkSession:
     async def select(self, thing: Any) -> Any:
         """``select`` through the SDK, converted."""
         return from_sdk(await self._conn.select(to_sdk(thing)))
+
+    async def version(self) -> str:
+        """The server's version; the SDK's embedded engine (no ``version``) is 2.x."""
+        ask = getattr(self._conn, "version", None)
+        return str(await ask()) if ask is not None else "surrealdb-2.0.0"

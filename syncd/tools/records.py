@@ -25,7 +25,9 @@ from typing import Any
 from syncd.config import is_identifier
 from syncd.errors import ServerError, SyncdError
 from syncd.surreal.codec import RecordID
-from syncd.surreal.endpoints import CALL_TIMEOUT, Caller
+from syncd.surreal.dialect import dialect_for
+from syncd.surreal.endpoints import CALL_TIMEOUT, Caller, server_version
+from syncd.surreal.failures import is_undefined_table
 from syncd.tools.compare import KeySpec
 
 __all__ = [
@@ -55,6 +57,8 @@ async def _query(caller: Caller, sql: str, params: dict[str, Any], what: str) ->
     try:
         return await caller.call(lambda c: c.query(sql, params), CALL_TIMEOUT)
     except ServerError as exc:  # the database's refusal
+        if is_undefined_table(exc):
+            return []  # 3.x: a table never written to is an error where 2.x reads it as empty
         raise QueryFailed(f"{what}: {' '.join(str(exc).split())[:300]}") from exc
     except SyncdError:
         raise
@@ -73,19 +77,21 @@ async def read_page(caller: Caller, table: str, after: Any, limit: int) -> list[
     """Up to ``limit`` records of ``table`` in id order, after the id value ``after``.
 
     ``after`` is the id part of the last record read (``RecordID.id``), or
-    ``None`` for the first page.
+    ``None`` for the first page. The range is spelled for the server's
+    generation (``type::thing`` on 2.x, ``type::record`` on 3.x).
     """
+    dialect = dialect_for(await server_version(caller))
     params: dict[str, Any] = {"t": table, "n": limit, "after": after}
     if after is None:
-        sql = "SELECT * FROM type::thing($t, ..) LIMIT $n"
-    elif isinstance(after, uuid.UUID):
+        sql = f"SELECT * FROM {dialect.record_range('$t')} LIMIT $n"
+    elif isinstance(after, uuid.UUID) and dialect.uuid_bound_needs_literal:
         if is_identifier(table):
             sql = f"SELECT * FROM {table}:u'{after}'>.. LIMIT $n"
         else:  # no safe literal for this name: the slow but correct form
             params["after"] = _record_id(table, after)
             sql = "SELECT * FROM type::table($t) WHERE id > $after ORDER BY id LIMIT $n"
     else:
-        sql = "SELECT * FROM type::thing($t, $after>..) LIMIT $n"
+        sql = f"SELECT * FROM {dialect.record_range('$t', '$after')} LIMIT $n"
     return _rows(await _query(caller, sql, params, f"reading {table}"))
 
 
@@ -155,6 +161,8 @@ async def _lookup_natural(
     found: list[dict[str, Any]] = []
     for result in response.get("result") or []:
         if isinstance(result, Mapping) and result.get("status") == "ERR":
+            if is_undefined_table(result):
+                continue  # 3.x: nothing was ever written to this table
             raise QueryFailed(f"{what}: {result.get('result')}")
         found += _rows(result.get("result") if isinstance(result, Mapping) else None)
     return found

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Config, is_identifier
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, ServerError
 from syncd.surreal.codec import pack, unpack
 from syncd.surreal.endpoints import CALL_TIMEOUT, Caller
+from syncd.surreal.failures import is_undefined_table
 from syncd.tools.compare import KeySpec, TableTally, compare_rows
 from syncd.tools.records import count_records, last_id, list_tables, lookup, read_page, sample
 
@@ -272,9 +273,14 @@ class Verifier:
             return []
         warnings = []
         for role, caller in (("primary", self.primary), ("secondary", self.secondary)):
-            info = await caller.call(
-                lambda c: c.query(f"INFO FOR TABLE {spec.table}"), CALL_TIMEOUT
-            )
+            try:
+                info = await caller.call(
+                    lambda c: c.query(f"INFO FOR TABLE {spec.table}"), CALL_TIMEOUT
+                )
+            except ServerError as exc:
+                if not is_undefined_table(exc):
+                    raise
+                continue  # 3.x: a table never written to has no indexes to warn about
             indexes = info.get("indexes") if isinstance(info, Mapping) else None
             wanted = set(spec.fields)
             if not any(_index_fields(str(d)) == wanted for d in (indexes or {}).values()):

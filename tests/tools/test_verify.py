@@ -21,6 +21,7 @@ from syncd.surreal.endpoints import DirectCaller
 from syncd.tools.compare import KeySpec
 from syncd.tools.records import last_id, lookup, read_page
 from syncd.tools.verify import Verifier, VerifyOptions
+from tests.support.engines import GENERATIONS
 from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
@@ -30,10 +31,11 @@ TABLES = {"events": {}, "kv": {"key": ["user_id", "key"], "volatile_fields": ["s
 PROGRESS = Path("state") / "verify-progress.json"
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """A primary and a secondary, each a devserver process."""
-    with ServerProcess() as primary, ServerProcess() as secondary:
+@pytest.fixture(scope="module", params=GENERATIONS, ids=lambda g: f"v{g}")
+def servers(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """A primary and a secondary, each a devserver process, of either engine generation."""
+    engine = int(request.param)
+    with ServerProcess(engine=engine) as primary, ServerProcess(engine=engine) as secondary:
         yield primary, secondary
 
 
