@@ -32,11 +32,16 @@ from syncd.pipeline.intake import Intake
 from syncd.reads.merged import MergedReads, rows_of
 from syncd.reads.statements import Statement, is_read_only, parse, result_index
 from syncd.surreal.codec import CodecError, decode
+from syncd.surreal.dialect import dialect_for
 from syncd.surreal.results import first_result
-from syncd.surreal.sdkvalues import from_sdk, to_sdk
+from syncd.surreal.sdkvalues import to_sdk
 from syncd.surreal.tap import take, tap
 
 log = structlog.get_logger("syncd.capture.wrapper")
+
+# The application's server generation is not asked; an answer that does not
+# fit 2.x's shape is read with 3.x's rules (4.x: the same).
+_V3 = dialect_for("surrealdb-3.0.0")
 
 # Read-backs of one racing record per write; a writer that keeps racing is
 # read back by whichever write finishes last, so a bound loses nothing.
@@ -106,7 +111,7 @@ class ReplicatedConnection:
     async def _capture(self, rows: list[Mapping[str, Any]], ticket: int) -> None:
         """Capture ``rows``; read back from the primary any whose write raced another."""
         raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
-        self._intake.capture(rows, copy=from_sdk)
+        self._intake.capture(rows)
         for _ in range(_MAX_READ_BACKS):
             if not raced:
                 return
@@ -120,7 +125,7 @@ class ReplicatedConnection:
             finally:
                 self._races.end(ticket)
             raced = [row["id"] for row in rows if self._ambiguous(row, ticket)]
-            self._intake.capture(rows, source="readback", copy=from_sdk)
+            self._intake.capture(rows, source="readback")
         if raced:
             # Still racing after several read-backs: the writer that raced
             # last reads back on its own, so the newest state still arrives.
@@ -208,10 +213,14 @@ class ReplicatedConnection:
             return
         results: list[Any] = response["result"]
         index = result_index(statements) if statements is not None else None
-        if statements is not None and index is not None and len(results) == len(statements):
-            # 3.x answers one result per statement, BEGIN/COMMIT/CANCEL
-            # included, where 2.x folds a transaction's into its body's.
-            index = list(range(len(statements)))
+        if statements is not None and index is not None:
+            expected = sum(i is not None for i in index)
+            if len(results) != expected:
+                # 3.x answers one result per statement, BEGIN/COMMIT/CANCEL
+                # included, where 2.x folds a transaction's into its body's:
+                # the dialect shapes such an answer as 2.x shapes it.
+                kinds = [s.kind for s in statements]
+                results = _V3.statement_results(kinds, results) or results
         if index is None or sum(i is not None for i in index) != len(results):
             # Cannot tell which result belongs to which statement: capture
             # nothing rather than replicate the rows of a SELECT or a DELETE.

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.sink.operation import Operation
+from syncd.surreal.sdkvalues import from_sdk
 
 
 class Intake(Protocol):
@@ -27,9 +28,9 @@ class Intake(Protocol):
         rows: Iterable[Mapping[str, Any]],
         *,
         source: str = "wrapper",
-        copy: Callable[[Any], Any] = dict,
+        copy: Callable[[Any], Any] = from_sdk,
     ) -> int:
-        """Enqueue the records the primary returned; return how many were taken."""
+        """Enqueue the records the primary returned (copied, as syncd's values); return how many."""
         ...
 
     def enqueue(self, ops: Iterable[Operation]) -> None:

@@ -88,7 +88,6 @@ class Daemon:
         self.positions = Positions(CheckpointFile(config.state_path), self.reader, resync=resync)
         self._stop = anyio.Event()
         self.feeds = FeedTables(config, self.reader)
-        self._newest_seen: int | None = None
         self.tail = FeedTail(
             self.reader,
             self.rep,
@@ -144,7 +143,7 @@ class Daemon:
         await self.feeds.ensure(self._retry_primary)
         checkpoint = await self.positions.load_resumable()
         checkpoint = await self._maybe_backfill(checkpoint)
-        self._newest_seen = checkpoint.position
+        self.tail.newest_seen = checkpoint.position
 
     async def _detect_dialect(self) -> None:
         """Ask the primary its version: feed positions and SurrealQL depend on its generation."""
@@ -254,21 +253,14 @@ class Daemon:
     # -- the tail ----------------------------------------------------------
 
     async def _tail(self) -> None:
-        position = self._newest_seen
+        position = self.tail.newest_seen
         since = 0 if position is None else self.reader.dialect.next_position(position)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._checkpoint_loop)
-            tg.start_soon(self._track_newest)
             await self.tail.run(since)
             if self.tail.stuck is not None:
                 await self._stop.wait()  # loud and idle until stopped: never a busy loop
             tg.cancel_scope.cancel()
-
-    async def _track_newest(self) -> None:
-        while True:
-            if self.tail.newest_seen is not None:
-                self._newest_seen = self.tail.newest_seen
-            await anyio.sleep(_CHECKPOINT_INTERVAL / 4)
 
     async def _adopt_if_pending(self) -> None:
         if not self._pending_new_tables:
@@ -308,8 +300,8 @@ class Daemon:
             await self._save_checkpoint()
 
     async def _save_checkpoint(self) -> None:
-        if self._newest_seen is not None:
-            await self.positions.save_safe(self.rep, self._newest_seen)
+        if self.tail.newest_seen is not None:
+            await self.positions.save_safe(self.rep, self.tail.newest_seen)
 
     # -- status, watchdog, signals -------------------------------------------
 
@@ -328,7 +320,7 @@ class Daemon:
                 "tested": self.reader.dialect.tested if self.positions.server_version else None,
                 "failure": failure_label(self.primary),
             },
-            "newest_seen": self._newest_seen,
+            "newest_seen": self.tail.newest_seen,
         }
 
     def _status_line(self) -> str:

@@ -45,6 +45,7 @@ from syncd.service.pipeline import build_pipeline, drain
 from syncd.service.rates import RateSampler
 from syncd.sink.operation import Operation
 from syncd.surreal.dialect import tested
+from syncd.surreal.sdkvalues import from_sdk
 
 log = structlog.get_logger("syncd.service.replicator")
 
@@ -279,11 +280,14 @@ class Replicator(Pausable):
         rows: Iterable[Mapping[str, Any]],
         *,
         source: str = "wrapper",
-        copy: Callable[[Any], Any] = dict,
+        copy: Callable[[Any], Any] = from_sdk,
     ) -> int:
         """Enqueue the given records (as the primary returned them); return how many.
 
-        Rows without a record id, or of tables not replicated, are skipped.
+        ``copy`` copies each row before it is queued; by default it also turns
+        the SDK's values into syncd's, so a key is computed from what is sent
+        whoever built the row. Rows without a record id, or of tables not
+        replicated, are skipped.
         """
         if not self.config.sync_enabled:
             return 0

@@ -10,7 +10,7 @@ Rules of this file:
   hang on a frozen peer), then connects anew (connect, sign in, ``use``,
   ``version``) with exponential backoff and jitter capped at
   ``reconnect_backoff``; a refused sign-in is retried too (an operator may
-  fix it) but is kept in :attr:`ManagedConnection.last_exception`;
+  fix it) but is kept in :attr:`ManagedConnection.failure`;
 - while up, it pings every ``health_check_interval``;
 - every transition is logged (``connection_up`` / ``connection_down``) and
   reported to ``on_state``; callers wait for *up* with :meth:`wait_up`.
@@ -142,8 +142,6 @@ class ManagedConnection:
         self.since = time.time()
         #: One line on why the connection is down ("" while up).
         self.last_error = "not connected yet"
-        #: Why the last attempt failed (``AuthenticationFailed``: a refused sign-in).
-        self.last_exception: BaseException | None = None
         #: The server's version (the ``version`` RPC), once connected.
         self.server_version: str | None = None
 
@@ -237,7 +235,6 @@ class ManagedConnection:
                     # (A refused sign-in is the on_failure hook's to report.)
                     log.error("connection_error", role=self.role, error=describe(error))
                 self.last_error = describe(error)
-                self.last_exception = error
                 self.failure = error
                 if self.on_failure is not None:
                     self.on_failure(error)
@@ -269,7 +266,6 @@ class ManagedConnection:
         self._down = anyio.Event()
         self.since = time.time()
         self.last_error = ""
-        self.last_exception = None
         self.failure = None
         self._up.set()
         self._first_attempt.set()

@@ -61,11 +61,6 @@ class DirectCaller:
             return await fn(self._conn)
 
 
-def managed(config: Config, role: Role) -> ManagedConnection:
-    """A (not yet running) managed connection to the ``role`` database of ``config``."""
-    return managed_connection(config, role)
-
-
 @asynccontextmanager
 async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedConnection]:
     """Connect to the ``role`` database and keep the connection managed while in use.
@@ -77,7 +72,7 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
             message names the URL (password masked) and the error.
         AuthenticationFailed: the database refused the user or password.
     """
-    conn = managed(config, role)
+    conn = managed_connection(config, role)
     url = redact_url(getattr(config, f"{role}_url"))
     # Entered by hand, as the Replicator does: the body's exception must reach
     # the caller as itself, not wrapped in an ExceptionGroup by the task group.

@@ -6,15 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from syncd.service.replicator import Replicator
-from tests.support.replica import connect_secondary, dead_url, make_config
+from tests.support.replica import connect_secondary, dead_url, replicator
 from tests.support.server import ServerProcess
-
-
-def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
-    return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())
 
 
 @pytest.mark.integration

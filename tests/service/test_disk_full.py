@@ -15,21 +15,15 @@ from typing import Any
 
 import anyio
 import pytest
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 from surrealdb import RecordID
 
-from syncd.service.replicator import Replicator
 from tests.support.daemon import converge, events_daemon
-from tests.support.replica import make_config, rows_by_id, secondary_rows
+from tests.support.replica import replicator, rows_by_id, secondary_rows
 from tests.support.server import ServerProcess
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
-    return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())
 
 
 async def write(db: Any, start: int, count: int, table: str = "events") -> None:

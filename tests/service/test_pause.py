@@ -15,22 +15,17 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 
 from syncd.errors import ConfigError
 from syncd.pipeline.pause import PauseFile
 from syncd.service.replicator import Replicator
 from tests.support.control import post
-from tests.support.replica import dead_url, make_config, rows_by_id, secondary_rows
+from tests.support.replica import dead_url, replicator, rows_by_id, secondary_rows
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 integration = pytest.mark.integration
-
-
-def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
-    return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())
 
 
 def secondary_status(rep: Replicator) -> Any:

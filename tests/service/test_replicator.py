@@ -14,16 +14,14 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 
 from syncd.errors import ConfigError
 from syncd.pipeline.spool import Spool
-from syncd.service.replicator import Replicator
 from tests.support.replica import (
     connect_secondary,
     dead_url,
-    make_config,
+    replicator,
     rows_by_id,
     secondary_rows,
     spooled_count,
@@ -31,10 +29,6 @@ from tests.support.replica import (
 from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
-    return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())
 
 
 async def test_every_kind_of_write_replicates_and_deletes_do_not(

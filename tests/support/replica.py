@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from prometheus_client import CollectorRegistry
 from surrealdb import AsyncSurreal
 
 from syncd.config import Config
 from syncd.pipeline.spool import Spool
+from syncd.service.replicator import Replicator
 
 NAMESPACE = "replica"
 DATABASE = "main"
@@ -112,3 +114,8 @@ def spooled_count(state: Path) -> int:
         return len(spool)
     finally:
         spool.close()
+
+
+def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
+    """A Replicator on :func:`make_config`, with a registry of its own (not the global one)."""
+    return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())

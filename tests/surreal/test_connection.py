@@ -46,7 +46,7 @@ async def test_connects_and_records_the_server_version() -> None:
         await up(conn)
         assert conn.server_version == "surrealdb-2.3.10"
         assert await conn.call(lambda c: c.query("RETURN 3"), 1) == 3
-        assert conn.last_error == "" and conn.last_exception is None
+        assert conn.last_error == "" and conn.failure is None
 
 
 async def test_reconnects_with_backoff_and_jitter_using_the_injected_sleep() -> None:
@@ -197,10 +197,10 @@ async def test_an_authentication_failure_surfaces_and_is_retried() -> None:
         with anyio.fail_after(1):
             await conn.wait_first_attempt()
         assert not conn.is_up
-        assert isinstance(conn.last_exception, AuthenticationFailed)
+        assert isinstance(conn.failure, AuthenticationFailed)
         assert conn.last_error.startswith("AuthenticationFailed")
         with pytest.raises(SecondaryUnavailable, match="AuthenticationFailed"):
             await conn.call(lambda c: c.query("RETURN 1"), 1)
         db.password_ok = True  # an operator fixed it: the loop picks it up
         await up(conn)
-        assert conn.last_exception is None
+        assert conn.failure is None
