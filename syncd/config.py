@@ -8,13 +8,10 @@ each naming the key (``config syncd.yaml: sync_workers: must be an integer
 line. _Password values never appear in a message, a ``repr`` or a summary.
 
 Environment: ``SYNCD_<KEY>`` (upper case) overrides ``<key>`` for every scalar
-key; ``tables`` and ``volatile_fields`` are structured and only come from the
-file. We apply the environment ourselves on top of the YAML mapping instead of
-using pydantic-settings: its YAML source would bypass our loader (line
-numbers, duplicate-key detection), its errors could not say that a bad value
-came from the environment, and it would also accept JSON for the structured
-keys, a second syntax we would have to document and test. The whole job is a
-dozen lines (:func:`syncd.configfile.apply_env`).
+key (:func:`syncd.configfile.apply_env`, which says why not pydantic-settings);
+``tables``, ``volatile_fields`` and ``secondaries`` come only from the file,
+the secondaries' passwords also from ``SYNCD_SECONDARIES_<NAME>_PASS`` or a
+systemd credential (:mod:`syncd.secondaries`).
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -35,6 +32,8 @@ from pydantic import (
 )
 
 from syncd.configfile import apply_env, describe, read_yaml
+from syncd.configsummary import summarize
+from syncd.configtables import TableConfig
 from syncd.configvalues import (
     ENV_PREFIX,
     NETWORK_SCHEMES,
@@ -45,9 +44,7 @@ from syncd.configvalues import (
     ByteSize,
     Duration,
     DurationOrZero,
-    FieldName,
     FieldNames,
-    KeyFields,
     LogLevel,
     Name,
     Password,
@@ -62,15 +59,23 @@ from syncd.configvalues import (
     sdk_url,
     tables_value,
 )
-from syncd.durations import format_duration
 from syncd.errors import ConfigError
 from syncd.keys import KeyRule
+from syncd.secondaries import (
+    FLAT_NAME,
+    SecondaryConfig,
+    apply_secret_sources,
+    form_problem,
+    into_itself,
+    secondaries_value,
+)
 
 __all__ = [
     "ENV_PREFIX",
     "NETWORK_SCHEMES",
     "SUPPORTED_SCHEMES",
     "Config",
+    "SecondaryConfig",
     "TableConfig",
     "is_identifier",
     "load_config",
@@ -83,32 +88,6 @@ __all__ = [
 # Models.
 
 
-class TableConfig(BaseModel):
-    """Per-table options under ``tables:``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    key: KeyFields | None = None
-    """Fields that identify "the same record" for dedup and upsert; ``None``: the record id."""
-
-    volatile_fields: FieldNames = []
-    """Fields ``verify`` ignores in this table (on top of the global ``volatile_fields``)."""
-
-    version: FieldName | None = None
-    """A field that orders a record's versions (e.g. ``updated_at``): a secondary never
-    replaces a record with one whose version is older, whatever process or path sent it."""
-
-    prefer: Literal["primary", "newest"] = "primary"
-    """Merged reads: the primary's row wins (``primary``), or the one with the newer
-    ``version`` (``newest``; the primary on a tie)."""
-
-    @model_validator(mode="after")
-    def _newest_needs_a_version(self) -> TableConfig:
-        if self.prefer == "newest" and self.version is None:
-            raise ValueError("prefer: newest needs a version field (version: updated_at)")
-        return self
-
-
 class Config(BaseModel):
     """The validated, immutable configuration of syncd (daemon, library and tools).
 
@@ -119,8 +98,9 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     # Keys of the original module: same names, meanings and defaults.
-    secondary_url: Url
-    """Where replicated writes go (``ws``/``wss``/``http``/``https``, or embedded); required."""
+    secondary_url: Url | None = None
+    """Where replicated writes go (``ws``/``wss``/``http``/``https``, or embedded); required
+    unless ``secondaries`` lists them."""
     secondary_user: Text = "root"
     """User to sign in to the secondary as."""
     secondary_pass: Password = SecretStr("")
@@ -156,6 +136,8 @@ class Config(BaseModel):
     primary_database: Name = "production"
     """Database on the primary."""
 
+    secondaries: Annotated[list[SecondaryConfig] | None, BeforeValidator(secondaries_value)] = None
+    """Several secondaries (instead of the flat ``secondary_*`` keys), each named."""
     tables: Annotated[dict[TableName, TableConfig] | None, BeforeValidator(tables_value)] = None
     """Tables to replicate and their options; ``None``: every table of the primary database."""
     state_dir: Name = "./syncd-state"
@@ -202,20 +184,15 @@ class Config(BaseModel):
     """Fields ``verify`` ignores in every table (timestamps the secondary sets, etc.)."""
 
     @model_validator(mode="after")
-    def _not_into_itself(self) -> Config:
-        # Replicating a database into itself would write every change back to
-        # its own changefeed, forever.
-        same_target = (
-            sdk_url(self.primary_url).lower() == sdk_url(self.secondary_url).lower()
-            and self.primary_namespace == self.secondary_namespace
-            and self.primary_database == self.secondary_database
-        )
-        # Two "mem://" URLs are two separate embedded databases, not one.
-        if same_target and urlsplit(self.primary_url).scheme.lower() in NETWORK_SCHEMES:
-            raise ValueError(
-                "secondary_url: same server, namespace and database as the primary "
-                "(a database cannot replicate into itself)"
-            )
+    def _secondaries_well_formed(self) -> Config:
+        flat = sorted(n for n in self.model_fields_set if n.startswith("secondary_"))
+        problem = form_problem(self.secondaries is not None, flat, self.secondary_url is not None)
+        if problem is None and urlsplit(self.primary_url).scheme.lower() in NETWORK_SCHEMES:
+            # Two "mem://" URLs are two separate embedded databases: only a server can repeat.
+            primary = (sdk_url(self.primary_url), self.primary_namespace, self.primary_database)
+            problem = into_itself(primary, self.secondary_list(), flat=self.secondaries is None)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     # ---------------------------------------------------------------- builders
@@ -247,7 +224,13 @@ class Config(BaseModel):
             )
         # str(): YAML allows `1: x` or `null: x`; report those as unknown keys, not a crash.
         merged: dict[str, object] = {str(key): value for key, value in data.items()}
-        from_env = apply_env(merged, env, Config.model_fields) if env is not None else set()
+        from_env: set[str] = set()
+        if env is not None:
+            try:
+                apply_secret_sources(merged, env)
+            except ValueError as exc:
+                raise ConfigError(f"{prefix}{exc}") from None
+            from_env = apply_env(merged, env, Config.model_fields)
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
@@ -274,10 +257,62 @@ class Config(BaseModel):
         host, _, port = self.metrics_listen.rpartition(":")
         return host.strip("[]"), int(port)
 
+    def secondary_list(self) -> list[SecondaryConfig]:
+        """Every secondary, lowest priority number first (the flat keys: one, ``secondary``)."""
+        if self.secondaries is not None:
+            return sorted(self.secondaries, key=lambda s: s.priority)
+        assert self.secondary_url is not None  # checked by _secondaries_well_formed
+        flat = {
+            "name": FLAT_NAME,
+            "url": self.secondary_url,
+            "user": self.secondary_user,
+            "pass": self.secondary_pass,
+            "namespace": self.secondary_namespace,
+            "database": self.secondary_database,
+        }
+        return [SecondaryConfig.model_validate(flat)]
+
+    def secondary_names(self) -> list[str]:
+        """The secondaries' names, lowest priority number first."""
+        return [s.name for s in self.secondary_list()]
+
+    def for_secondary(self, name: str) -> Config:
+        """This config for secondary ``name`` alone, in the flat form.
+
+        Its ``secondary_*`` keys are that secondary's and its ``state_dir`` is
+        the secondary's own (spool, dead letters, re-sync ledger): every part
+        that serves one secondary takes one of these. ``KeyError`` for an
+        unknown name.
+        """
+        for secondary in self.secondary_list():
+            if secondary.name == name:
+                return self.model_copy(
+                    update={
+                        "secondary_url": secondary.url,
+                        "secondary_user": secondary.user,
+                        "secondary_pass": secondary.password,
+                        "secondary_namespace": secondary.namespace,
+                        "secondary_database": secondary.database,
+                        "secondaries": None,
+                        "state_dir": str(self.secondary_state(name)),
+                    }
+                )
+        raise KeyError(name)
+
+    def secondary_state(self, name: str) -> Path:
+        """Where secondary ``name`` keeps its spool, dead letters and re-sync ledger.
+
+        The one flat secondary keeps them in ``state_dir`` itself (where they
+        always were); named ones under ``state_dir/secondaries/<name>``.
+        """
+        if name == FLAT_NAME:
+            return self.state_path
+        return self.state_path / "secondaries" / name
+
     @property
     def secondary_sdk_url(self) -> str:
-        """``secondary_url`` as the SDK wants it (see :func:`sdk_url`)."""
-        return sdk_url(self.secondary_url)
+        """The first secondary's URL as the SDK wants it (see :func:`sdk_url`)."""
+        return sdk_url(self.secondary_list()[0].url)
 
     @property
     def primary_sdk_url(self) -> str:
@@ -324,26 +359,7 @@ class Config(BaseModel):
         Passwords show as ``"***"`` when set and ``None`` when empty; URL
         user-info passwords are masked; durations are rendered (``"5s"``).
         """
-        out: dict[str, object] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                out[name] = "***" if value.get_secret_value() else None
-            elif isinstance(value, float):  # every float field is a duration
-                out[name] = format_duration(value)
-            elif name in ("secondary_url", "primary_url"):
-                out[name] = redact_url(value)
-            elif name == "tables":
-                out[name] = (
-                    None
-                    if value is None
-                    else {t: opts.model_dump(mode="json") for t, opts in value.items()}
-                )
-            elif isinstance(value, list):
-                out[name] = list(value)
-            else:
-                out[name] = value
-        return out
+        return summarize(self)
 
 
 # --------------------------------------------------------------------------

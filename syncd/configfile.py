@@ -1,4 +1,11 @@
-"""Reading the config: YAML (no duplicate keys), the environment over it, one-line errors."""
+"""Reading the config: YAML (no duplicate keys), the environment over it, one-line errors.
+
+We apply the environment ourselves on top of the YAML mapping instead of
+using pydantic-settings: its YAML source would bypass our loader (line
+numbers, duplicate-key detection), its errors could not say that a bad value
+came from the environment, and it would also accept JSON for the structured
+keys, a second syntax we would have to document and test.
+"""
 
 from __future__ import annotations
 
@@ -104,6 +111,8 @@ def describe(
         return f"{path}: required{example} (or {ENV_PREFIX}{path.upper()} in the environment)"
     if kind == "extra_forbidden":
         parent_fields = table_keys if len(loc) > 1 else config_keys
+        if loc[0] == "secondaries":
+            parent_fields = ("name", "url", "user", "pass", "namespace", "database", "priority")
         close = difflib.get_close_matches(str(loc[-1]), list(parent_fields), n=1, cutoff=0.6)
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         return f'unknown key "{path}"{hint}'

@@ -43,7 +43,7 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 # Password keys: their values are never echoed, whatever went wrong.
 SECRET_KEYS = frozenset({"secondary_pass", "primary_pass", "control_token"})
 # Structured keys: not overridable from the environment (see module docstring).
-STRUCTURED_KEYS = frozenset({"tables", "volatile_fields"})
+STRUCTURED_KEYS = frozenset({"tables", "volatile_fields", "secondaries"})
 
 
 # --------------------------------------------------------------------------

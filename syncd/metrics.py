@@ -5,6 +5,13 @@ Conventions: names start with ``syncd_`` and carry their unit
 are low-cardinality only (table names, a fixed set of sources, reasons and
 outcomes), never record keys or ids.
 
+Every metric about one secondary's pipeline carries a ``secondary`` label
+(its name; ``secondary`` for the flat ``secondary_*`` keys). A
+:class:`Metrics` is bound to one secondary's name — its attributes are the
+labelled children of that name — and :meth:`Metrics.for_secondary` gives a view
+bound to another, over the same families and registry. The pipeline's parts
+take a bound view and never say which secondary they serve.
+
 Each :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`
 (one per Replicator, one per test), never the process-global default, so two
 replicators in one process, or two tests, never see each other's numbers.
@@ -12,8 +19,10 @@ replicators in one process, or two tests, never see each other's numbers.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -28,53 +37,104 @@ APPLY_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 END_TO_END_SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 Metric = Counter | Gauge | Histogram
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+#: The name the flat ``secondary_*`` keys give their one secondary.
+DEFAULT_SECONDARY = "secondary"
+
+
+class Labelled(Generic[M]):
+    """A family with a ``secondary`` label and others, bound to one secondary's name.
+
+    ``labels("events")`` is the family's ``labels(name, "events")``.
+    """
+
+    def __init__(self, family: M, secondary: str) -> None:
+        self.family: M = family
+        self.secondary = secondary
+
+    def labels(self, *values: str, **named: str) -> M:
+        """The child for these further label values, under this secondary."""
+        if named:
+            return self.family.labels(secondary=self.secondary, **named)
+        return self.family.labels(self.secondary, *values)
+
+    def remove(self, *values: str) -> None:
+        """Drop the child for these further label values, under this secondary."""
+        self.family.remove(self.secondary, *values)
 
 
 class Metrics:
     """The metrics of one replicator or daemon, registered in their own registry.
 
-    Attributes are plain ``prometheus_client`` objects; callers use them
-    directly (``metrics.applied.labels(table="user").inc()``).
+    Attributes are ``prometheus_client`` objects; callers use them directly
+    (``metrics.applied.labels(table="user").inc()``). Those about a secondary
+    are bound to :attr:`secondary` (see the module docstring).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        """Create every metric in ``registry`` (a fresh one when ``None``)."""
+    # Bound to one secondary (see _bind); declared here for the type checker.
+    enqueued: Labelled[Counter]
+    applied: Labelled[Counter]
+    retried: Labelled[Counter]
+    dead_lettered: Labelled[Counter]
+    superseded: Labelled[Counter]
+    resync_pending: Labelled[Gauge]
+    queue_depth: Gauge
+    spool_depth: Gauge
+    spool_bytes: Gauge
+    spool_frames_lost: Counter
+    batch_size: Histogram
+    apply_seconds: Histogram
+    lag_seconds: Gauge
+    end_to_end_seconds: Histogram
+    secondary_up: Gauge
+    secondary_state_since: Gauge
+    reconnects: Counter
+    dead_letters: Gauge
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, secondary: str = DEFAULT_SECONDARY
+    ) -> None:
+        """Create every metric in ``registry`` (a fresh one when ``None``), bound to
+        ``secondary`` (the first secondary's name)."""
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        #: The families labelled by secondary, by attribute name.
+        self.families: dict[str, Metric] = {}
+        f = self.families
 
         # Flow of operations through the pipeline.
-        self.enqueued = Counter(
+        f["enqueued"] = Counter(
             "syncd_operations_enqueued_total",
             "Operations queued for the secondary, by table and by where they came from "
             "(wrapper, changefeed, backfill, replay, repair).",
-            ["table", "source"],
+            ["secondary", "table", "source"],
             registry=r,
         )
-        self.applied = Counter(
+        f["applied"] = Counter(
             "syncd_operations_applied_total",
             "Operations the secondary accepted.",
-            ["table"],
+            ["secondary", "table"],
             registry=r,
         )
-        self.retried = Counter(
+        f["retried"] = Counter(
             "syncd_operations_retried_total",
             "Operations sent again after a retriable failure.",
-            ["table"],
+            ["secondary", "table"],
             registry=r,
         )
-        self.dead_lettered = Counter(
+        f["dead_lettered"] = Counter(
             "syncd_operations_dead_lettered_total",
             "Operations given up on and written to the dead-letter file.",
-            ["table"],
+            ["secondary", "table"],
             registry=r,
         )
-        self.superseded = Counter(
+        f["superseded"] = Counter(
             "syncd_operations_superseded_total",
             "Unapplied operations dropped because a newer version of the same record was queued.",
-            ["table"],
+            ["secondary", "table"],
             registry=r,
         )
-        self._enqueued_children: dict[tuple[str, str], Counter] = {}
         self.uncaptured_writes = Counter(
             "syncd_uncaptured_writes_total",
             "Writes through query() whose records the wrapper could not see "
@@ -84,95 +144,106 @@ class Metrics:
         )
 
         # Backlog.
-        self.queue_depth = Gauge(
+        f["queue_depth"] = Gauge(
             "syncd_queue_depth_operations",
             "Operations waiting in memory.",
+            ["secondary"],
             registry=r,
         )
-        self.spool_depth = Gauge(
+        f["spool_depth"] = Gauge(
             "syncd_spool_depth_operations",
             "Operations waiting in the on-disk spool.",
+            ["secondary"],
             registry=r,
         )
-        self.spool_bytes = Gauge(
+        f["spool_bytes"] = Gauge(
             "syncd_spool_bytes",
             "Size of the on-disk spool.",
+            ["secondary"],
             registry=r,
         )
-        self.spool_frames_lost = Counter(
+        f["spool_frames_lost"] = Counter(
             "syncd_spool_frames_lost_total",
             "Operations lost to damaged spool files (each damaged frame; logged as "
             "spool_frames_lost).",
+            ["secondary"],
             registry=r,
         )
-        self.resync_pending = Gauge(
+        f["resync_pending"] = Gauge(
             "syncd_resync_pending",
             "1 for each table whose operations the spool could not keep (disk full or "
             "spool_max_bytes): it is copied again from the primary once the secondary is back.",
-            ["table"],
+            ["secondary", "table"],
             registry=r,
         )
 
         # Apply path.
-        self.batch_size = Histogram(
+        f["batch_size"] = Histogram(
             "syncd_batch_size_operations",
             "Operations per batch sent to the secondary.",
+            ["secondary"],
             buckets=BATCH_SIZE_BUCKETS,
             registry=r,
         )
-        self.apply_seconds = Histogram(
+        f["apply_seconds"] = Histogram(
             "syncd_apply_duration_seconds",
             "Round trip of one batch to the secondary.",
+            ["secondary"],
             buckets=APPLY_SECONDS_BUCKETS,
             registry=r,
         )
-        self.lag_seconds = Gauge(
+        f["lag_seconds"] = Gauge(
             "syncd_replication_lag_seconds",
             "Age of the oldest operation not yet applied; 0 when idle.",
+            ["secondary"],
             registry=r,
         )
-        self.set_lag_source(lambda: 0.0)
-        self.end_to_end_seconds = Histogram(
+        f["end_to_end_seconds"] = Histogram(
             "syncd_end_to_end_lag_seconds",
             "Time from enqueue to applied, per operation.",
+            ["secondary"],
             buckets=END_TO_END_SECONDS_BUCKETS,
             registry=r,
         )
 
         # Secondary health.
-        self.secondary_up = Gauge(
+        f["secondary_up"] = Gauge(
             "syncd_secondary_up",
             "1 when the secondary is reachable, 0 when not.",
+            ["secondary"],
             registry=r,
         )
-        self.secondary_state_since = Gauge(
+        f["secondary_state_since"] = Gauge(
             "syncd_secondary_state_since_timestamp_seconds",
             "Unix time when syncd_secondary_up last changed.",
+            ["secondary"],
             registry=r,
         )
-        self.reconnects = Counter(
+        f["reconnects"] = Counter(
             "syncd_secondary_reconnects_total",
             "Reconnections to the secondary after a lost connection.",
+            ["secondary"],
             registry=r,
         )
         self.connection_failures = Counter(
             "syncd_connection_failures_total",
             "Failed attempts to connect and sign in, by database role (primary, secondary) "
             "and reason: auth (credentials refused), timeout, unreachable, server.",
-            ["role", "reason"],
+            ["role", "reason", "secondary"],
             registry=r,
         )
         self.merged_reads = Counter(
             "syncd_merged_reads_total",
             "Reads answered, by outcome: merged, or primary only because the secondary "
             "was down, timed out, failed, or the query could not be merged.",
-            ["outcome"],
+            ["secondary", "outcome"],
             registry=r,
         )
-        self.dead_letters = Gauge(
+        f["dead_letters"] = Gauge(
             "syncd_dead_letters",
             "Entries currently in the dead-letter file (counted from the file, so a replay "
             "or purge by another process shows at once).",
+            ["secondary"],
             registry=r,
         )
 
@@ -227,6 +298,25 @@ class Metrics:
             registry=r,
         )
 
+        self._bind(secondary)
+
+    def _bind(self, secondary: str) -> None:
+        #: The secondary this view's per-secondary attributes are about.
+        self.secondary = secondary
+        self._enqueued_children: dict[tuple[str, str], Counter] = {}
+        for attr, family in self.families.items():
+            labelled = len(family._labelnames) > 1  # more than "secondary"
+            setattr(
+                self, attr, Labelled(family, secondary) if labelled else family.labels(secondary)
+            )
+        self.set_lag_source(lambda: 0.0)
+
+    def for_secondary(self, name: str) -> Metrics:
+        """A view of these metrics bound to secondary ``name`` (same families, same registry)."""
+        view = copy.copy(self)
+        view._bind(name)
+        return view
+
     def count_enqueued(self, table: str, source: str) -> None:
         """Count one operation enqueued (``enqueued``), on the application's write path.
 
@@ -256,16 +346,18 @@ class Metrics:
         self.dead_letters.set_function(_guarded(fn))
 
     def _metrics(self) -> dict[str, Metric]:
-        """Every metric attribute by its attribute name."""
-        return {k: v for k, v in vars(self).items() if isinstance(v, Counter | Gauge | Histogram)}
+        """Every metric family by its attribute name."""
+        own = {k: v for k, v in vars(self).items() if isinstance(v, Counter | Gauge | Histogram)}
+        return {**own, **self.families}
 
-    def snapshot(self) -> dict[str, float]:
+    def snapshot(self, secondary: str | None = None) -> dict[str, float]:
         """Current values as a flat dict, summed over labels.
 
         Counters and gauges appear under their attribute name
         (``applied``, ``queue_depth``, ``lag_seconds``...); histograms as
         ``<name>_count`` and ``<name>_sum``. A labelled metric never
-        incremented reads 0.0.
+        incremented reads 0.0. ``secondary``: only that secondary's samples
+        of the metrics labelled by secondary (the others as they are).
         """
         out: dict[str, float] = {}
         for attr, metric in self._metrics().items():
@@ -281,8 +373,13 @@ class Metrics:
             for family in metric.collect():
                 for sample in family.samples:
                     suffix = sample.name[len(family.name) :]
-                    if suffix in wanted:
-                        out[wanted[suffix]] += sample.value
+                    if suffix not in wanted:
+                        continue
+                    if secondary is not None and sample.labels.get("secondary", secondary) != (
+                        secondary
+                    ):
+                        continue
+                    out[wanted[suffix]] += sample.value
         return out
 
 

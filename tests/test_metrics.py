@@ -14,7 +14,7 @@ def test_snapshot_reflects_increments_summed_over_labels() -> None:
     m.applied.labels(table="user").inc(3)
     m.applied.labels(table="post").inc()
     m.enqueued.labels(table="user", source="wrapper").inc(2)
-    m.merged_reads.labels(outcome="merged").inc()
+    m.merged_reads.labels(secondary="secondary", outcome="merged").inc()
     m.queue_depth.set(4)
     m.secondary_up.set(1)
     m.batch_size.observe(5)
@@ -52,7 +52,9 @@ def test_uses_the_given_registry() -> None:
     m.reconnects.inc()
 
     assert m.registry is registry
-    assert registry.get_sample_value("syncd_secondary_reconnects_total") == 1.0
+    assert registry.get_sample_value(
+        "syncd_secondary_reconnects_total", {"secondary": "secondary"}
+    ) == 1.0
 
 
 def test_lag_source_shows_in_exposition_and_snapshot() -> None:
@@ -61,7 +63,7 @@ def test_lag_source_shows_in_exposition_and_snapshot() -> None:
     m.set_lag_source(lambda: lag[0])
 
     text = generate_latest(m.registry).decode()
-    assert "syncd_replication_lag_seconds 2.5" in text
+    assert 'syncd_replication_lag_seconds{secondary="secondary"} 2.5' in text
     lag[0] = 0.0
     assert m.snapshot()["lag_seconds"] == 0.0
 
@@ -74,7 +76,7 @@ def test_raising_lag_source_reads_nan_without_breaking_exposition() -> None:
 
     m.set_lag_source(broken)
 
-    assert "syncd_replication_lag_seconds NaN" in generate_latest(m.registry).decode()
+    assert 'syncd_replication_lag_seconds{secondary="secondary"} NaN' in generate_latest(m.registry).decode()
     assert math.isnan(m.snapshot()["lag_seconds"])
 
 
@@ -85,3 +87,25 @@ def test_every_metric_is_prefixed_and_documented() -> None:
     for family in families:
         assert family.name.startswith("syncd_"), family.name
         assert len(family.documentation) > 10, family.name
+
+
+def test_views_of_two_secondaries_share_the_families_and_keep_their_numbers_apart() -> None:
+    m = Metrics(secondary="archive")
+    other = m.for_secondary("analytics")
+    m.applied.labels(table="user").inc(2)
+    other.applied.labels(table="user").inc(5)
+    other.queue_depth.set(7)
+    other.set_lag_source(lambda: 1.5)
+
+    sample = m.registry.get_sample_value
+    assert other.registry is m.registry
+    assert sample("syncd_operations_applied_total", {"secondary": "archive", "table": "user"}) == 2
+    assert sample("syncd_operations_applied_total", {"secondary": "analytics", "table": "user"}) == 5
+    assert sample("syncd_queue_depth_operations", {"secondary": "analytics"}) == 7
+    assert sample("syncd_replication_lag_seconds", {"secondary": "analytics"}) == 1.5
+    # Totals over every secondary, or one secondary's own.
+    assert m.snapshot()["applied"] == 7.0
+    assert m.snapshot("archive")["applied"] == 2.0
+    assert m.snapshot("analytics")["queue_depth"] == 7.0
+    # No series for a secondary nobody configured.
+    assert sample("syncd_queue_depth_operations", {"secondary": "secondary"}) is None

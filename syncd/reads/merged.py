@@ -1,11 +1,14 @@
-"""Merged reads: the primary (required) and the secondary (optional, bounded) in parallel.
+"""Merged reads: the primary (required) and every secondary (optional, bounded) in parallel.
 
-``select`` and SELECT-only queries go to both at once; the secondary's part is
-bounded by ``query_timeout`` and never marks it down (a slow read proves
-little). Rows are merged one per dedup key, the primary's row winning
-(:func:`syncd.reads.merge.merge_rows`). If the secondary is down, slow or
-failing, the primary's answer comes back alone, with a warning and a metric.
-The primary's own errors reach the caller as the SDK raised them.
+``select`` and SELECT-only queries go to all of them at once; each
+secondary's part is bounded by ``query_timeout`` and never marks it down (a
+slow read proves little). Rows are merged one per dedup key: the primary's
+row, else the row of the secondary with the lowest priority number, or the
+newest version for tables that prefer it (:func:`syncd.reads.merge.merge_rows`).
+A secondary that is down, slow or failing is left out, with a warning and a
+metric (``syncd_merged_reads_total{secondary, outcome}``); with all left out
+the primary's answer comes back alone. The primary's own errors reach the
+caller as the SDK raised them.
 
 The secondary's calls ask for ``sdk_values``: its rows are decoded as the
 SDK decodes the primary's, so the application gets one set of Python types.
@@ -14,7 +17,8 @@ SDK decodes the primary's, so the application gets one set of Python types.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -49,6 +53,23 @@ class Secondary(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Source:
+    """A secondary that merged reads ask: its name (for metrics and logs) and connection."""
+
+    name: str
+    conn: Secondary
+
+
+@dataclass
+class Answer:
+    """One secondary's part of a merged read: its result (None: left out) and the outcome."""
+
+    result: Any
+    outcome: str
+    spent: float = 0.0
+
+
 def rows_of(result: Any) -> list[Mapping[str, Any]]:
     """The record-shaped rows in an SDK result (a dict, or a list of them)."""
     if isinstance(result, Mapping):
@@ -59,11 +80,11 @@ def rows_of(result: Any) -> list[Mapping[str, Any]]:
 
 
 class MergedReads:
-    """Reads from the primary merged with the secondary's, primary wins."""
+    """Reads from the primary merged with the secondaries', primary wins."""
 
     def __init__(
         self,
-        secondary: Secondary,
+        secondaries: Sequence[Source],
         keys: KeyRule,
         *,
         query_timeout: float,
@@ -71,11 +92,12 @@ class MergedReads:
         active: Callable[[], bool],
         newest: Mapping[str, str] | None = None,
     ) -> None:
-        """``active()`` says whether to consult the secondary at all (sync on and started).
+        """``active()`` says whether to consult the secondaries at all (sync on and started).
 
-        ``newest`` maps the tables that prefer the newest row to their version field.
+        ``secondaries`` are in priority order (lowest number first); ``newest``
+        maps the tables that prefer the newest row to their version field.
         """
-        self._secondary = secondary
+        self._sources = list(secondaries)
         self._keys = keys
         self._newest = dict(newest or {})
         self._timeout = query_timeout
@@ -98,14 +120,23 @@ class MergedReads:
         table = table_of(row)
         return None if table is None else self._newest.get(table)
 
-    def _merge(self, primary: Any, secondary: Any, **order: Any) -> list[dict[str, Any]]:
-        return merge_rows(primary, secondary, key=self.row_key, newest=self.version_field, **order)
+    def _merge(self, primary: Any, others: Sequence[Any], **order: Any) -> list[dict[str, Any]]:
+        return merge_rows(
+            primary, others=others, key=self.row_key, newest=self.version_field, **order
+        )
 
-    def count(self, outcome: str) -> None:
-        """Count a merged read by outcome; warn when the secondary was left out."""
-        self._metrics.merged_reads.labels(outcome).inc()
-        if outcome not in ("merged", "primary_only_unsupported"):
-            log.warning("merged_read_primary_only", reason=outcome)
+    def count(self, outcome: str, secondary: str | None = None) -> None:
+        """Count a merged read by outcome (for every secondary when ``secondary`` is None);
+        warn when a secondary was left out."""
+        names = [s.name for s in self._sources] if secondary is None else [secondary]
+        for name in names:
+            self._metrics.merged_reads.labels(name, outcome).inc()
+            if outcome not in ("merged", "primary_only_unsupported"):
+                log.warning("merged_read_primary_only", reason=outcome, secondary=name)
+
+    def _count_all(self, answers: Sequence[Answer]) -> None:
+        for source, answer in zip(self._sources, answers, strict=True):
+            self.count(answer.outcome, source.name)
 
     # -- the reads -----------------------------------------------------------
 
@@ -118,10 +149,11 @@ class MergedReads:
         async def secondary(conn: Any) -> Any:
             return await conn.select(*args, sdk_values=True)
 
-        primary, extra = await self._both(primary_call, secondary)
-        if extra is None or not isinstance(primary, list) or not isinstance(extra, list):
+        primary, answers = await self._all(primary_call, secondary)
+        extras = [rows_of(a.result) for a in answers if isinstance(a.result, list)]
+        if not extras or not isinstance(primary, list):
             return primary
-        return self._merge(primary, rows_of(extra))
+        return self._merge(primary, extras)
 
     async def _select_table(self, primary_call: Awaitable[Any], table: str) -> Any:
         """A whole id-keyed table, merged; the secondary sends full rows only where needed.
@@ -133,41 +165,42 @@ class MergedReads:
         records, in one more round trip. The answer is the one merging full
         rows gives. The secondary's two calls share one ``query_timeout``.
         """
-        spent = [0.0]
 
         async def ids(conn: Any) -> Any:
-            started = time.monotonic()
-            try:
-                sql = "SELECT id FROM type::table($t)"
-                return await conn.query(sql, {"t": table}, sdk_values=True)
-            finally:
-                spent[0] = time.monotonic() - started
+            sql = "SELECT id FROM type::table($t)"
+            return await conn.query(sql, {"t": table}, sdk_values=True)
 
-        primary, heads, outcome = await self._parallel(primary_call, ids)
-        if heads is None or not isinstance(primary, list) or not isinstance(heads, list):
-            self.count(outcome)
+        primary, heads = await self._parallel(primary_call, ids)
+        if not isinstance(primary, list):
+            self._count_all(heads)
             return primary
         seen = {self.row_key(row) for row in primary}
-        wanted: list[Any] = []
-        for row in rows_of(heads):
-            key = self.row_key(row)
-            if key not in seen or key is None:
-                seen.add(key)
-                wanted.append(row.get("id"))
-        if not wanted:
-            self.count(outcome)
-            return self._merge(primary, [])
 
-        async def fetch(conn: Any) -> Any:
-            return await conn.query("SELECT * FROM $ids", {"ids": wanted}, sdk_values=True)
+        async def fetch(source: Source, head: Answer) -> Answer:
+            wanted: list[Any] = []
+            keys = set(seen)
+            for row in rows_of(head.result):
+                key = self.row_key(row)
+                if key not in keys or key is None:
+                    keys.add(key)
+                    wanted.append(row.get("id"))
+            if not wanted or not isinstance(head.result, list):
+                return Answer([] if isinstance(head.result, list) else None, head.outcome)
 
-        extra, outcome = await self._ask_secondary(fetch, self._timeout - spent[0])
-        self.count(outcome)
-        if not isinstance(extra, list):
-            return primary
-        by_id = {str(row.get("id")): row for row in rows_of(extra)}
-        ordered = [by_id[str(rid)] for rid in wanted if str(rid) in by_id]
-        return self._merge(primary, ordered)
+            async def rows(conn: Any) -> Any:
+                return await conn.query("SELECT * FROM $ids", {"ids": wanted}, sdk_values=True)
+
+            found = await self._ask(source, rows, self._timeout - head.spent)
+            if not isinstance(found.result, list):
+                return found
+            by_id = {str(row.get("id")): row for row in rows_of(found.result)}
+            ordered = [by_id[str(rid)] for rid in wanted if str(rid) in by_id]
+            return Answer(ordered, found.outcome)
+
+        answers = await self._each(fetch, heads)
+        self._count_all(answers)
+        extras = [a.result for a in answers if isinstance(a.result, list)]
+        return self._merge(primary, extras)
 
     async def query_raw(
         self,
@@ -181,78 +214,103 @@ class MergedReads:
         async def secondary(conn: Any) -> Any:
             return await conn.query_raw(query, vars, sdk_values=True)
 
-        primary, extra = await self._both(primary_call, secondary)
-        if extra is None or not isinstance(primary, Mapping) or "error" in primary:
+        primary, answers = await self._all(primary_call, secondary)
+        if not isinstance(primary, Mapping) or "error" in primary:
             return primary
-        p_results, s_results = primary.get("result"), extra.get("result")
-        if not isinstance(p_results, list) or not isinstance(s_results, list):
+        p_results = primary.get("result")
+        if not isinstance(p_results, list) or len(p_results) != len(statements):
             return primary
-        if len(p_results) != len(statements) or len(s_results) != len(p_results):
+        aligned = [
+            results
+            for a in answers
+            if isinstance(a.result, Mapping)
+            and isinstance(results := a.result.get("result"), list)
+            and len(results) == len(p_results)
+        ]
+        if not aligned:
             return primary
         merged = [
-            self._merge_statement(statement, p, s)
-            for statement, p, s in zip(statements, p_results, s_results, strict=True)
+            self._merge_statement(statement, p, [s[i] for s in aligned])
+            for i, (statement, p) in enumerate(zip(statements, p_results, strict=True))
         ]
         return {**primary, "result": merged}
 
-    def _merge_statement(self, statement: Statement, p: Any, s: Any) -> Any:
-        if not (isinstance(p, Mapping) and isinstance(s, Mapping)):
+    def _merge_statement(self, statement: Statement, p: Any, answers: list[Any]) -> Any:
+        if not isinstance(p, Mapping) or p.get("status") != "OK":
             return p
-        if p.get("status") != "OK":
+        p_rows = p.get("result")
+        if not isinstance(p_rows, list) or not all(isinstance(r, Mapping) for r in p_rows):
             return p
-        if s.get("status") != "OK":
-            if not is_undefined_table(s):
-                return p
-            s = {**s, "status": "OK", "result": []}  # 3.x: not replicated to yet
-        p_rows, s_rows = p.get("result"), s.get("result")
-        if not (isinstance(p_rows, list) and isinstance(s_rows, list)):
+        extras: list[list[Any]] = []
+        for s in answers:
+            rows = statement_rows(s)
+            if rows is not None:
+                extras.append(rows)
+        if not extras:
             return p
-        if not all(isinstance(r, Mapping) for r in [*p_rows, *s_rows]):
-            return p
-        rows = self._merge(p_rows, s_rows, order_by=statement.order_by, limit=statement.limit)
+        rows = self._merge(p_rows, extras, order_by=statement.order_by, limit=statement.limit)
         return {**p, "result": rows}
 
-    # -- running both sides --------------------------------------------------
+    # -- running every side -------------------------------------------------
 
-    async def _both(self, primary_call: Awaitable[Any], secondary: Call) -> tuple[Any, Any]:
-        """The primary's result and the secondary's (or ``None``), counted by outcome."""
-        result, extra, outcome = await self._parallel(primary_call, secondary)
-        self.count(outcome)
-        return result, extra
+    async def _all(self, primary_call: Awaitable[Any], secondary: Call) -> tuple[Any, list[Answer]]:
+        """The primary's result and every secondary's answer, counted by outcome."""
+        result, answers = await self._parallel(primary_call, secondary)
+        self._count_all(answers)
+        return result, answers
 
-    async def _ask_secondary(self, secondary: Call, seconds: float) -> tuple[Any, str]:
-        """Run a read on the secondary within ``seconds``: ``(result or None, outcome)``."""
-        if not self._secondary.is_up:
-            return None, "primary_only_down"
+    async def _ask(self, source: Source, call: Call, seconds: float) -> Answer:
+        """Run a read on one secondary within ``seconds``; never raises."""
+        if not source.conn.is_up:
+            return Answer(None, "primary_only_down")
+        started = time.monotonic()
         try:
-            call = self._secondary.call(secondary, max(0.0, seconds), timeout_marks_down=False)
-            return await call, "merged"
+            result = await source.conn.call(call, max(0.0, seconds), timeout_marks_down=False)
+            return Answer(result, "merged", time.monotonic() - started)
         except DatabaseUnavailable:
-            return None, "primary_only_down"
-        except Exception as exc:  # a query error on the secondary: degrade
+            return Answer(None, "primary_only_down")
+        except Exception as exc:  # a query error on the secondary: leave it out
             if is_undefined_table(exc):
                 # 3.x: a table nothing was replicated to yet is an error, not
                 # empty; it holds nothing the primary lacks.
-                return [], "merged"
-            log.warning("merged_read_secondary_error", error=type(exc).__name__)
-            return None, "primary_only_error"
+                return Answer([], "merged", time.monotonic() - started)
+            log.warning(
+                "merged_read_secondary_error", error=type(exc).__name__, secondary=source.name
+            )
+            return Answer(None, "primary_only_error")
+
+    async def _each(
+        self, fn: Callable[[Source, Answer], Awaitable[Answer]], answers: Sequence[Answer]
+    ) -> list[Answer]:
+        """``fn(source, answer)`` for every secondary at once, in priority order."""
+        out = list(answers)
+
+        async def one(i: int) -> None:
+            out[i] = await fn(self._sources[i], answers[i])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(self._sources)):
+                tg.start_soon(one, i)
+        return out
 
     async def _parallel(
         self, primary_call: Awaitable[Any], secondary: Call
-    ) -> tuple[Any, Any, str]:
-        """``(primary_result, secondary_result_or_None, outcome)``, both run at once."""
-        box: list[Any] = []
-        outcome = ["primary_only_timeout"]
+    ) -> tuple[Any, list[Answer]]:
+        """``(primary_result, answers)``: the primary and every secondary at once.
 
-        async def run_secondary() -> None:
-            extra, outcome[0] = await self._ask_secondary(secondary, self._timeout)
-            if outcome[0] == "merged":
-                box.append(extra)
+        A secondary that has not answered within ``query_timeout`` is left out
+        (``primary_only_timeout``).
+        """
+        answers = [Answer(None, "primary_only_timeout") for _ in self._sources]
+
+        async def run_secondary(i: int) -> None:
+            answers[i] = await self._ask(self._sources[i], secondary, self._timeout)
 
         failure: Exception | None = None
         result: Any = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run_secondary)
+            for i in range(len(self._sources)):
+                tg.start_soon(run_secondary, i)
             try:
                 result = await primary_call
             except Exception as exc:
@@ -262,7 +320,20 @@ class MergedReads:
                 tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        return result, (box[0] if box else None), outcome[0]
+        return result, answers
+
+
+def statement_rows(answer: Any) -> list[Any] | None:
+    """A secondary's rows for one statement, or None when they cannot be merged."""
+    if not isinstance(answer, Mapping):
+        return None
+    if answer.get("status") != "OK":
+        # 3.x: a table not replicated to yet is an error there, empty here.
+        return [] if is_undefined_table(answer) else None
+    rows = answer.get("result")
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        return None
+    return rows
 
 
 def whole_table(args: tuple[Any, ...]) -> str | None:

@@ -46,11 +46,15 @@ def failure_reason(exc: BaseException) -> str:
 def reporter(metrics: Metrics, role: str) -> Callable[[BaseException], None]:
     """An ``on_failure`` hook counting ``role``'s failed attempts and logging refused sign-ins."""
 
+    # The primary has no secondary label value; a secondary's is its name.
+    secondary = metrics.secondary if role == "secondary" else ""
+
     def report(exc: BaseException) -> None:
         reason = failure_reason(exc)
-        metrics.connection_failures.labels(role, reason).inc()
+        metrics.connection_failures.labels(role, reason, secondary).inc()
         if reason == "auth":
-            log.error("connection_auth_failed", role=role, error=str(exc))
+            where = {"secondary": secondary} if secondary else {}
+            log.error("connection_auth_failed", role=role, error=str(exc), **where)
 
     return report
 

@@ -19,7 +19,7 @@ Rules of this file:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,24 +66,27 @@ class PauseControl:
         state_dir: Path,
         metrics: Metrics,
         *,
-        workers: Iterable[Worker] = (),
+        workers: Mapping[str, Iterable[Worker]] | None = None,
         names: Sequence[str] = (SECONDARY,),
     ) -> None:
         """Every secondary in ``names`` starts running; :meth:`start` reads the file.
 
-        ``workers`` (all of them writing to :data:`SECONDARY`, the one
-        secondary there is) get its gate.
+        ``workers`` maps a secondary's name to the workers writing to it: each
+        gets that secondary's gate.
         """
         self._state_dir = state_dir
         self._file = PauseFile(state_dir)
         self._metrics = metrics
         self._gates = {name: PauseGate(name) for name in names}
+        # Pauses in the file of secondaries this process does not serve.
+        self._others: dict[str, float] = {}
         self._token: anyio.lowlevel.EventLoopToken | None = None
         for name in names:
             metrics.paused.labels(name).set(0)
             metrics.paused_since.labels(name).set(0)
-        for worker in workers:
-            worker.gate = self._gates[SECONDARY]
+        for name, writers in (workers or {}).items():
+            for worker in writers:
+                worker.gate = self._gates[name]
 
     def gate(self, name: str = SECONDARY) -> PauseGate:
         """The gate the workers of secondary ``name`` wait at."""
@@ -100,8 +103,9 @@ class PauseControl:
         for name, since in self._file.load().items():
             gate = self._gates.get(name)
             if gate is None:
-                # Renamed or removed from the config: nothing to hold. The next
-                # pause or resume rewrites the file without it.
+                # Not served here (removed from the config, or a tool working
+                # on another secondary): nothing to hold, but kept in the file.
+                self._others[name] = since
                 log.warning("pause_for_unknown_secondary_ignored", secondary=name)
                 continue
             gate.close(since)
@@ -175,22 +179,24 @@ class PauseControl:
         return all(g.paused for g in self._resolve(secondary))
 
     def status(self, name: str = SECONDARY) -> dict[str, object]:
-        """``{"paused", "paused_since"}`` for the ``secondary`` entry of ``status()``."""
+        """``{"paused", "paused_since"}`` for secondary ``name``'s entry of ``status()``."""
         gate = self._gates[name]
         return {"paused": gate.paused, "paused_since": gate.since}
 
-    async def unless_all_paused(self, wait: Callable[[], Awaitable[None]]) -> None:
-        """Await ``wait()``, but return as soon as every secondary is paused.
+    async def unless_paused(
+        self, wait: Callable[[], Awaitable[None]], secondary: str | None = None
+    ) -> None:
+        """Await ``wait()``, but return as soon as ``secondary`` is paused (``None``: every one).
 
         ``flush`` waits through this: what a paused secondary holds back will
         not be applied before a resume, so waiting for it would only hang.
         """
-        if self.is_paused():
+        if self.is_paused(secondary):
             return
         async with anyio.create_task_group() as tg:
 
             async def until_paused() -> None:
-                for gate in self._gates.values():
+                for gate in self._resolve(secondary):
                     await gate.wait_closed()
                 tg.cancel_scope.cancel()
 
@@ -210,7 +216,8 @@ class PauseControl:
         return [gate]
 
     def _paused(self) -> dict[str, float]:
-        return {g.name: g.since for g in self._gates.values() if g.since is not None}
+        own = {g.name: g.since for g in self._gates.values() if g.since is not None}
+        return {**self._others, **own}
 
     def _persist(self, paused: dict[str, float]) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The Replicator: owns the pipeline — queue, workers, secondary connection, metrics.
+"""The Replicator: one replica per secondary (queue, workers, connection), reads, metrics.
 
 Usage (the public contract): ``async with syncd.Replicator(config) as rep:
 db = rep.wrap(primary); ...; await rep.flush(timeout=30)`` (see the README).
@@ -8,14 +8,20 @@ application's write returns (see :mod:`syncd.pipeline.queue`): an application
 killed at any moment loses nothing, and the next start on the same
 ``state_dir`` delivers what was not applied, in order.
 
-Start-up order matters and is explicit: the spool is opened (so operations left
-by an earlier run come first), then the connection manager, the spool's run
-task, the workers and the re-sync task are started in one task group.
-Start-up never waits for the secondary: if it is down, operations wait on disk
-until it is back.
+Every secondary has a :class:`~syncd.service.replica.Replica` of its own
+(spool, queue, workers, connection, dead letters); a captured operation is
+handed to each, so one secondary down, frozen, slow or paused holds back only
+its own backlog.
 
-Shutdown (``__aexit__``): drain for up to ``drain_timeout`` while the secondary
-is reachable, then stop the workers, tell the spool what finished and fsync it.
+Start-up order matters and is explicit: the spools are opened (so operations
+left by an earlier run come first), then each replica's connection manager,
+spool task, workers and re-sync task are started in one task group. Start-up
+never waits for a secondary: if it is down, operations wait on disk until it
+is back.
+
+Shutdown (``__aexit__``): every replica drains for up to ``drain_timeout``
+while its secondary is reachable, then the workers stop and each spool is told
+what finished and fsynced.
 """
 
 from __future__ import annotations
@@ -34,17 +40,16 @@ from prometheus_client import CollectorRegistry
 from syncd.capture.wrapper import ReplicatedConnection
 from syncd.config import Config
 from syncd.errors import ConfigError
-from syncd.metrics import Metrics
-from syncd.pipeline.deadletter import DeadLetterFile
-from syncd.pipeline.statedir import open_state, resync_file, state_error, state_files
-from syncd.reads.merged import MergedReads
-from syncd.service.connfailures import failure_label, refused
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.statedir import open_state, state_error
+from syncd.reads.merged import MergedReads, Source
 from syncd.service.httpserver import HttpEndpoint, serve
 from syncd.service.pausing import Pausable, PauseControl
-from syncd.service.pipeline import build_pipeline, drain
 from syncd.service.rates import RateSampler
+from syncd.service.replica import Replica
+from syncd.service.replicas import ReplicaSet
 from syncd.sink.operation import Operation
-from syncd.surreal.dialect import tested
+from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.sdkvalues import from_sdk
 
 log = structlog.get_logger("syncd.service.replicator")
@@ -54,7 +59,7 @@ _RATE_COUNTERS = ("applied", "enqueued", "dead_lettered")
 
 
 class Replicator(Pausable):
-    """Replicates captured writes to the secondary and merges reads from it."""
+    """Replicates captured writes to every secondary and merges reads from them."""
 
     def __init__(
         self,
@@ -66,39 +71,37 @@ class Replicator(Pausable):
         http_required: bool = False,
         spool_name: str = "spool",
         resync: bool = True,
+        only: str | None = None,
     ) -> None:
-        """Build the pipeline; nothing is opened or started until ``async with``.
+        """Build every replica; nothing is opened or started until ``async with``.
 
         ``resync=False`` (the daemon): operations the spool cannot take wait in
         memory instead of being recorded for a re-sync, as the changefeed
-        delivers them again after a crash.
+        delivers them again after a crash. ``only``: replicate to that
+        secondary alone (one-shot tools' ``--secondary``).
+
+        Raises:
+            ConfigError: ``only`` names no configured secondary.
         """
         self.config = config
-        self.metrics = Metrics(registry)
+        #: One replica per secondary (or ``only`` that one), lowest priority number first.
+        self.replicas = ReplicaSet.build(
+            config, registry, only=only, spool_name=spool_name, resync=resync
+        )
+        self.metrics = self.replicas.first.metrics
         self._serve_http = serve_http
-        state = config.state_path
-        spool_dir, dlq_path = state_files(state)
-        # One-shot tools (backfill, repair) get a spool of their own, so they
-        # can run beside the daemon; each spool is locked by one process.
-        spool_dir = spool_dir.with_name(spool_name)
         self._lock_name = f"{spool_name}.lock"
         self._lock_fd: int | None = None
-        self.deadletters = DeadLetterFile(dlq_path)
-        parts = build_pipeline(
-            config,
+        #: The one key rule, shared by capture, the executors and merged reads.
+        self.keys = config.key_rule()
+        self.pauses = PauseControl(
+            config.state_path,
             self.metrics,
-            self.deadletters,
-            spool_dir=spool_dir,
-            ledger_path=resync_file(state, spool_name) if resync else None,
-            on_secondary_state=self._on_secondary_state,
+            workers={r.name: r.workers for r in self.replicas},
+            names=[r.name for r in self.replicas],
         )
-        self.queue, self.secondary, self.ledger = parts.queue, parts.secondary, parts.ledger
-        #: The one key rule, shared by capture, the executor and merged reads.
-        self.keys = parts.keys
-        self.workers, self.resyncer = parts.workers, parts.resyncer
-        self.pauses = PauseControl(state, self.metrics, workers=self.workers)  # pause, resume
         self.reads = MergedReads(
-            self.secondary,
+            [Source(r.name, r.secondary) for r in self.replicas],
             self.keys,
             query_timeout=config.query_timeout,
             metrics=self.metrics,
@@ -119,14 +122,29 @@ class Replicator(Pausable):
         # the first sample (all zeros) makes the first answer "since start".
         self._rates = RateSampler()
         self._rates.observe(time.monotonic(), dict.fromkeys(_RATE_COUNTERS, 0.0))
-        self.metrics.set_lag_source(self.queue.lag_seconds)
-        self.metrics.set_dead_letter_source(self.deadletters.live_count)
-        self.metrics.secondary_up.set(0)
+
+    # The first (lowest priority number) secondary's parts, as the one
+    # secondary of the flat config was reached before there were several;
+    # the others through replicas / replica(name).
+
+    @property
+    def queue(self) -> SyncQueue:
+        """The first secondary's queue."""
+        return self.replicas.first.queue
+
+    @property
+    def secondary(self) -> ManagedConnection:
+        """The first secondary's managed connection."""
+        return self.replicas.first.secondary
+
+    def replica(self, name: str) -> Replica:
+        """The replica of secondary ``name``; ``KeyError`` if there is none."""
+        return self.replicas.get(name)
 
     # -- lifecycle ---------------------------------------------------------
 
     async def __aenter__(self) -> Replicator:
-        """Open the state, start the connection manager and the workers.
+        """Open the state, start every replica's connection manager and workers.
 
         Raises:
             ConfigError: ``state_dir`` is unusable (a file, read-only, locked).
@@ -135,21 +153,13 @@ class Replicator(Pausable):
         self._lock_fd = open_state(state, self._lock_name)
         try:
             self.pauses.start()  # before any worker runs: a persisted pause holds from the start
-            if self.ledger is not None:
-                await anyio.to_thread.run_sync(self.ledger.open)
-            await anyio.to_thread.run_sync(self.queue.open)
-            # Counted once off the event loop; scrapes then count only what changed.
-            await anyio.to_thread.run_sync(self.deadletters.live_count)
+            await self.replicas.open()
         except OSError as exc:
             self._unlock()
             raise state_error(state, exc) from None
         except BaseException:
-            if self.ledger is not None:
-                self.ledger.close()
             self._unlock()
             raise
-        if self.resyncer is not None and self.ledger:
-            self.resyncer.ledger_changed(self.ledger.tables())
         if self._serve_http and self.config.metrics_listen:
             try:
                 self.http = serve(
@@ -161,7 +171,7 @@ class Replicator(Pausable):
                     control=self.pauses.endpoint(self.config.control_token),
                 )
             except ConfigError:
-                await anyio.to_thread.run_sync(self.queue.close)
+                await self.replicas.close()
                 self._unlock()
                 raise
         tg = anyio.create_task_group()
@@ -169,16 +179,8 @@ class Replicator(Pausable):
         self._tg = tg
         try:
             if self.config.sync_enabled:
-                await tg.start(self.secondary.run)
-                await tg.start(self.queue.run)
-                for worker in self.workers:
-                    await tg.start(worker.run)
-                if self.resyncer is not None:
-                    await tg.start(self.resyncer.run)
-                # Let the first attempt finish so the first reads can merge; a
-                # down or silent secondary costs at most connect_timeout here.
-                with anyio.move_on_after(self.config.connect_timeout):
-                    await self.secondary.wait_first_attempt()
+                # A down or silent secondary costs at most connect_timeout here.
+                await self.replicas.start(tg, self.config.connect_timeout)
         except BaseException:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -187,8 +189,9 @@ class Replicator(Pausable):
         self._ready = self._ready_on_start
         log.info(
             "replicator_started",
-            workers=len(self.workers),
-            spooled=self.queue.spooled,
+            secondaries=[r.name for r in self.replicas],
+            workers=sum(len(r.workers) for r in self.replicas),
+            spooled=self.spool_depth,
             sync_enabled=self.config.sync_enabled,
         )
         return self
@@ -205,20 +208,18 @@ class Replicator(Pausable):
             return
         with anyio.CancelScope(shield=True):
             drained = await self._drain(self.config.drain_timeout)
-        # Sealed on the event loop, so no put can race the persist thread.
-        self.queue.seal()
+        # Sealed on the event loop, so no put can race the persist threads.
+        self.replicas.seal()
         # The task group must be exited in the scope it was entered in, so
         # this step cannot sit inside the shield.
         tg.cancel_scope.cancel()
+        persisted = 0
         try:
             await tg.__aexit__(None, None, None)
         finally:
             # Whatever a task did, what is pending in memory reaches the disk.
             with anyio.CancelScope(shield=True):
-                persisted = await anyio.to_thread.run_sync(self.queue.persist)
-                await anyio.to_thread.run_sync(self.queue.close)
-                if self.ledger is not None:
-                    await anyio.to_thread.run_sync(self.ledger.close)
+                persisted = await self.replicas.persist_and_close()
                 self._unlock()
                 if self.http is not None:
                     self.http.stop()
@@ -227,8 +228,7 @@ class Replicator(Pausable):
     async def _drain(self, seconds: float) -> bool:
         if not self.config.sync_enabled:
             return True
-        held = refused(self.secondary) is not None or self.pauses.is_paused()
-        return await drain(self.queue, self.secondary, seconds, held=held)
+        return await self.replicas.drain(seconds, self.pauses.is_paused)
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -240,11 +240,12 @@ class Replicator(Pausable):
     def wrap(self, primary: Any) -> ReplicatedConnection:
         """Wrap a connected SDK connection: writes replicate, reads merge.
 
-        A re-sync (after the spool could not keep some operations) reads the
+        A re-sync (after a spool could not keep some operations) reads the
         primary through the connection wrapped last.
         """
-        if self.resyncer is not None:
-            self.resyncer.primary = primary
+        for replica in self.replicas:
+            if replica.resyncer is not None:
+                replica.resyncer.primary = primary
         return ReplicatedConnection(primary, self, self.reads)
 
     # The contract spells it ``flush(timeout=30)``; the deadline is applied
@@ -252,28 +253,20 @@ class Replicator(Pausable):
     async def flush(self, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109
         """Wait until everything enqueued so far is applied or dead-lettered.
 
-        That includes a re-sync of the tables whose operations the spool could
-        not keep. Paused secondaries are not waited for: with the only one paused,
-        it returns at once. ``TimeoutError`` after ``timeout`` seconds (``None``:
-        wait as long as it takes).
+        On every secondary that is not paused (a paused one is not waited for,
+        and one paused while this waits stops being waited for); that includes
+        a re-sync of the tables whose operations a spool could not keep.
+        ``TimeoutError`` after ``timeout`` seconds (``None``: wait as long as
+        it takes), naming what each secondary still holds.
         """
-        target = self.queue.last_seq
         try:
             with anyio.fail_after(timeout):
-                await self.pauses.unless_all_paused(lambda: self._finished(target))
+                await self.replicas.wait_finished(self.pauses.unless_paused)
         except TimeoutError:
-            pending = self.ledger.tables() if self.ledger is not None else []
+            left = self.replicas.holding(self.pauses.is_paused)
             raise TimeoutError(
-                f"flush: not everything was applied within {timeout}s "
-                f"({self.queue.depth} in memory, {self.queue.spooled} spooled, "
-                f"re-sync pending: {pending or 'none'}, "
-                f"secondary {'up' if self.secondary.is_up else 'down'})"
+                f"flush: not everything was applied within {timeout}s ({left})"
             ) from None
-
-    async def _finished(self, target: int) -> None:
-        await self.queue.wait_finished(target)
-        if self.resyncer is not None:
-            await self.resyncer.wait_done()
 
     def capture(
         self,
@@ -291,7 +284,7 @@ class Replicator(Pausable):
         """
         if not self.config.sync_enabled:
             return 0
-        if self.queue.closed:
+        if self.replicas.closed:
             # The primary committed: the application's write must not fail
             # because syncd has stopped. Counted and logged, not raised.
             self.count_uncaptured("replicator_closed")
@@ -303,41 +296,40 @@ class Replicator(Pausable):
             if op is None or not self.config.replicates(op.table):
                 continue
             ops.append(op)
-        self.queue.put_many(ops)  # one write to the spool for the whole call
+        self.replicas.enqueue(ops)  # one write to each spool for the whole call
         return len(ops)
 
     def enqueue(self, ops: Iterable[Operation]) -> None:
-        """Enqueue ready-made operations (daemon, backfill, replay)."""
-        self.queue.put_many(ops)
+        """Enqueue ready-made operations (daemon, backfill, replay) for every secondary."""
+        self.replicas.enqueue(ops)
 
     def room(self) -> int:
-        """How many more operations fit in memory; 0 while the spool refuses writes."""
-        if not self.queue.writable:
-            return 0
-        return self.config.queue_size - self.queue.depth - self.queue.spooled
+        """How many more operations the daemon may read from the feed now
+        (:meth:`ReplicaSet.room <syncd.service.replicas.ReplicaSet.room>`)."""
+        return self.replicas.room()
 
     def safe_position(self, newest: int) -> int:
-        """The feed position through which every operation is applied or dead-lettered."""
-        return self.queue.positions.safe_through(newest)
+        """The feed position through which every secondary applied or dead-lettered all."""
+        return self.replicas.safe_position(newest)
 
     @property
     def queue_depth(self) -> int:
-        """Operations pending in memory."""
-        return self.queue.depth
+        """Operations pending in memory, every secondary together."""
+        return self.replicas.queue_depth
 
     @property
     def spool_depth(self) -> int:
-        """Operations waiting in the spool."""
-        return self.queue.spooled
+        """Operations waiting in the spools, every secondary together."""
+        return self.replicas.spool_depth
 
     def lag_seconds(self) -> float:
-        """Age of the oldest operation not yet applied; 0 when idle."""
-        return self.queue.lag_seconds()
+        """Age of the oldest operation not yet applied on any secondary; 0 when idle."""
+        return self.replicas.lag_seconds()
 
     @property
     def secondary_up(self) -> bool:
-        """Whether the secondary is currently reachable."""
-        return self.secondary.is_up
+        """Whether every secondary is currently reachable."""
+        return all(r.is_up for r in self.replicas)
 
     def count_uncaptured(self, reason: str) -> None:
         """Count a write whose records the wrapper could not see."""
@@ -346,52 +338,48 @@ class Replicator(Pausable):
 
     # -- health ------------------------------------------------------------
 
-    def _on_secondary_state(self, up: bool) -> None:
-        self.metrics.secondary_up.set(1 if up else 0)
-        self.metrics.secondary_state_since.set(time.time())
-
     def mark_ready(self) -> None:
         """Declare start-up finished (for owners that start with ``ready_on_start=False``)."""
         self._ready = True
 
     def readiness(self) -> tuple[bool, str]:
-        """``/readyz``: not ready while starting or while the secondary is down too long."""
-        failure = refused(self.secondary)
+        """``/readyz``: not ready while starting, or while a secondary is refused or down
+        longer than ``readyz_down_threshold`` (the reason names it)."""
+        threshold = self.config.readyz_down_threshold
+        problems = [p for r in self.replicas if (p := r.problem(threshold)) is not None]
         if not self._ready:
-            return False, "starting" if failure is None else f"starting: {failure}"
+            refusals = [p for p in problems if "down for" not in p]
+            return False, "starting" if not refusals else f"starting: {refusals[0]}"
         if self._tg is None:
             return False, "stopping"
         problem = self.health_problem() if self.health_problem is not None else None
-        if problem is not None or failure is not None:
-            return False, str(problem or failure)
-        down_for = time.time() - self.secondary.since
-        if not self.secondary.is_up and down_for > self.config.readyz_down_threshold:
-            return False, f"secondary down for {down_for:.0f}s"
+        if problem is not None:
+            return False, problem
+        if problems:
+            return False, "; ".join(problems)
         return True, "ready"
 
     def status(self) -> dict[str, object]:
         """A snapshot for ``/status`` and ``syncd status`` (``rates``: over about the last
-        minute; ``status_extra``, set by the daemon, adds keys such as ``checkpoint``)."""
+        minute; ``status_extra``, set by the daemon, adds keys such as ``checkpoint``).
+
+        ``secondaries`` has one entry per secondary (state, lag, backlog, pause);
+        ``secondary`` is the first of them, and the totals add them up.
+        """
         snapshot = self.metrics.snapshot()
         rates = self._rates.observe(
             time.monotonic(), {name: snapshot.get(name, 0.0) for name in _RATE_COUNTERS}
         )
         ready, why = self.readiness()
+        each = [r.status(self.pauses.status(r.name)) for r in self.replicas]
         return {
             "ready": {"ok": ready, "reason": why},
-            "secondary": {
-                "up": self.secondary.is_up,
-                "since": self.secondary.since,
-                "last_error": self.secondary.last_error,
-                "failure": failure_label(self.secondary),
-                "version": self.secondary.server_version,
-                "tested": tested(self.secondary.server_version),
-                **self.pauses.status(),  # paused, paused_since
-            },
-            "lag_seconds": self.queue.lag_seconds(),
-            "queue_depth": self.queue.depth,
-            "spool_depth": self.queue.spooled,
-            "resync_pending": self.ledger.tables() if self.ledger is not None else [],
+            "secondary": each[0],
+            "secondaries": each,
+            "lag_seconds": self.lag_seconds(),
+            "queue_depth": self.queue_depth,
+            "spool_depth": self.spool_depth,
+            "resync_pending": self.replicas.resync_pending(),
             "dead_letters": snapshot.get("dead_letters", 0.0),
             "rates": rates.as_dict(),
             "metrics": snapshot,

@@ -109,6 +109,19 @@ class Operation:
         row = record if isinstance(record, dict) else dict(record)
         return cls(table=table, key=key, record=row, source=source, position=position)
 
+    def clone(self) -> Operation:
+        """A copy for another secondary's queue: its own seq and attempts, the same
+        record and (once encoded) the same bytes."""
+        return Operation(
+            table=self.table,
+            key=self.key,
+            record=self.record,
+            source=self.source,
+            enqueued_at=self.enqueued_at,
+            position=self.position,
+            record_cbor=self.record_cbor,
+        )
+
     def record_bytes(self) -> bytes:
         """The record's CBOR (SurrealDB types preserved), encoded on the first call only.
 

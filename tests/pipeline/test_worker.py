@@ -55,7 +55,7 @@ class Pipeline:
 
     def count(self, name: str) -> float:
         value = self.metrics.registry.get_sample_value(
-            f"syncd_operations_{name}_total", {"table": "t"}
+            f"syncd_operations_{name}_total", {"secondary": "secondary", "table": "t"}
         )
         return value or 0.0
 

@@ -86,12 +86,13 @@ def test_reporter_counts_every_failure_and_logs_refusals_as_errors(log_lines: io
     report(AuthenticationFailed("secondary refused the credentials of user 'root'"))
     report(AuthenticationFailed("secondary refused the credentials of user 'root'"))
     value = metrics.registry.get_sample_value
-    labels = {"role": "secondary"}
+    labels = {"role": "secondary", "secondary": "secondary"}
     assert value("syncd_connection_failures_total", {**labels, "reason": "auth"}) == 2
     assert value("syncd_connection_failures_total", {**labels, "reason": "unreachable"}) == 1
     logged = [e for e in events(log_lines) if e["event"] == "connection_auth_failed"]
     assert len(logged) == 2 and {e["level"] for e in logged} == {"error"}
     assert logged[0]["role"] == "secondary" and "refused the credentials" in logged[0]["error"]
+    assert logged[0]["secondary"] == "secondary"
 
 
 @pytest.mark.integration
@@ -127,7 +128,8 @@ async def test_a_wrong_password_is_an_authentication_failure(log_lines: io.Strin
             assert good.failure is None and refused(good) is None and failure_label(good) is None
             tg.cancel_scope.cancel()
     sample = metrics.registry.get_sample_value(
-        "syncd_connection_failures_total", {"role": "secondary", "reason": "auth"}
+        "syncd_connection_failures_total",
+        {"role": "secondary", "reason": "auth", "secondary": "secondary"},
     )
     assert sample is not None and sample >= 1
     text = log_lines.getvalue()

@@ -51,7 +51,7 @@ def test_routes(metrics: Metrics) -> None:
 
         code, _, body = get(http.url + "/metrics")
         assert code == 200
-        assert 'syncd_operations_applied_total{table="user"} 3.0' in body
+        assert 'syncd_operations_applied_total{secondary="secondary",table="user"} 3.0' in body
 
         assert get(http.url + "/healthz")[::2] == (200, "ok\n")
 
