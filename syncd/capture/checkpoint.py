@@ -67,6 +67,14 @@ class Checkpoint:
     backfill: Backfill | None = None
     rules: int | None = None  # 2 or 3: the server generation the positions belong to
     server: str | None = None  # the primary's version string when they were saved
+    #: The secondaries holding everything through ``position`` (each was
+    #: backfilled, then fed). ``None``: a file from before there were several,
+    #: written for the one flat secondary, ``secondary``.
+    secondaries: tuple[str, ...] | None = None
+
+    def caught_up(self) -> tuple[str, ...]:
+        """The secondaries this checkpoint speaks for (see :attr:`secondaries`)."""
+        return ("secondary",) if self.secondaries is None else self.secondaries
 
     def advanced(self, position: int) -> Checkpoint:
         """A copy at ``position``, stamped now."""
@@ -81,6 +89,8 @@ class Checkpoint:
             "positions": {} if self.position is None else {_FEED: self.position},
             "saved_at": self.saved_at,
         }
+        if self.secondaries is not None:
+            data["secondaries"] = list(self.secondaries)
         if self.backfill is not None:
             b = self.backfill
             data["backfill"] = {
@@ -122,12 +132,18 @@ class Checkpoint:
             if isinstance(saved_at, bool) or not isinstance(saved_at, int | float):
                 raise ValueError(f"saved_at is not a number ({saved_at!r})")
             server = data.get("server")
+            names = data.get("secondaries")
+            if names is not None and not (
+                isinstance(names, list) and all(isinstance(n, str) for n in names)
+            ):
+                raise ValueError(f"secondaries is not a list of names ({names!r})")
             return cls(
                 position=None if position is None else _position(position, "position") << scale,
                 saved_at=float(saved_at),
                 backfill=backfill,
                 rules=rules,
                 server=None if server is None else str(server),
+                secondaries=None if names is None else tuple(names),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint is malformed: {exc}") from exc

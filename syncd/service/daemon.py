@@ -9,13 +9,17 @@ Start-up, in order (each step logged; ``/readyz`` answers 503 until the end):
    ``changefeed_auto_enable`` is off, exit 2 naming the table and the fix;
 4. load the checkpoint; with none, a backfill in progress, or one older than
    the feed's retention, backfill (bracketed by the feed position taken
-   before the copy);
-5. ``READY=1``; tail the feed into the queue.
+   before the copy) for every secondary;
+5. ``READY=1``; tail the feed into every secondary's queue. A secondary the
+   checkpoint does not speak for (added since the last run) joins meanwhile:
+   its backlog is held while the tables are copied to it, then applied
+   (:mod:`syncd.service.joining`); the others stream throughout.
 
-While running: the feed is the buffer — reading stops while the queue is full
-(bounded memory, nothing spilled), as it does while the secondary is paused
-(``syncd pause``; a pause persisted in ``state_dir`` holds from the start);
-the checkpoint advances to the watermark of applied positions once a second;
+While running: the feed is read once for every secondary, as fast as the one
+with the most room takes it; one that is behind (down, slow, paused with
+``syncd pause``, joining) spools its backlog. While every secondary is behind,
+or a spool refuses writes, the feed is the buffer: nothing is read. The
+checkpoint advances to the lowest watermark of applied positions once a second;
 with ``tables`` omitted, new tables are found every
 ``changefeed_scan_interval`` and enabled and backfilled.
 
@@ -49,6 +53,7 @@ from syncd.capture.tail import FeedTail
 from syncd.config import Config, load_config, redact_url
 from syncd.errors import ConfigError, PrimaryUnavailable
 from syncd.service.connfailures import failure_label, reporter
+from syncd.service.joining import joining, run_join
 from syncd.service.positions import Positions
 from syncd.service.replicator import Replicator
 from syncd.service.sdnotify import Notifier
@@ -98,6 +103,7 @@ class Daemon:
         )
         self.rep.status_extra = self._status_extra
         self.rep.health_problem = lambda: self.tail.stuck
+        self._joining: list[str] = []
 
     # -- the whole life ----------------------------------------------------
 
@@ -110,6 +116,9 @@ class Daemon:
             outer.start_soon(self._signals)
             if self._notifier.watchdog_interval:
                 outer.start_soon(self._watchdog, self._notifier.watchdog_interval)
+            saved = await anyio.to_thread.run_sync(self.positions.peek)
+            self._joining = joining(self.config.secondary_names(), saved)
+            self.rep.hold(self._joining)
             async with self.rep, anyio.create_task_group() as tg:
                 await tg.start(self.primary.run)
                 try:
@@ -125,6 +134,8 @@ class Daemon:
                     log.info("daemon_ready", position=self.positions.position())
                     tg.start_soon(self._status_loop)
                     tg.start_soon(self._scan_tables_loop)
+                    for name in self._joining:
+                        tg.start_soon(self._join, name)
                     await self._tail()
                 self._notifier.stopping("draining")
                 log.info("daemon_draining", drain_timeout=self.config.drain_timeout)
@@ -142,7 +153,16 @@ class Daemon:
         await self._retry_primary(self._detect_dialect)
         await self.feeds.ensure(self._retry_primary)
         checkpoint = await self.positions.load_resumable()
+        names = self.config.secondary_names()
+        self.positions.caught_up = tuple(n for n in names if n not in self._joining)
+        before = self.positions.saved
         checkpoint = await self._maybe_backfill(checkpoint)
+        if checkpoint is not before:
+            # A whole backfill ran: it served every secondary, nobody joins.
+            self.positions.caught_up = tuple(names)
+            for name in self._joining:
+                await self.rep.release(name)
+            self._joining = []
         self.tail.newest_seen = checkpoint.position
 
     async def _detect_dialect(self) -> None:
@@ -250,6 +270,17 @@ class Daemon:
         )
         log.info("new_tables_adopted", tables=new)
 
+    async def _join(self, name: str) -> None:
+        await run_join(
+            self.config,
+            name,
+            primary=self.primary,
+            tables=self.feeds.wanted,
+            rep=self.rep,
+            positions=self.positions,
+        )
+        self._joining.remove(name)
+
     # -- the tail ----------------------------------------------------------
 
     async def _tail(self) -> None:
@@ -267,9 +298,6 @@ class Daemon:
             return
         with contextlib.suppress(Stopped):
             await self._unless_stopped(partial(self._guard_primary, self._adopt_new_tables))
-
-    def _replicates(self, table: str) -> bool:
-        return self.feeds.replicates(table)
 
     async def _sleep_or_stop(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):

@@ -16,7 +16,7 @@ import anyio
 import structlog
 
 from syncd.capture.changefeed import ChangefeedReader
-from syncd.capture.checkpoint import Checkpoint, CheckpointFile
+from syncd.capture.checkpoint import Checkpoint, CheckpointError, CheckpointFile
 from syncd.capture.feedtables import Retry
 from syncd.errors import ConfigError
 from syncd.pipeline.intake import Intake
@@ -38,11 +38,24 @@ class Positions:
         self.saved: Checkpoint | None = None
         #: The primary's version string, once asked.
         self.server_version: str | None = None
+        #: The secondaries the saved position speaks for (stamped on every save).
+        self.caught_up: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
         """Where the checkpoint lives."""
         return str(self._file.path)
+
+    def peek(self) -> Checkpoint | None:
+        """The saved checkpoint as it is on disk (before the primary is asked anything),
+        or None when there is none, it cannot be read, or ``--resync`` was asked;
+        :meth:`load_resumable` judges and reports it properly later."""
+        if self._resync:
+            return None
+        try:
+            return self._file.load()
+        except CheckpointError:
+            return None
 
     def position(self) -> int | None:
         """The saved position (a raw versionstamp), if any."""
@@ -89,7 +102,10 @@ class Positions:
     async def save(self, checkpoint: Checkpoint, intake: Intake | None = None) -> None:
         """Save atomically, stamped with the generation's rules and the primary's version."""
         checkpoint = replace(
-            checkpoint, rules=self._reader.dialect.rules, server=self.server_version
+            checkpoint,
+            rules=self._reader.dialect.rules,
+            server=self.server_version,
+            secondaries=self.caught_up,
         )
         await anyio.to_thread.run_sync(self._file.save, checkpoint)
         self.saved = checkpoint

@@ -71,6 +71,9 @@ class Replica:
         )
         self.queue, self.secondary, self.ledger = parts.queue, parts.secondary, parts.ledger
         self.workers, self.resyncer = parts.workers, parts.resyncer
+        #: Workers not started until :meth:`release` (a secondary joining: its
+        #: backlog waits while a backfill copies the tables to it first).
+        self.held_back = False
         metrics.set_lag_source(self.queue.lag_seconds)
         metrics.set_dead_letter_source(self.deadletters.live_count)
         metrics.secondary_up.set(0)
@@ -101,14 +104,24 @@ class Replica:
         """Start the connection manager, the spool's run task, the workers, the re-sync."""
         await tg.start(self.secondary.run)
         await tg.start(self.queue.run)
+        if not self.held_back:
+            await self._start_workers(tg)
+
+    async def _start_workers(self, tg: TaskGroup) -> None:
         for worker in self.workers:
             await tg.start(worker.run)
         if self.resyncer is not None:
             await tg.start(self.resyncer.run)
 
+    async def release(self, tg: TaskGroup) -> None:
+        """Start applying what was held back (see :attr:`held_back`); once only."""
+        if self.held_back:
+            self.held_back = False
+            await self._start_workers(tg)
+
     async def drain(self, seconds: float, *, paused: bool) -> bool:
         """Apply what is queued for up to ``seconds``; whether all of it was."""
-        held = refused(self.secondary) is not None or paused
+        held = refused(self.secondary) is not None or paused or self.held_back
         return await drain(self.queue, self.secondary, seconds, held=held)
 
     def persist(self) -> int:
@@ -182,6 +195,7 @@ class Replica:
             "version": self.secondary.server_version,
             "tested": tested(self.secondary.server_version),
             **pause,  # paused, paused_since
+            "joining": self.held_back,
             "lag_seconds": self.queue.lag_seconds(),
             "queue_depth": self.queue.depth,
             "spool_depth": self.queue.spooled,

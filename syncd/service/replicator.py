@@ -141,6 +141,16 @@ class Replicator(Pausable):
         """The replica of secondary ``name``; ``KeyError`` if there is none."""
         return self.replicas.get(name)
 
+    def hold(self, names: Iterable[str]) -> None:
+        """Before ``async with``: keep these secondaries' backlogs until :meth:`release`."""
+        for name in names:
+            self.replicas.get(name).held_back = True
+
+    async def release(self, name: str) -> None:
+        """Start applying to secondary ``name``, held back since the start."""
+        if self._tg is not None:
+            await self.replicas.get(name).release(self._tg)
+
     # -- lifecycle ---------------------------------------------------------
 
     async def __aenter__(self) -> Replicator:
