@@ -44,11 +44,11 @@ async def test_spool_max_bytes_reached_marks_tables_and_a_resync_repairs_them(
         assert events.count("spool_disk_full") == 1 and "resync_marked" in events
         assert rep.status()["resync_pending"] == ["events", "others"]
         gauge = rep.metrics.registry.get_sample_value
-        assert gauge("syncd_resync_pending", {"table": "events"}) == 1
+        assert gauge("syncd_resync_pending", {"secondary": "secondary", "table": "events"}) == 1
         secondary_server.start()
         await rep.flush(timeout=90)  # applied, and re-synced
         assert rep.status()["resync_pending"] == []
-        assert gauge("syncd_resync_pending", {"table": "events"}) is None
+        assert gauge("syncd_resync_pending", {"secondary": "secondary", "table": "events"}) is None
     for table in ("events", "others"):
         assert await secondary_rows(secondary_server.url, table) == await rows_by_id(primary, table)
 
