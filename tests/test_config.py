@@ -81,7 +81,8 @@ def test_secondary_url_is_required() -> None:
             Config.from_mapping(data, source="t.yaml")
         assert str(info.value) == (
             "config t.yaml: secondary_url: required, where replicated writes go, e.g. "
-            '"ws://archive:8000/rpc" (or SYNCD_SECONDARY_URL in the environment, or a secondaries: list)'
+            '"ws://archive:8000/rpc" (or SYNCD_SECONDARY_URL in the environment, '
+            "or a secondaries: list)"
         )
     with pytest.raises(ConfigError, match="secondary_url: required"):
         load_config(None, env={})

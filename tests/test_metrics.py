@@ -52,9 +52,10 @@ def test_uses_the_given_registry() -> None:
     m.reconnects.inc()
 
     assert m.registry is registry
-    assert registry.get_sample_value(
-        "syncd_secondary_reconnects_total", {"secondary": "secondary"}
-    ) == 1.0
+    assert (
+        registry.get_sample_value("syncd_secondary_reconnects_total", {"secondary": "secondary"})
+        == 1.0
+    )
 
 
 def test_lag_source_shows_in_exposition_and_snapshot() -> None:
@@ -76,7 +77,8 @@ def test_raising_lag_source_reads_nan_without_breaking_exposition() -> None:
 
     m.set_lag_source(broken)
 
-    assert 'syncd_replication_lag_seconds{secondary="secondary"} NaN' in generate_latest(m.registry).decode()
+    text = generate_latest(m.registry).decode()
+    assert 'syncd_replication_lag_seconds{secondary="secondary"} NaN' in text
     assert math.isnan(m.snapshot()["lag_seconds"])
 
 
@@ -99,8 +101,9 @@ def test_views_of_two_secondaries_share_the_families_and_keep_their_numbers_apar
 
     sample = m.registry.get_sample_value
     assert other.registry is m.registry
-    assert sample("syncd_operations_applied_total", {"secondary": "archive", "table": "user"}) == 2
-    assert sample("syncd_operations_applied_total", {"secondary": "analytics", "table": "user"}) == 5
+    applied = "syncd_operations_applied_total"
+    assert sample(applied, {"secondary": "archive", "table": "user"}) == 2
+    assert sample(applied, {"secondary": "analytics", "table": "user"}) == 5
     assert sample("syncd_queue_depth_operations", {"secondary": "analytics"}) == 7
     assert sample("syncd_replication_lag_seconds", {"secondary": "analytics"}) == 1.5
     # Totals over every secondary, or one secondary's own.

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.replica import connect_secondary, dead_url, replicator
+from tests.support.replica import connect_secondary, dead_url, entry, replicator
 from tests.support.server import ServerProcess
 
 
@@ -53,3 +53,63 @@ async def test_prefer_newest_takes_the_newer_row_from_either_side(
         "secondary only",
     ]
     assert [row["s"] for row in facts] == ["primary"]  # facts: the primary wins
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+async def test_merged_reads_ask_every_secondary_and_rank_them_by_priority(
+    tmp_path: Path, primary: Any, engine: int
+) -> None:
+    # archive (priority 1) outranks analytics (priority 2); the primary outranks both.
+    with ServerProcess(engine=engine) as archive, ServerProcess(engine=engine) as analytics:
+        for server, sql in (
+            (
+                archive,
+                "CREATE facts:1 SET s = 'archive'; CREATE facts:2 SET s = 'archive';"
+                "CREATE docs:1 SET updated_at = 3, s = 'archive older';"
+                "CREATE docs:2 SET updated_at = 9, s = 'archive newest';"
+                "CREATE docs:3 SET updated_at = 1, s = 'archive older';",
+            ),
+            (
+                analytics,
+                "CREATE facts:2 SET s = 'analytics'; CREATE facts:3 SET s = 'analytics only';"
+                "CREATE docs:1 SET updated_at = 9, s = 'analytics newest';"
+                "CREATE docs:2 SET updated_at = 7, s = 'analytics older';"
+                "CREATE docs:3 SET updated_at = 2, s = 'analytics newer';"
+                "CREATE docs:4 SET updated_at = 5, s = 'analytics tie';",
+            ),
+        ):
+            admin = await connect_secondary(server.url)
+            await admin.query(sql)
+            await admin.close()
+        await primary.query(
+            "CREATE facts:1 SET s = 'primary';"
+            "CREATE docs:1 SET updated_at = 5, s = 'primary older';"
+            "CREATE docs:2 SET updated_at = 5, s = 'primary older';"
+            "CREATE docs:4 SET updated_at = 5, s = 'primary tie'"
+        )
+        secondaries = [entry("analytics", analytics.url, 2), entry("archive", archive.url, 1)]
+        tables = {"docs": {"version": "updated_at", "prefer": "newest"}, "facts": {}}
+        async with replicator(tmp_path, None, secondaries=secondaries, tables=tables) as rep:
+            db = rep.wrap(primary)
+            facts = {str(r["id"]): r["s"] for r in await db.select("facts")}
+            docs = {str(r["id"]): r["s"] for r in await db.select("docs")}
+            queried = await db.query("SELECT * FROM facts ORDER BY id")
+            # One secondary down: the other one still merges.
+            analytics.kill()
+            partial = {str(r["id"]): r["s"] for r in await db.select("facts")}
+            outcomes = rep.metrics.registry.get_sample_value
+            down = outcomes(
+                "syncd_merged_reads_total",
+                {"secondary": "analytics", "outcome": "primary_only_down"},
+            )
+    assert facts == {"facts:1": "primary", "facts:2": "archive", "facts:3": "analytics only"}
+    assert [r["s"] for r in queried] == ["primary", "archive", "analytics only"]
+    assert docs == {
+        "docs:1": "analytics newest",
+        "docs:2": "archive newest",
+        "docs:3": "analytics newer",
+        "docs:4": "primary tie",
+    }
+    assert partial == {"facts:1": "primary", "facts:2": "archive"}
+    assert down is not None and down >= 1

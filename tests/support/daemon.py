@@ -32,7 +32,8 @@ def free_port() -> int:
 class SyncdProcess:
     """``python -m syncd run`` with a config in tmp_path."""
 
-    def __init__(self, tmp_path: Path, primary: str, secondary: str, **extra: Any) -> None:
+    def __init__(self, tmp_path: Path, primary: str, secondary: str | None, **extra: Any) -> None:
+        """``secondary`` None: the secondaries come as a ``secondaries`` list in ``extra``."""
         self.port = free_port()
         self.config = tmp_path / "syncd.yaml"
         self.state = tmp_path / "state"
@@ -42,11 +43,17 @@ class SyncdProcess:
             "primary_pass": "root",
             "primary_namespace": APP_NS,
             "primary_database": APP_DB,
-            "secondary_url": secondary,
-            "secondary_user": "root",
-            "secondary_pass": "root",
-            "secondary_namespace": NAMESPACE,
-            "secondary_database": DATABASE,
+            **(
+                {}
+                if secondary is None
+                else {
+                    "secondary_url": secondary,
+                    "secondary_user": "root",
+                    "secondary_pass": "root",
+                    "secondary_namespace": NAMESPACE,
+                    "secondary_database": DATABASE,
+                }
+            ),
             "state_dir": str(self.state),
             "metrics_listen": f"127.0.0.1:{self.port}",
             "health_check_interval": "1s",
@@ -105,6 +112,19 @@ class SyncdProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def secondary_entry(name: str, server: ServerProcess, priority: int) -> dict[str, Any]:
+    """One entry of a ``secondaries`` list pointing at ``server``."""
+    return {
+        "name": name,
+        "url": f"{server.url}/rpc",
+        "user": "root",
+        "pass": "root",
+        "namespace": NAMESPACE,
+        "database": DATABASE,
+        "priority": priority,
+    }
 
 
 async def connect(url: str) -> Any:

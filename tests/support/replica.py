@@ -35,14 +35,21 @@ async def embedded_primary() -> AsyncIterator[Any]:
         await anyio.sleep(0.1)
 
 
-def make_config(tmp_path: Path, secondary_url: str, **overrides: Any) -> Config:
-    """A config tuned for tests: short intervals, no HTTP endpoint, state under tmp_path."""
-    data: dict[str, Any] = {
+def make_config(tmp_path: Path, secondary_url: str | None, **overrides: Any) -> Config:
+    """A config tuned for tests: short intervals, no HTTP endpoint, state under tmp_path.
+
+    ``secondary_url`` None: the secondaries come as ``secondaries`` in ``overrides``
+    (see :func:`entry`).
+    """
+    flat = {
         "secondary_url": secondary_url,
         "secondary_user": "root",
         "secondary_pass": "root",
         "secondary_namespace": NAMESPACE,
         "secondary_database": DATABASE,
+    }
+    data: dict[str, Any] = {
+        **(flat if secondary_url is not None else {}),
         "state_dir": str(tmp_path / "state"),
         "metrics_listen": None,
         "health_check_interval": "1s",
@@ -116,6 +123,19 @@ def spooled_count(state: Path) -> int:
         spool.close()
 
 
-def replicator(tmp_path: Path, url: str, **overrides: Any) -> Replicator:
+def entry(name: str, url: str, priority: int = 0) -> dict[str, Any]:
+    """One ``secondaries`` entry for a test secondary at ``url``."""
+    return {
+        "name": name,
+        "url": url,
+        "user": "root",
+        "pass": "root",
+        "namespace": NAMESPACE,
+        "database": DATABASE,
+        "priority": priority,
+    }
+
+
+def replicator(tmp_path: Path, url: str | None, **overrides: Any) -> Replicator:
     """A Replicator on :func:`make_config`, with a registry of its own (not the global one)."""
     return Replicator(make_config(tmp_path, url, **overrides), registry=CollectorRegistry())
