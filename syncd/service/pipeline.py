@@ -67,6 +67,7 @@ def build_pipeline(
     secondary = managed_connection(
         config,
         "secondary",
+        name=metrics.secondary,
         on_state=on_secondary_state,
         on_reconnect=metrics.reconnects.inc,
         on_failure=reporter(metrics, "secondary"),

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 import anyio
+import structlog
 from anyio.abc import TaskGroup
 
 from syncd.config import Config
@@ -102,16 +103,20 @@ class Replica:
 
     async def start(self, tg: TaskGroup) -> None:
         """Start the connection manager, the spool's run task, the workers, the re-sync."""
-        await tg.start(self.secondary.run)
-        await tg.start(self.queue.run)
+        # Tasks copy the context they are started in: every event they log
+        # names this secondary.
+        with structlog.contextvars.bound_contextvars(secondary=self.name):
+            await tg.start(self.secondary.run)
+            await tg.start(self.queue.run)
         if not self.held_back:
             await self._start_workers(tg)
 
     async def _start_workers(self, tg: TaskGroup) -> None:
-        for worker in self.workers:
-            await tg.start(worker.run)
-        if self.resyncer is not None:
-            await tg.start(self.resyncer.run)
+        with structlog.contextvars.bound_contextvars(secondary=self.name):
+            for worker in self.workers:
+                await tg.start(worker.run)
+            if self.resyncer is not None:
+                await tg.start(self.resyncer.run)
 
     async def release(self, tg: TaskGroup) -> None:
         """Start applying what was held back (see :attr:`held_back`); once only."""

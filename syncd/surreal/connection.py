@@ -108,13 +108,19 @@ class ManagedConnection:
         rng: random.Random | None = None,
         connect: Connect | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        name: str | None = None,
     ) -> None:
         """Configure; nothing is opened until :meth:`run`.
+
+        ``name``: which of several secondaries this is (logged with every
+        event, and named when its credentials are refused).
 
         ``connect`` opens a signed-in session using the database (default: an
         :class:`RpcClient` to ``url``); ``sleep`` waits between attempts.
         """
         self.role = role
+        self.name = name
+        self._log = log.bind(secondary=name) if name is not None else log
         self.url = url
         self.user = user
         self._password = password
@@ -202,7 +208,7 @@ class ManagedConnection:
         if self._up.is_set():
             self._up = anyio.Event()
             self.since = time.time()
-            log.warning("connection_down", role=self.role, reason=reason)
+            self._log.warning("connection_down", role=self.role, reason=reason)
             if self.on_state is not None:
                 self.on_state(False)
         self._down.set()
@@ -233,14 +239,14 @@ class ManagedConnection:
                     # Unexpected, but retried rather than ending the process.
                     # No traceback: its frames hold the password being sent.
                     # (A refused sign-in is the on_failure hook's to report.)
-                    log.error("connection_error", role=self.role, error=describe(error))
+                    self._log.error("connection_error", role=self.role, error=describe(error))
                 self.last_error = describe(error)
                 self.failure = error
                 if self.on_failure is not None:
                     self.on_failure(error)
                 self._first_attempt.set()
                 delay = next(delays)
-                log.info(
+                self._log.info(
                     "connection_retry",
                     role=self.role,
                     attempt=attempt,
@@ -261,7 +267,7 @@ class ManagedConnection:
         self._conn = conn
         if version != self.server_version and tested(version) is False:
             # 4.x and later: no engine of them could be tested; the 3.x rules apply.
-            log.warning("server_untested", role=self.role, version=version)
+            self._log.warning("server_untested", role=self.role, version=version)
         self.server_version = version
         self._down = anyio.Event()
         self.since = time.time()
@@ -269,7 +275,7 @@ class ManagedConnection:
         self.failure = None
         self._up.set()
         self._first_attempt.set()
-        log.info("connection_up", role=self.role, version=version)
+        self._log.info("connection_up", role=self.role, version=version)
         if self.on_state is not None:
             self.on_state(True)
         if self._connected_before and self._on_reconnect is not None:
@@ -292,7 +298,8 @@ class ManagedConnection:
         opened.append(client)
         try:
             if self.user:
-                await client.signin(self.user, self._password)
+                who = None if self.name in (None, "secondary") else f"secondary {self.name!r}"
+                await client.signin(self.user, self._password, who=who)
             await client.use(self._namespace, self._database)
         except BaseException:
             # Shielded: a cancelled connect (shutdown mid-attempt) must still
@@ -314,7 +321,7 @@ class ManagedConnection:
                 return
             except Exception as exc:
                 # The server answered with an error: it is alive.
-                log.debug("health_check_error", role=self.role, error=describe(exc))
+                self._log.debug("health_check_error", role=self.role, error=describe(exc))
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -340,6 +347,7 @@ def managed_connection(
     config: Config,
     role: str,
     *,
+    name: str | None = None,
     on_state: Callable[[bool], None] | None = None,
     on_reconnect: Callable[[], None] | None = None,
     on_failure: Callable[[BaseException], None] | None = None,
@@ -364,4 +372,5 @@ def managed_connection(
         on_state=on_state,
         on_reconnect=on_reconnect,
         on_failure=on_failure,
+        name=name,
     )

@@ -137,14 +137,20 @@ class RpcClient:
             raise server_error(value)
         return value
 
-    async def signin(self, user: str, password: str) -> None:
-        """Sign in as a root user; a refusal raises :class:`AuthenticationFailed`."""
+    async def signin(self, user: str, password: str, *, who: str | None = None) -> None:
+        """Sign in as a root user; a refusal raises :class:`AuthenticationFailed`.
+
+        ``who`` names the database in that message when the role alone does
+        not (one of several secondaries).
+        """
         params = [{"user": user, "pass": password}]  # the SDK's username/password on the wire
         ok, _ = await self._request("signin", params, False)
         if not ok:
+            keys = f"{self.role}_user and {self.role}_pass"
+            if who is not None:
+                keys = f"user and pass of {who} under secondaries"
             raise AuthenticationFailed(
-                f"{self.role} refused the credentials of user {user!r} "
-                f"(check {self.role}_user and {self.role}_pass)"
+                f"{who or self.role} refused the credentials of user {user!r} (check {keys})"
             )
 
     async def use(self, namespace: str, database: str) -> None:
