@@ -147,3 +147,9 @@ def start_backfill(position: int) -> Backfill:
 def primary_connection(config: Config) -> ManagedConnection:
     """A managed connection to the configured primary."""
     return managed_connection(config, "primary")
+
+
+async def keep_nothing(_: Checkpoint) -> None:
+    """``save`` for a copy that keeps no resumable state (on demand, a joining
+    secondary, tables adopted while running): cut short, it is run again, or the
+    feed is re-read from the saved position."""

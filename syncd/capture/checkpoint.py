@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,9 @@ class Checkpoint:
     #: backfilled, then fed). ``None``: a file from before there were several,
     #: written for the one flat secondary, ``secondary``.
     secondaries: tuple[str, ...] | None = None
+    #: Each secondary's own position (≥ ``position``, which is the lowest of
+    #: them): after a restart, a secondary skips what it had already applied.
+    applied: Mapping[str, int] = field(default_factory=dict)
 
     def caught_up(self) -> tuple[str, ...]:
         """The secondaries this checkpoint speaks for (see :attr:`secondaries`)."""
@@ -91,6 +95,8 @@ class Checkpoint:
         }
         if self.secondaries is not None:
             data["secondaries"] = list(self.secondaries)
+        if self.applied:
+            data["applied"] = dict(self.applied)
         if self.backfill is not None:
             b = self.backfill
             data["backfill"] = {
@@ -137,6 +143,9 @@ class Checkpoint:
                 isinstance(names, list) and all(isinstance(n, str) for n in names)
             ):
                 raise ValueError(f"secondaries is not a list of names ({names!r})")
+            applied = data.get("applied") or {}
+            if not isinstance(applied, dict):
+                raise ValueError("applied is not an object")
             return cls(
                 position=None if position is None else _position(position, "position") << scale,
                 saved_at=float(saved_at),
@@ -144,6 +153,7 @@ class Checkpoint:
                 rules=rules,
                 server=None if server is None else str(server),
                 secondaries=None if names is None else tuple(names),
+                applied={str(k): _position(v, "applied") << scale for k, v in applied.items()},
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint is malformed: {exc}") from exc

@@ -45,7 +45,7 @@ from typing import TypeVar
 import anyio
 import structlog
 
-from syncd.capture.backfill import copy_tables, primary_connection, start_backfill
+from syncd.capture.backfill import copy_tables, keep_nothing, primary_connection, start_backfill
 from syncd.capture.changefeed import ChangefeedReader
 from syncd.capture.checkpoint import Checkpoint, CheckpointFile, out_of_retention
 from syncd.capture.feedtables import FeedTables
@@ -163,6 +163,8 @@ class Daemon:
             for name in self._joining:
                 await self.rep.release(name)
             self._joining = []
+        else:  # resumed: each secondary skips what it had applied past the common position
+            self.rep.replicas.skip_through(checkpoint.applied)
         self.tail.newest_seen = checkpoint.position
 
     async def _detect_dialect(self) -> None:
@@ -265,7 +267,7 @@ class Daemon:
             intake=self.rep,
             tables=new,
             checkpoint=checkpoint,
-            save=_discard_checkpoint,
+            save=keep_nothing,
             query_seconds=self.config.write_timeout,
         )
         log.info("new_tables_adopted", tables=new)
@@ -329,7 +331,8 @@ class Daemon:
 
     async def _save_checkpoint(self) -> None:
         if self.tail.newest_seen is not None:
-            await self.positions.save_safe(self.rep, self.tail.newest_seen)
+            applied = self.rep.replicas.safe_positions(self.tail.newest_seen)
+            await self.positions.save_safe(self.rep, applied)
 
     # -- status, watchdog, signals -------------------------------------------
 
@@ -391,8 +394,3 @@ class Daemon:
             return
         self._reload_logging(fresh)
         log.info("reloaded", log_level=fresh.log_level)
-
-
-async def _discard_checkpoint(_: Checkpoint) -> None:
-    """New tables adopted while running need no resumable state: a crash
-    before the next checkpoint re-reads their feed from the saved position."""

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
-from syncd.capture.backfill import copy_tables, start_backfill
+from syncd.capture.backfill import copy_tables, keep_nothing, start_backfill
 from syncd.capture.checkpoint import Checkpoint
 from syncd.config import Config
 from syncd.service.positions import Positions
@@ -72,7 +72,7 @@ async def run_join(
             intake=side,
             tables=tables(),
             checkpoint=Checkpoint(backfill=start_backfill(0)),
-            save=_nothing,
+            save=keep_nothing,
             query_seconds=config.write_timeout,
         )
         await side.flush(timeout=None)
@@ -81,7 +81,3 @@ async def run_join(
     log.info("secondary_joined", secondary=name)
     if on_done is not None:
         await on_done(name)
-
-
-async def _nothing(_: Checkpoint) -> None:
-    """The copy keeps no resumable state: a join cut short starts again."""

@@ -10,6 +10,7 @@ and the primary's version with the position.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import anyio
@@ -114,10 +115,13 @@ class Positions:
                 intake.metrics.checkpoint_position.set(checkpoint.position)
             intake.metrics.checkpoint_timestamp.set(checkpoint.saved_at)
 
-    async def save_safe(self, intake: Intake, newest_seen: int) -> None:
-        """Advance to the highest position whose every change is applied or dead-lettered."""
-        if self.saved is None:
+    async def save_safe(self, intake: Intake, applied: Mapping[str, int]) -> None:
+        """Advance to the highest position whose every change is applied or dead-lettered
+        on every secondary; ``applied`` is each secondary's own such position."""
+        if self.saved is None or not applied:
             return
-        safe = intake.safe_position(newest_seen)
-        if self.saved.position is None or safe > self.saved.position:
-            await self.save(self.saved.advanced(safe), intake)
+        safe = min(applied.values())
+        # Each secondary's own position only counts past the common one.
+        own = {name: at for name, at in applied.items() if at > safe}
+        if self.saved.position is None or safe > self.saved.position or own != self.saved.applied:
+            await self.save(replace(self.saved.advanced(safe), applied=own), intake)

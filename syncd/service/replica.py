@@ -75,6 +75,8 @@ class Replica:
         #: Workers not started until :meth:`release` (a secondary joining: its
         #: backlog waits while a backfill copies the tables to it first).
         self.held_back = False
+        #: Feed positions at or before this were applied by an earlier run (daemon).
+        self.skip_through: int | None = None
         metrics.set_lag_source(self.queue.lag_seconds)
         metrics.set_dead_letter_source(self.deadletters.live_count)
         metrics.secondary_up.set(0)

@@ -9,12 +9,14 @@ Rules of this file:
   holds no other back; while any spool refuses writes (disk full,
   ``spool_max_bytes``) nothing is read, so the feed buffers for everyone, as
   it does when every secondary is behind;
-- the checkpoint is the lowest position every replica has finished through.
+- the checkpoint is the lowest position every replica has finished through,
+  and keeps each replica's own: after a restart the feed is read again from
+  the lowest, and a replica skips what it had already applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 
 import anyio
@@ -161,9 +163,9 @@ class ReplicaSet:
         if not batch:
             return
         first, *others = self._replicas
-        first.put(batch)
+        first.put(_after(batch, first.skip_through))
         for replica in others:
-            replica.put([op.clone() for op in batch])
+            replica.put([op.clone() for op in _after(batch, replica.skip_through)])
 
     @property
     def closed(self) -> bool:
@@ -178,7 +180,17 @@ class ReplicaSet:
 
     def safe_position(self, newest: int) -> int:
         """The feed position through which every replica applied or dead-lettered all."""
-        return min(r.queue.positions.safe_through(newest) for r in self._replicas)
+        return min(self.safe_positions(newest).values())
+
+    def safe_positions(self, newest: int) -> dict[str, int]:
+        """Each replica's own feed position through which it applied or dead-lettered all."""
+        return {r.name: r.queue.positions.safe_through(newest) for r in self._replicas}
+
+    def skip_through(self, applied: Mapping[str, int]) -> None:
+        """After a restart: feed operations at or before a replica's own position
+        (``applied``, from the checkpoint) are not enqueued to it again."""
+        for replica in self._replicas:
+            replica.skip_through = applied.get(replica.name)
 
     async def wait_finished(self, unless_paused: UnlessPaused) -> None:
         """Until what is enqueued now is finished on every secondary not paused."""
@@ -219,3 +231,10 @@ class ReplicaSet:
     def resync_pending(self) -> list[str]:
         """Tables waiting for a re-sync on any secondary."""
         return sorted({t for r in self._replicas for t in r.resync_pending()})
+
+
+def _after(ops: list[Operation], skip_through: int | None) -> list[Operation]:
+    """The operations not at or before ``skip_through`` (feed positions; others all kept)."""
+    if skip_through is None:
+        return ops
+    return [op for op in ops if op.position is None or op.position > skip_through]

@@ -170,3 +170,60 @@ async def converge_now(db: Any, *servers: ServerProcess) -> None:
             behind = [k for k, row in expected.items() if held.get(k, {}).get("n", -1) < row["n"]]
             await anyio.sleep(0.2)
         assert not behind, f"{server.url}: {len(behind)} of {len(expected)} records behind"
+
+
+def applied(daemon: SyncdProcess, name: str) -> float:
+    """``syncd_operations_applied_total`` of secondary ``name``, over every table."""
+    code, body = daemon.http("/metrics")
+    assert code == 200
+    prefix = "syncd_operations_applied_total{"
+    return sum(
+        float(line.split()[-1])
+        for line in body.splitlines()
+        if line.startswith(prefix) and f'secondary="{name}"' in line
+    )
+
+
+async def test_after_a_restart_each_secondary_skips_what_it_had_applied(
+    tmp_path: Path, primary_server: ServerProcess, three: list[ServerProcess]
+) -> None:
+    archive, analytics, _ = three
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    daemon = SyncdProcess(
+        tmp_path,
+        f"{primary_server.url}/rpc",
+        None,
+        secondaries=[
+            secondary_entry("archive", archive, 1),
+            secondary_entry("analytics", analytics, 2),
+        ],
+        tables={"events": {}},
+    )
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        control(daemon, "pause", "analytics")
+        for i in range(300):
+            await db.upsert(RecordID("events", i), {"n": i})
+        await converge(db, f"{archive.url}/rpc", "events")
+        # The checkpoint keeps archive's own position, past the common (paused) one.
+        await wait_for(
+            lambda: (
+                "archive"
+                in json.loads((daemon.state / "checkpoint.json").read_text()).get("applied", {})
+            ),
+            "archive's own position in the checkpoint",
+        )
+        assert daemon.terminate() == 0
+        daemon.start()
+        daemon.wait_ready()
+        control(daemon, "resume", "analytics")
+        await converge(db, f"{analytics.url}/rpc", "events")
+        # The feed was read again from analytics' position; archive took none of it again.
+        assert applied(daemon, "analytics") >= 300
+        assert applied(daemon, "archive") == 0
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+        await db.close()
