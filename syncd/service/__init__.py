@@ -1,4 +1,4 @@
-"""Long-running wiring: the Replicator (one pipeline, its workers and metrics) and the daemon.
+"""Long-running wiring: the Replicator (a replica per secondary, reads, metrics) and the daemon.
 
 May import every folder below it: ``capture``, ``reads``, ``pipeline``, ``sink``,
 ``surreal``, the basics.

@@ -356,10 +356,8 @@ class Daemon:
 
     def _status_line(self) -> str:
         rep = self.rep
-        return (
-            f"lag {rep.lag_seconds():.1f}s, queue {rep.queue_depth}, spool {rep.spool_depth}, "
-            f"secondary {'up' if self.rep.secondary_up else 'down'}"
-            f"{', PAUSED' if rep.is_paused() else ''}"
+        return f"lag {rep.lag_seconds():.1f}s, queue {rep.queue_depth}, " + rep.replicas.summary(
+            rep.pauses.is_paused
         )
 
     async def _status_loop(self) -> None:

@@ -212,6 +212,14 @@ class ReplicaSet:
             if not paused(r.name)
         )
 
+    def summary(self, paused: Callable[[str], bool]) -> str:
+        """One line for systemd's ``STATUS=``: spool, and each secondary's state."""
+        states = ", ".join(
+            f"{r.name} {'PAUSED' if paused(r.name) else 'up' if r.is_up else 'down'}"
+            for r in self._replicas
+        )
+        return f"spool {self.spool_depth}, {states}"
+
     # -- totals ---------------------------------------------------------------
 
     @property

@@ -10,10 +10,9 @@ import anyio
 import pytest
 from surrealdb import RecordID
 
+from syncd.service.replicas import ReplicaSet
 from tests.support.replica import entry, replicator, secondary_rows, spooled_count
 from tests.support.server import ServerProcess
-
-pytestmark = pytest.mark.integration
 
 
 async def holds(url: str, count: int, within: float = 30) -> dict[str, Any]:
@@ -28,6 +27,7 @@ async def holds(url: str, count: int, within: float = 30) -> dict[str, Any]:
     raise AssertionError(f"{url} holds {len(rows)} of {count} records")
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(120)
 async def test_one_secondary_down_or_paused_holds_back_only_itself(
     tmp_path: Path, primary: Any, engine: int
@@ -66,6 +66,7 @@ async def test_one_secondary_down_or_paused_holds_back_only_itself(
     assert spooled_count(state / "a") == 0 and spooled_count(state / "b") == 0
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(60)
 async def test_a_spool_of_a_secondary_down_at_exit_is_its_own_next_time(
     tmp_path: Path, primary: Any, engine: int
@@ -87,3 +88,29 @@ async def test_a_spool_of_a_secondary_down_at_exit_is_its_own_next_time(
             await rep.flush(timeout=30)
         assert len(await secondary_rows(b.url, "t")) == 30
         assert len(await secondary_rows(a.url, "t")) == 30
+
+
+class _Stub:
+    """What ReplicaSet.room reads of a replica: its queue's writability and its room."""
+
+    def __init__(self, name: str, room: int, writable: bool = True) -> None:
+        self.name = name
+        self._room = room
+        self.queue = type("Q", (), {"writable": writable})()
+
+    def room(self) -> int:
+        return self._room
+
+
+def room(*stubs: _Stub) -> int:
+    return ReplicaSet(stubs).room()  # type: ignore[arg-type]
+
+
+def test_the_feed_goes_at_the_pace_of_the_replica_with_the_most_room() -> None:
+    # One behind (its memory full, backlog spooled) holds no other back.
+    assert room(_Stub("a", 900), _Stub("b", 0)) == 900
+    assert room(_Stub("a", 0), _Stub("b", -50), _Stub("c", 10)) == 10
+    # Every one behind: the feed is the buffer.
+    assert room(_Stub("a", 0), _Stub("b", -3)) <= 0
+    # One spool refusing writes (disk full): nothing is read, for anyone.
+    assert room(_Stub("a", 900), _Stub("b", 900, writable=False)) == 0
