@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup
 
 from syncd.config import Config
 from syncd.metrics import Metrics
+from syncd.secondaries import FLAT_NAME
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.statedir import resync_file, state_files
 from syncd.service.connfailures import failure_label, refused
@@ -183,10 +184,11 @@ class Replica:
         """Why this secondary makes the process unready, if it does."""
         failure = refused(self.secondary)
         if failure is not None:
-            return f"{self.name}: {failure}"
+            return str(failure)  # names the secondary when there are several
         down_for = time.time() - self.secondary.since
         if not self.secondary.is_up and down_for > down_threshold:
-            return f"secondary {self.name} down for {down_for:.0f}s"
+            who = "secondary" if self.name == FLAT_NAME else f"secondary {self.name!r}"
+            return f"{who} down for {down_for:.0f}s"
         return None
 
     def status(self, pause: dict[str, object]) -> dict[str, object]:

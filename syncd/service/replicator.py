@@ -358,7 +358,7 @@ class Replicator(Pausable):
         threshold = self.config.readyz_down_threshold
         problems = [p for r in self.replicas if (p := r.problem(threshold)) is not None]
         if not self._ready:
-            refusals = [p for p in problems if "down for" not in p]
+            refusals = [p for p in problems if " down for " not in p]
             return False, "starting" if not refusals else f"starting: {refusals[0]}"
         if self._tg is None:
             return False, "stopping"
