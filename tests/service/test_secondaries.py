@@ -46,6 +46,21 @@ def three(tmp_path: Path, engine: int) -> Iterator[list[ServerProcess]]:
             server.stop()
 
 
+async def events_daemon(
+    tmp_path: Path, primary: ServerProcess, secondaries: dict[str, ServerProcess]
+) -> tuple[Any, SyncdProcess]:
+    """A primary connection with a feed on ``events``, and a started daemon replicating
+    it to ``secondaries`` (priorities in the order given)."""
+    db = await connect(primary.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    entries = [secondary_entry(n, s, p) for p, (n, s) in enumerate(secondaries.items())]
+    daemon = SyncdProcess(
+        tmp_path, f"{primary.url}/rpc", None, secondaries=entries, tables={"events": {}}
+    )
+    daemon.start()
+    return db, daemon
+
+
 def status(daemon: SyncdProcess) -> dict[str, dict[str, Any]]:
     """``/status``'s secondaries by name."""
     code, body = daemon.http("/status")
@@ -89,18 +104,7 @@ async def test_three_secondaries_one_killed_one_frozen_one_paused_across_a_resta
     tmp_path: Path, primary_server: ServerProcess, three: list[ServerProcess]
 ) -> None:
     archive, analytics, backup = three
-    db = await connect(primary_server.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    daemon = SyncdProcess(
-        tmp_path,
-        f"{primary_server.url}/rpc",
-        None,
-        secondaries=[
-            secondary_entry(n, s, p) for p, (n, s) in enumerate(zip(NAMES, three, strict=True))
-        ],
-        tables={"events": {}},
-    )
-    daemon.start()
+    db, daemon = await events_daemon(tmp_path, primary_server, dict(zip(NAMES, three, strict=True)))
     try:
         daemon.wait_ready()
         stop, written = anyio.Event(), [0]
@@ -188,19 +192,9 @@ async def test_after_a_restart_each_secondary_skips_what_it_had_applied(
     tmp_path: Path, primary_server: ServerProcess, three: list[ServerProcess]
 ) -> None:
     archive, analytics, _ = three
-    db = await connect(primary_server.url)
-    await db.query("DEFINE TABLE events CHANGEFEED 1d")
-    daemon = SyncdProcess(
-        tmp_path,
-        f"{primary_server.url}/rpc",
-        None,
-        secondaries=[
-            secondary_entry("archive", archive, 1),
-            secondary_entry("analytics", analytics, 2),
-        ],
-        tables={"events": {}},
+    db, daemon = await events_daemon(
+        tmp_path, primary_server, {"archive": archive, "analytics": analytics}
     )
-    daemon.start()
     try:
         daemon.wait_ready()
         control(daemon, "pause", "analytics")
