@@ -80,6 +80,11 @@ class Outage:
             return None
         return self.drained - self.ended
 
+    def raise_peaks(self, now: SecondarySample) -> None:
+        """Count ``now``'s backlog and spool into the peaks."""
+        self.peak_backlog = max(self.peak_backlog, now.backlog)
+        self.peak_spool = max(self.peak_spool, now.spool)
+
     def to_json(self) -> dict[str, Any]:
         """The figures, as the demo's summary line gives them."""
         took = self.drain_seconds
@@ -103,14 +108,15 @@ class Outages:
 
     def begin(self, how: str, at: float, now: SecondarySample) -> Outage:
         """Secondary ``now.name`` was just killed or paused."""
-        outage = Outage(now.name, how, at, now.applied, peak_backlog=now.backlog)
-        outage.peak_spool = now.spool
+        outage = Outage(now.name, how, at, now.applied)
+        outage.raise_peaks(now)
         self.by_name[now.name] = outage
         return outage
 
     def end(self, at: float, now: SecondarySample) -> Outage:
         """Secondary ``now.name`` was just restarted or resumed."""
         outage = self.by_name[now.name]
+        outage.raise_peaks(now)
         outage.ended = at
         outage.applied_during = now.applied - outage.applied_before
         return outage
@@ -122,8 +128,7 @@ class Outages:
             outage = self.by_name.get(s.name)
             if outage is None or outage.drained is not None:
                 continue
-            outage.peak_backlog = max(outage.peak_backlog, s.backlog)
-            outage.peak_spool = max(outage.peak_spool, s.spool)
+            outage.raise_peaks(s)
             if outage.ended is not None and s.up and not s.paused and s.backlog < DRAINED:
                 outage.drained = at
                 messages.append(
