@@ -142,8 +142,7 @@ async def _demo(
             metrics = None if rep.http is None else f"{rep.http.url}/metrics"
             console.print(f"metrics: {metrics or 'not served (port taken)'}", soft_wrap=True)
             title = (
-                f"syncd demo — {options.duration:.0f}s of writes, {KILLED} killed "
-                f"and {PAUSED} paused mid-stream"
+                f"syncd demo — {options.duration:.0f}s of writes; {KILLED} killed, {PAUSED} paused"
             )
             with DemoView(console, title) as view:
                 run = DemoRun(rep, view)

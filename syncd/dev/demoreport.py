@@ -4,8 +4,8 @@ A secondary "equals the primary" when its verification ran to the end, found
 no record missing or differing, and compared as many records per table as
 the demo knows the primary holds (what the workload wrote, less the deleted
 events): a verification that compared nothing cannot pass. The figures are
-printed for a person, then once more as one ``summary: {...}`` JSON line for
-scripts and tests.
+printed for a person, then, when the output is not a terminal, once more as
+one ``summary: {...}`` JSON line for scripts, logs and tests.
 """
 
 from __future__ import annotations
@@ -136,8 +136,9 @@ def print_result(console: Console, result: DemoResult) -> int:
         console.print(f"{name}: {verdict}; {outage}", soft_wrap=True)
     if result.read is None:
         console.print("the merged read during the outage did not happen", soft_wrap=True)
-    line = f"summary: {json.dumps(summary(result), sort_keys=True)}"
-    console.print(line, soft_wrap=True, markup=False, highlight=False)
+    if not console.is_terminal:  # for scripts and logs; a person has the lines above
+        line = f"summary: {json.dumps(summary(result), sort_keys=True)}"
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     if ok:
         console.print(
             f"every secondary equals the primary: {plural(result.writes, 'write')}, "

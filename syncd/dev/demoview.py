@@ -91,9 +91,9 @@ class Sample:
     def table(self, title: str) -> Table:
         """The live-view rendering: one row per secondary under the writes."""
         caption = f"{self.phase} — writes to the primary: {self.writes} ({self.write_rate:.0f}/s)"
-        table = Table(title=f"{title}\n{caption}", title_justify="left", min_width=60)
+        table = Table(title=f"{title}\n{caption}", title_justify="left", min_width=76)
         table.add_column("secondary", style="bold")
-        table.add_column("state")
+        table.add_column("state", min_width=6)  # no jump when PAUSED shows
         for column in ("applied", "queue (memory)", "spool (disk)", "lag"):
             table.add_column(column, justify="right")
         for s in self.secondaries:
