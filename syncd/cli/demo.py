@@ -32,22 +32,24 @@ def demo(
             "--engine",
             min=2,
             max=3,
-            help="SurrealDB generation of both databases: 2 (2.3.10) or 3 (3.2.4).",
+            help="SurrealDB generation of every database: 2 (2.3.10) or 3 (3.2.4).",
             show_default=True,
         ),
     ] = DemoOptions.engine,
     keep: Annotated[
-        bool, typer.Option("--keep", help="Keep the demo's files (secondary store, state, log).")
+        bool,
+        typer.Option("--keep", help="Keep the demo's files (secondaries' stores, state, logs)."),
     ] = False,
 ) -> None:
-    """Replicate a live workload into a secondary killed mid-stream, then verify.
+    """Replicate a live workload to two secondaries, one killed and one paused, then verify.
 
-    Needs no config and no server: the primary is embedded, the secondary is a
-    child process on 127.0.0.1. Takes about --duration seconds plus a few and
-    leaves nothing running. The demo makes its own settings; -c is ignored.
+    Needs no config and no server: the primary is embedded, the secondaries
+    (archive, analytics) are child processes on 127.0.0.1. Exits 1 unless
+    both end equal to the primary. Takes about --duration seconds plus a few
+    and leaves nothing running. The demo makes its own settings; -c is ignored.
     """
     with handle_errors(), tool_errors():
-        # The pipeline's warnings (the secondary going down is the point of
+        # The pipeline's warnings (a secondary going down is the point of
         # the demo) would garble the live view; errors still show.
         configure_logging("error", stream=sys.stderr)
         options = DemoOptions(duration=duration, rate=rate, keep=keep, engine=engine)
