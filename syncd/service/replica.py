@@ -23,9 +23,9 @@ from anyio.abc import TaskGroup
 
 from syncd.config import Config
 from syncd.metrics import Metrics
-from syncd.secondaries import FLAT_NAME
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.statedir import resync_file, state_files
+from syncd.secondaries import FLAT_NAME
 from syncd.service.connfailures import failure_label, refused
 from syncd.service.pipeline import build_pipeline, drain
 from syncd.sink.operation import Operation
