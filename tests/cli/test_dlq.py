@@ -83,7 +83,7 @@ async def test_replay_after_the_cause_is_fixed(tmp_path: Path) -> None:
             "strict:2",
             "strict:3",
         ]
-        assert listing["malformed"] == [{"line": 5, "problem": "not JSON"}]
+        assert listing["malformed"] == [{"line": 5, "problem": "not JSON", "secondary": "secondary"}]
         human = syncd("dlq", "list", "-c", "syncd.yaml", cwd=tmp_path)
         assert human.returncode == 0
         assert "line 5: malformed (not JSON); skipped, kept" in human.stderr
