@@ -20,8 +20,10 @@ from rich.text import Text
 
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import tool_errors
+from syncd.secondaries import FLAT_NAME
 from syncd.tools.health import assess, refusal
 from syncd.tools.status import STATUS_TIMEOUT, gather
+from syncd.tools.targets import resume_hint
 from syncd.words import ago, at, plural
 
 __all__ = ["render_status", "status"]
@@ -41,7 +43,8 @@ def _secondary(info: Mapping[str, Any], running: bool) -> str:
         line += f": {info['last_error']}"
     if info.get("paused"):
         since = info.get("paused_since")
-        line += f"; PAUSED since {at(since)} ({ago(since)}; `syncd resume` to continue)"
+        hint = resume_hint(str(info.get("name") or FLAT_NAME))
+        line += f"; PAUSED since {at(since)} ({ago(since)}; `{hint}` to continue)"
     return line
 
 
