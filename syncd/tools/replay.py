@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from syncd.config import Config
-from syncd.errors import AuthenticationFailed, DatabaseUnavailable, SyncdError
+from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetter, DeadLetterFile
 from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
@@ -189,33 +189,27 @@ async def replay_files(
 ) -> list[ReplayResult]:
     """Replay each file's ``letters`` to the secondary that file belongs to; one result each.
 
-    The primary is opened once (not at all with ``from_file_only``); each
-    secondary in turn. A secondary that cannot be reached (or refuses the
-    credentials) gets a result with ``error`` set and its entries not
-    attempted; the others are still replayed.
+    The primary is opened once (not at all with ``from_file_only``), then each
+    secondary in turn, in priority order.
 
     Raises:
         SyncdError: a secondary with entries to replay is paused (before any
-            is written to), or the primary cannot be reached.
+            is written to); a database cannot be reached or refuses the
+            credentials (what the secondaries before it got stays applied
+            and removed; ``--secondary`` replays the others meanwhile).
     """
     work = [(file, letters) for file, letters in chosen if letters]
     refuse_while_paused(config, "a replay", [file.name for file, _ in work])
-    if not work:
-        return [ReplayResult(secondary=file.name) for file, _ in chosen]
-    async with contextlib.AsyncExitStack() as stack:
-        primary = None
-        if not from_file_only:
-            primary = await stack.enter_async_context(open_connection(config, "primary"))
-        done: dict[str, ReplayResult] = {}
-        for file, letters in work:
-            one = config.for_secondary(file.name)
-            try:
+    done: dict[str, ReplayResult] = {}
+    if work:
+        async with contextlib.AsyncExitStack() as stack:
+            primary = None
+            if not from_file_only:
+                primary = await stack.enter_async_context(open_connection(config, "primary"))
+            for file, letters in work:
+                one = config.for_secondary(file.name)  # its URL and credentials
                 async with open_connection(one, "secondary") as secondary:
                     done[file.name] = await replay(
                         config, file.dlq, letters, secondary, primary, secondary_name=file.name
                     )
-            except (DatabaseUnavailable, AuthenticationFailed) as exc:
-                done[file.name] = ReplayResult(
-                    not_attempted=list(letters), error=str(exc), secondary=file.name
-                )
     return [done.get(file.name) or ReplayResult(secondary=file.name) for file, _ in chosen]

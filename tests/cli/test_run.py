@@ -206,7 +206,9 @@ async def test_a_daemon_refused_by_the_secondary_says_so(
             "(check secondary_user and secondary_pass)\n"
         ), refused
         failures = metric(
-            daemon.port, "syncd_connection_failures_total", 'reason="auth",role="secondary"'
+            daemon.port,
+            "syncd_connection_failures_total",
+            'reason="auth",role="secondary",secondary="secondary"',
         )
         assert failures is not None and failures >= 1
         status = json.loads(daemon.http("/status")[1])
