@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from syncd.cli.app import fail
 from syncd.config import Config
@@ -20,10 +22,21 @@ from syncd.errors import SyncdError
 from syncd.logs import configure_logging
 from syncd.tools.control import NoDaemon, send_control
 
-__all__ = ["EXIT_NO_DAEMON", "ask_daemon", "quiet_logging", "tool_errors"]
+__all__ = ["EXIT_NO_DAEMON", "SecondariesOption", "ask_daemon", "quiet_logging", "tool_errors"]
 
 #: Exit status when no daemon answered (``syncd status``'s "unknown" too).
 EXIT_NO_DAEMON = 3
+
+#: The ``--secondary NAME`` option of the tools that act on secondaries (repeatable).
+SecondariesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secondary",
+        help="Only this secondary (repeatable; the flat secondary_* keys name it 'secondary'). "
+        "Default: every secondary.",
+        metavar="NAME",
+    ),
+]
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:

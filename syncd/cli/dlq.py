@@ -1,9 +1,20 @@
-"""``syncd dlq list|show|replay|purge``: the dead-letter file, for an operator.
+"""``syncd dlq list|show|replay|purge``: the dead-letter files, for an operator.
+
+Each secondary has its own dead-letter file; ``--secondary NAME`` (repeatable)
+selects whose, by default every secondary's. An entry's id is ``NAME:LINE``
+(:mod:`syncd.tools.deadletters`); a bare ``LINE`` is enough when one
+secondary is selected. A replayed entry goes back to the secondary whose file
+holds it, never to another one.
 
 Malformed lines (:meth:`syncd.pipeline.deadletter.DeadLetterFile.read`) are reported
 with their line number on stderr and otherwise left alone: never fatal, never
 removed. Replay exits 0 when every selected entry was applied, 1 when some
 are still refused, 2 when a database could not be reached.
+
+``--json``: the keys of a one-secondary run stay; counts are totals over the
+selected secondaries, listed items (``entries``, ``malformed``,
+``still_failing``) carry their ``secondary`` and entries their ``id``, and
+``secondaries`` has one object per selected secondary.
 """
 
 from __future__ import annotations
@@ -15,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.json import JSON
@@ -23,17 +33,32 @@ from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.app import ConfigOption, dlq_app, fail, handle_errors, load_cli_config
-from syncd.cli.common import quiet_logging, tool_errors
+from syncd.cli.common import SecondariesOption, tool_errors
 from syncd.config import Config
 from syncd.durations import parse_duration
 from syncd.keys import canonical, key_hash
-from syncd.pipeline.deadletter import DeadLetter, DeadLetterFile, filter_letters
-from syncd.pipeline.statedir import state_files
-from syncd.surreal.endpoints import open_connection
-from syncd.tools.replay import ReplayResult, remove_letters, replay
+from syncd.pipeline.deadletter import DeadLetter, filter_letters
+from syncd.tools.deadletters import LetterFile, entry_id, find_entry, read_files
+from syncd.tools.targets import select
 from syncd.words import ago, at, plural
 
-__all__ = ["dlq_list", "dlq_purge", "dlq_replay", "dlq_show", "letter_json"]
+__all__ = [
+    "ErrorFilter",
+    "Filters",
+    "JsonOption",
+    "NewerFilter",
+    "OlderFilter",
+    "TableFilter",
+    "dlq_list",
+    "dlq_show",
+    "entry_label",
+    "letter_json",
+    "load_files",
+    "report_malformed",
+    "selected_letters",
+    "short",
+    "where",
+]
 
 TableFilter = Annotated[
     str | None, typer.Option("--table", "-t", help="Only entries of this table.", metavar="TABLE")
@@ -60,13 +85,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 
 @dataclass(frozen=True)
-class _Filters:
+class Filters:
+    """The ``--table``, ``--error``, ``--older-than`` and ``--newer-than`` options."""
+
     table: str | None
     error: str | None
     older_than: str | None
     newer_than: str | None
 
     def apply(self, letters: list[DeadLetter]) -> list[DeadLetter]:
+        """The entries of ``letters`` matching every filter given (a bad age: exit 2)."""
         now = time.time()
         return filter_letters(
             letters,
@@ -95,11 +123,22 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def letter_json(letter: DeadLetter, *, record: bool = True) -> dict[str, Any]:
-    """An entry as JSON for ``--json`` (the record rendered canonically)."""
+def letter_json(
+    letter: DeadLetter, *, record: bool = True, secondary: str | None = None
+) -> dict[str, Any]:
+    """An entry as JSON for ``--json`` (the record rendered canonically).
+
+    ``secondary``: whose file holds it, added as ``secondary`` and ``id``
+    (``NAME:LINE``).
+    """
     op = letter.op
     out: dict[str, Any] = {
         "line": letter.line_no,
+        **(
+            {}
+            if secondary is None
+            else {"secondary": secondary, "id": entry_id(secondary, letter.line_no)}
+        ),
         "table": op.table,
         "key": op.key,
         "key_hash": key_hash(op.key),  # what log lines name this record by
@@ -115,21 +154,42 @@ def letter_json(letter: DeadLetter, *, record: bool = True) -> dict[str, Any]:
     return out
 
 
-def _load(cfg: Config) -> tuple[DeadLetterFile, list[DeadLetter], list[tuple[int, str]]]:
-    dlq = DeadLetterFile(state_files(cfg.state_path)[1])
-    entries, malformed = dlq.read()
-    return dlq, entries, malformed
+def load_files(cfg: Config, secondary: list[str] | None) -> list[LetterFile]:
+    """The selected secondaries' files, read; an unknown name is one line, exit 2."""
+    return read_files(cfg, select(cfg, secondary))
 
 
-def _report_malformed(malformed: list[tuple[int, str]], dlq: DeadLetterFile) -> None:
-    for line_no, problem in malformed:
-        sys.stderr.write(
-            f"syncd: {dlq.path} line {line_no}: malformed ({problem}); skipped, kept\n"
-        )
+def report_malformed(files: list[LetterFile]) -> None:
+    """One stderr line per malformed line of ``files``."""
+    for file in files:
+        for line_no, problem in file.malformed:
+            sys.stderr.write(
+                f"syncd: {file.dlq.path} line {line_no}: malformed ({problem}); skipped, kept\n"
+            )
 
 
-def _short(text: str, limit: int = 80) -> str:
+def where(files: list[LetterFile]) -> str:
+    """What the files are called in a sentence: one path, or the secondaries' names."""
+    if len(files) == 1:
+        return str(files[0].dlq.path)
+    return "the files of " + ", ".join(f.name for f in files)
+
+
+def entry_label(file: LetterFile, line_no: int, several: bool) -> str:
+    """An entry as a person types it: ``NAME:LINE`` among ``several`` secondaries, else LINE."""
+    return entry_id(file.name, line_no) if several else str(line_no)
+
+
+def short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def selected_letters(
+    files: list[LetterFile], filters: Filters
+) -> list[tuple[LetterFile, list[DeadLetter]]]:
+    """Each file with its entries that ``filters`` select."""
+    return [(file, filters.apply(file.entries)) for file in files]
 
 
 @dlq_app.command("list")
@@ -140,77 +200,112 @@ def dlq_list(
     older_than: OlderFilter = None,
     newer_than: NewerFilter = None,
     json_output: JsonOption = False,
+    secondary: SecondariesOption = None,
 ) -> None:
-    """List dead-lettered operations, oldest first, with filters."""
+    """List dead-lettered operations, oldest first in each secondary's file, with filters."""
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        dlq, entries, malformed = _load(cfg)
-        selected = _Filters(table, error, older_than, newer_than).apply(entries)
+        files = load_files(cfg, secondary)
+        chosen = selected_letters(files, Filters(table, error, older_than, newer_than))
+        total = sum(len(f.entries) for f in files)
         if json_output:
             data = {
-                "file": str(dlq.path),
-                "entries": [letter_json(e, record=False) for e in selected],
-                "total": len(entries),
-                "malformed": [{"line": n, "problem": p} for n, p in malformed],
+                "file": str(files[0].dlq.path),
+                "entries": [
+                    letter_json(e, record=False, secondary=f.name) for f, es in chosen for e in es
+                ],
+                "total": total,
+                "malformed": [
+                    {"line": n, "problem": p, "secondary": f.name}
+                    for f in files
+                    for n, p in f.malformed
+                ],
+                "secondaries": [
+                    {
+                        "name": f.name,
+                        "file": str(f.dlq.path),
+                        "selected": len(es),
+                        "total": len(f.entries),
+                        "malformed": len(f.malformed),
+                    }
+                    for f, es in chosen
+                ],
             }
             sys.stdout.write(json.dumps(data, indent=2) + "\n")
             return
-        _report_malformed(malformed, dlq)
+        report_malformed(files)
         console = Console()
-        if not selected:
-            what = "matching the filters " if len(entries) else ""
-            console.print(Text(f"no dead letters {what}in {dlq.path} ({len(entries)} in all)"))
+        count = sum(len(es) for _, es in chosen)
+        if not count:
+            what = "matching the filters " if total else ""
+            console.print(Text(f"no dead letters {what}in {where(files)} ({total} in all)"))
             return
-        view = Table(title=f"dead letters in {dlq.path}", title_justify="left")
-        view.add_column("line", justify="right")
+        several = len(files) > 1
+        view = Table(title=f"dead letters in {where(files)}", title_justify="left")
+        view.add_column("entry" if several else "line", justify="right")
         view.add_column("table")
         view.add_column("record")
         view.add_column("attempts", justify="right")
         view.add_column("failed")
         view.add_column("error", overflow="fold")
-        for e in selected:
-            rid = e.op.record.get("id")
-            view.add_row(
-                str(e.line_no),
-                e.op.table,
-                Text(e.op.key if rid is None else str(rid)),
-                str(e.attempts),
-                ago(e.last_failed_at),
-                Text(_short(e.error)),
-            )
+        for file, entries in chosen:
+            for e in entries:
+                rid = e.op.record.get("id")
+                view.add_row(
+                    entry_label(file, e.line_no, several),
+                    e.op.table,
+                    Text(e.op.key if rid is None else str(rid)),
+                    str(e.attempts),
+                    ago(e.last_failed_at),
+                    Text(short(e.error)),
+                )
         console.print(view)
-        shown = plural(len(entries), "entry")
-        if len(selected) != len(entries):
-            shown = f"{len(selected)} of {shown}"
-        console.print(f"{shown}; `syncd dlq show LINE` for one, `syncd dlq replay` to retry")
+        shown = plural(total, "entry")
+        if count != total:
+            shown = f"{count} of {shown}"
+        if several:
+            shown += " (" + ", ".join(f"{f.name} {len(es)}" for f, es in chosen) + ")"
+        which = "ENTRY" if several else "LINE"
+        console.print(
+            Text(f"{shown}; `syncd dlq show {which}` for one, `syncd dlq replay` to retry")
+        )
 
 
 @dlq_app.command("show")
 def dlq_show(
-    line: Annotated[int, typer.Argument(help="Line number, as `syncd dlq list` shows it.", min=1)],
+    entry: Annotated[
+        str,
+        typer.Argument(
+            help="Entry id, as `syncd dlq list` shows it: NAME:LINE, or LINE when one "
+            "secondary is selected.",
+            metavar="ENTRY",
+        ),
+    ],
     config: ConfigOption = None,
     json_output: JsonOption = False,
+    secondary: SecondariesOption = None,
 ) -> None:
     """Show one dead-lettered operation, its record pretty-printed."""
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        dlq, entries, malformed = _load(cfg)
-        problem = dict(malformed).get(line)
+        file, line = find_entry(load_files(cfg, secondary), entry)
+        path = file.dlq.path
+        problem = dict(file.malformed).get(line)
         if problem is not None:
-            fail(f"{dlq.path} line {line} is malformed ({problem}); it is kept for a human to fix")
-        found = [e for e in entries if e.line_no == line]
+            fail(f"{path} line {line} is malformed ({problem}); it is kept for a human to fix")
+        found = [e for e in file.entries if e.line_no == line]
         if not found:
-            fail(f"no dead letter on line {line} of {dlq.path} (see `syncd dlq list`)")
+            fail(f"no dead letter on line {line} of {path} (see `syncd dlq list`)")
         letter = found[0]
-        data = letter_json(letter)
+        data = letter_json(letter, secondary=file.name)
         if json_output:
             sys.stdout.write(json.dumps(data, indent=2) + "\n")
             return
         console = Console()
-        summary = Table(show_header=False, title=f"line {line} of {dlq.path}", title_justify="left")
+        summary = Table(show_header=False, title=f"line {line} of {path}", title_justify="left")
         summary.add_column("what", style="bold")
         summary.add_column("value", overflow="fold")
-        for key in ("table", "key", "record_id", "source", "attempts", "error"):
+        for key in ("secondary", "table", "key", "record_id", "source", "attempts", "error"):
             summary.add_row(key, Text(str(data[key])))
         summary.add_row(
             "first failed", f"{at(letter.first_failed_at)} ({ago(letter.first_failed_at)})"
@@ -220,115 +315,3 @@ def dlq_show(
         )
         console.print(summary)
         console.print(JSON.from_data(data["record"], sort_keys=True))
-
-
-async def _replay(
-    cfg: Config, dlq: DeadLetterFile, letters: list[DeadLetter], from_file_only: bool
-) -> ReplayResult:
-    async with open_connection(cfg, "secondary") as secondary:
-        if from_file_only:
-            return await replay(cfg, dlq, letters, secondary, None)
-        async with open_connection(cfg, "primary") as primary:
-            return await replay(cfg, dlq, letters, secondary, primary)
-
-
-@dlq_app.command("replay")
-def dlq_replay(
-    config: ConfigOption = None,
-    table: TableFilter = None,
-    error: ErrorFilter = None,
-    older_than: OlderFilter = None,
-    newer_than: NewerFilter = None,
-    from_file_only: Annotated[
-        bool,
-        typer.Option(
-            "--from-file-only",
-            help="Apply the stored versions as they are, without re-reading the primary "
-            "(may overwrite newer data on the secondary).",
-        ),
-    ] = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Send dead-lettered operations to the secondary again; remove the ones applied.
-
-    By default each record is re-read from the primary and its current state
-    applied (the stored version may be stale); a record the primary no longer
-    has is applied as stored.
-    """
-    with handle_errors(), tool_errors():
-        cfg = load_cli_config(config)
-        quiet_logging(cfg)
-        dlq, entries, malformed = _load(cfg)
-        if not json_output:
-            _report_malformed(malformed, dlq)
-        selected = _Filters(table, error, older_than, newer_than).apply(entries)
-        result = (
-            anyio.run(_replay, cfg, dlq, selected, from_file_only) if selected else ReplayResult()
-        )
-        code = 2 if result.error else (1 if result.failed else 0)
-        if json_output:
-            data = {
-                **result.to_json(),
-                "selected": len(selected),
-                "malformed_lines": [n for n, _ in malformed],
-            }
-            sys.stdout.write(json.dumps(data, indent=2) + "\n")
-            raise typer.Exit(code)
-        console = Console()
-        if not selected:
-            console.print("nothing to replay")
-            raise typer.Exit(0)
-        line = f"applied {len(result.applied)} of {len(selected)}"
-        if not from_file_only and result.applied:
-            line += (
-                f" ({result.from_primary} as the primary holds them now, "
-                f"{result.stored} as stored: no longer on the primary)"
-            )
-        console.print(Text(line + f"; removed {result.removed} from {dlq.path}"))
-        for letter, reason in result.failed:
-            console.print(
-                Text(f"still failing: line {letter.line_no} {letter.op.key}: {_short(reason, 200)}")
-            )
-        if result.error:
-            console.print(
-                Text(f"stopped: {result.error}; {len(result.not_attempted)} not attempted")
-            )
-        raise typer.Exit(code)
-
-
-@dlq_app.command("purge")
-def dlq_purge(
-    config: ConfigOption = None,
-    table: TableFilter = None,
-    error: ErrorFilter = None,
-    older_than: OlderFilter = None,
-    newer_than: NewerFilter = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-) -> None:
-    """Delete dead-lettered operations (all, or those matching the filters).
-
-    Asks first unless --yes; without a terminal to ask on, refuses. Malformed
-    lines are never deleted.
-    """
-    with handle_errors(), tool_errors():
-        cfg = load_cli_config(config)
-        dlq, entries, malformed = _load(cfg)
-        _report_malformed(malformed, dlq)
-        selected = _Filters(table, error, older_than, newer_than).apply(entries)
-        if not selected:
-            typer.echo("nothing to purge")
-            return
-        if not yes:
-            if not sys.stdin.isatty():
-                fail(
-                    f"purge: would delete {plural(len(selected), 'entry')}; "
-                    "confirm with --yes (no terminal to ask on)"
-                )
-            if not typer.confirm(
-                f"Delete {len(selected)} of {len(entries)} dead letters from {dlq.path}?"
-            ):
-                typer.echo("nothing deleted")
-                raise typer.Exit(1)
-        removed = remove_letters(dlq, selected)
-        kept = f"; {plural(len(malformed), 'malformed line')} kept" if malformed else ""
-        typer.echo(f"deleted {plural(removed, 'entry')} from {dlq.path}{kept}")

@@ -8,7 +8,17 @@ itself; this module imports them all, so there is no cycle.
 from __future__ import annotations
 
 # Imported for their registration on the app (each module's @app.command()).
-from syncd.cli import config, demo, dlq, pause, resume, run, status, verify  # noqa: F401
+from syncd.cli import (  # noqa: F401
+    config,
+    demo,
+    dlq,
+    dlqreplay,
+    pause,
+    resume,
+    run,
+    status,
+    verify,
+)
 from syncd.cli.app import app
 
 __all__ = ["app", "main"]

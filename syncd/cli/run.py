@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, resolve_config_path
-from syncd.cli.common import quiet_logging, tool_errors
+from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
 
 
 @app.command()
@@ -37,15 +38,27 @@ def backfill(
     table: Annotated[
         list[str] | None, typer.Option("--table", "-t", help="Only this table (repeatable).")
     ] = None,
+    secondary: SecondariesOption = None,
 ) -> None:
-    """Copy what the primary holds to the secondary now, through the normal pipeline."""
+    """Copy what the primary holds to the secondaries now, through the normal pipeline.
+
+    Every secondary by default (the primary is read once for all of them);
+    with --secondary, only those. Refuses when a secondary it would write to
+    is paused (`syncd pause`).
+    """
     import anyio
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from syncd.tools.backfill import backfill_now
+    from syncd.tools.control import refuse_while_paused
+    from syncd.tools.targets import select
 
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
+        names = select(cfg, secondary)  # an unknown name: one line, before any connection
+        refuse_while_paused(cfg, "a backfill", names)  # all of them before the first copy
+        # Every secondary: one run fans out; a few of them: one run each.
+        runs: list[str | None] = [None] if names == cfg.secondary_names() else list(names)
         quiet_logging(cfg)  # its own progress and result lines; warnings and errors still show
         console = Console(stderr=True)
         counts: dict[str, int] = {}
@@ -61,6 +74,9 @@ def backfill(
                 counts[name] = counts.get(name, 0) + rows
                 bar.update(task, description=f"{name}: {counts[name]} records")
 
-            anyio.run(backfill_now, cfg, table or None, progress)
-        for name, rows in counts.items():
-            typer.echo(f"{name}: {rows} records copied")
+            for only in runs:
+                counts.clear()
+                anyio.run(partial(backfill_now, only=only), cfg, table or None, progress)
+                to = "" if only is None else f" to {only}"
+                for name, rows in counts.items():
+                    typer.echo(f"{name}: {rows} records copied{to}")

@@ -20,8 +20,10 @@ from rich.text import Text
 
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import tool_errors
+from syncd.secondaries import FLAT_NAME
 from syncd.tools.health import assess, refusal
 from syncd.tools.status import STATUS_TIMEOUT, gather
+from syncd.tools.targets import resume_hint
 from syncd.words import ago, at, plural
 
 __all__ = ["render_status", "status"]
@@ -41,8 +43,29 @@ def _secondary(info: Mapping[str, Any], running: bool) -> str:
         line += f": {info['last_error']}"
     if info.get("paused"):
         since = info.get("paused_since")
-        line += f"; PAUSED since {at(since)} ({ago(since)}; `syncd resume` to continue)"
+        hint = resume_hint(str(info.get("name") or FLAT_NAME))
+        line += f"; PAUSED since {at(since)} ({ago(since)}; `{hint}` to continue)"
     return line
+
+
+def _backlog(info: Mapping[str, Any], running: bool) -> str:
+    """One secondary's row when there are several: its state, lag, backlog, dead letters."""
+    parts = [_secondary(info, running)]
+    if info.get("joining"):
+        parts.append("joining (a backfill is bringing it up to date)")
+    lag = info.get("lag_seconds")
+    if lag is not None:
+        parts.append(f"lag {lag:.3f}s")
+    queue, spool = info.get("queue_depth"), info.get("spool_depth")
+    backlog = [
+        f"{int(queue)} in memory" if queue is not None else "",
+        f"{int(spool)} on disk" if spool is not None else "",
+    ]
+    if any(backlog):
+        parts.append("backlog " + " + ".join(b for b in backlog if b))
+    dead = info.get("dead_letters")
+    parts.append("dead letters unknown" if dead is None else plural(int(dead), "dead letter"))
+    return "; ".join(parts)
 
 
 def _checkpoint(checkpoint: Mapping[str, Any] | None) -> str:
@@ -110,6 +133,15 @@ def render_status(info: Mapping[str, Any]) -> Table:
         ("dead letters", dead),
         ("rates", _rates(info.get("rates"))),
     ]
+    listed = info.get("secondaries")
+    if isinstance(listed, list) and len(listed) > 1:
+        # One row each, in place of the one "secondary" row; lag and backlog rows are totals.
+        at_row = [key for key, _ in rows].index("secondary")
+        rows[at_row : at_row + 1] = [
+            (f"secondary {s.get('name')}", _backlog(s, running))
+            for s in listed
+            if isinstance(s, Mapping)
+        ]
     primary = info.get("primary")
     if isinstance(primary, Mapping) and primary.get("up") is not None:
         rows.insert(1, ("primary", _secondary(primary, running)))
@@ -135,9 +167,11 @@ def status(
 ) -> None:
     """Show replication state: from the running daemon, else from the state directory.
 
-    Secondary up/down and since when, lag, queue and spool depth, checkpoint,
-    dead letters, and the rates of the last minute. Exits 0 healthy, 1
-    degraded, 2 bad input, 3 unknown (no daemon answering).
+    Each secondary up/down and since when, paused, lag, queue and spool
+    backlog, dead letters; the totals, checkpoint and the rates of the last
+    minute. Exits 0 healthy, 1 degraded (the reasons name the secondary),
+    2 bad input, 3 unknown (no daemon answering). --json adds `secondaries`,
+    one object per secondary, to the keys it always had.
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)

@@ -1,16 +1,26 @@
 """``syncd verify``: the command layer over :mod:`syncd.tools.verify` and :mod:`syncd.tools.repair`.
 
-Exit status: 0 consistent, 1 records missing or differing on the secondary
-(extras alone are archived records, not an inconsistency), 2 bad input or a
-database out of reach, 3 stopped before the end (``--max-pages``; run again to
-resume), 130 interrupted (progress saved; run again to resume).
+Each selected secondary (``--secondary``, default every one, in priority
+order) is verified against the primary on its own, with its own progress
+file, and reported in a section of its own. Exit status: 0 consistent, 1
+records missing or differing on a secondary (extras alone are archived
+records, not an inconsistency), 2 bad input or a database out of reach, 3 a
+run stopped before the end (``--max-pages``; run again to resume), 130
+interrupted (progress saved; run again to resume).
+
+``--json``: the keys of a one-secondary run (``tables``, ``missing``, ...,
+or with ``--repair`` ``before``, ``enqueued``, ``after``, ...) describe the
+first selected secondary, so scripts written for one secondary keep working;
+``consistent`` and ``complete`` cover every selected secondary (they agree
+with the exit status); ``secondaries`` lists each one's result under its
+``name``, with the same keys.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -19,11 +29,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
-from syncd.cli.common import quiet_logging, tool_errors
+from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
 from syncd.config import Config
 from syncd.surreal.endpoints import open_connection
 from syncd.tools.repair import RepairOutcome, verify_and_repair
 from syncd.tools.report import print_report
+from syncd.tools.targets import select
 from syncd.tools.verify import (
     DEFAULT_PAGE_SIZE,
     PROGRESS_FILE,
@@ -40,35 +51,89 @@ EXIT_INCONSISTENT = 1
 EXIT_INCOMPLETE = 3
 
 
-def _exit_code(report: VerifyReport) -> int:
-    if not report.complete:
+Result = VerifyReport | RepairOutcome
+
+
+def _final(result: Result) -> VerifyReport:
+    """The report that decides: after a repair, the second verification (if it ran)."""
+    if isinstance(result, RepairOutcome):
+        return result.second if result.second is not None else result.first
+    return result
+
+
+def _exit_code(results: list[Result]) -> int:
+    finals = [_final(r) for r in results]
+    if any(r.complete and not r.consistent for r in finals):
+        return EXIT_INCONSISTENT  # a finished run found a difference: that is known for sure
+    if not all(r.complete for r in finals):
         return EXIT_INCOMPLETE
-    return 0 if report.consistent else EXIT_INCONSISTENT
+    return 0
+
+
+def _json(names: list[str], results: list[Result]) -> dict[str, Any]:
+    out = dict(results[0].to_json())
+    # Each one's own meaning (a report: nothing found so far; a repair: consistent after it).
+    out["consistent"] = all(r.consistent for r in results)
+    if not isinstance(results[0], RepairOutcome):
+        out["complete"] = all(_final(r).complete for r in results)
+    out["secondaries"] = [
+        {"name": name, **r.to_json()} for name, r in zip(names, results, strict=True)
+    ]
+    return out
 
 
 async def _run(
-    cfg: Config, options: VerifyOptions, repair: bool, progress: Progress
-) -> VerifyReport | RepairOutcome:
+    cfg: Config, names: list[str], options: VerifyOptions, repair: bool, progress: Progress
+) -> list[Result]:
     task = progress.add_task("connecting", total=None)
+    results: list[Result] = []
+    async with open_connection(cfg, "primary") as primary:
+        for name in names:
+            one = cfg.for_secondary(name)  # flat: this secondary's URL and state_dir
 
-    def on_progress(table: str, phase: str, rows: int) -> None:
-        what = "primary records checked" if phase == "primary" else "secondary records checked"
-        progress.update(task, description=f"{table}: {rows} {what}")
+            def on_progress(table: str, phase: str, rows: int, name: str = name) -> None:
+                what = "primary" if phase == "primary" else name
+                progress.update(task, description=f"{name}: {table}: {rows} {what} records checked")
 
-    path = cfg.state_path / PROGRESS_FILE
-    async with (
-        open_connection(cfg, "primary") as primary,
-        open_connection(cfg, "secondary") as secondary,
-    ):
-        progress.update(task, description="verifying")
-        if repair:
-            return await verify_and_repair(
-                cfg, primary, secondary, options, progress_path=path, on_progress=on_progress
-            )
-        verifier = Verifier(
-            cfg, primary, secondary, options, progress_path=path, on_progress=on_progress
-        )
-        return await verifier.run()
+            path = one.state_path / PROGRESS_FILE
+            async with open_connection(one, "secondary") as secondary:
+                progress.update(task, description=f"verifying {name}")
+                if repair:
+                    results.append(
+                        await verify_and_repair(
+                            cfg,
+                            primary,
+                            secondary,
+                            options,
+                            secondary_name=name,
+                            progress_path=path,
+                            on_progress=on_progress,
+                        )
+                    )
+                    continue
+                verifier = Verifier(
+                    one, primary, secondary, options, progress_path=path, on_progress=on_progress
+                )
+                results.append(await verifier.run())
+    return results
+
+
+def _print(console: Console, name: str | None, result: Result) -> None:
+    """One secondary's section; ``name`` ``None``: the only one, titled as it always was."""
+    of = "" if name is None else f" — secondary {name}"
+    first = result.first if isinstance(result, RepairOutcome) else result
+    print_report(console, first, f"syncd verify{of}" if first is result else f"before repair{of}")
+    if isinstance(result, RepairOutcome):
+        line = f"repair: {result.enqueued} records sent through the pipeline"
+        if name is not None:
+            line += f" to {name}"
+        if result.dead_lettered:
+            line += f", {result.dead_lettered} refused by the secondary (see `syncd dlq list`)"
+        if not result.flushed:
+            line += "; not all applied in time (the rest stays queued for the next --repair)"
+        console.print(Text(line))
+        if result.second is not None:
+            print_report(console, result.second, f"after repair{of}")
 
 
 @app.command()
@@ -101,17 +166,28 @@ def verify(
         int | None,
         typer.Option("--max-pages", min=1, hidden=True, help="Stop after N pages (tests)."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the result as JSON: the one-secondary keys describe the first "
+            "selected secondary, `consistent` and `complete` cover all of them, "
+            "`secondaries` lists each one's result by `name`.",
+        ),
+    ] = False,
+    secondary: SecondariesOption = None,
 ) -> None:
-    """Compare the primary with the secondary, table by table, in pages; resumable.
+    """Compare the primary with each secondary, table by table, in pages; resumable.
 
-    Reports per table the records missing on the secondary, the records that
-    differ (by dedup key, volatile fields ignored) and the extra records only the
-    secondary has (archived: deletes are not propagated). Exits 0 when
-    consistent, 1 when records are missing or differ, 3 when stopped early.
+    Reports per secondary and table the records missing on the secondary, the
+    records that differ (by dedup key, volatile fields ignored) and the extra
+    records only the secondary has (archived: deletes are not propagated).
+    --repair repairs only the selected secondaries. Exits 0 when every one is
+    consistent, 1 when records are missing or differ on one, 3 when stopped early.
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
+        names = select(cfg, secondary)
         quiet_logging(cfg)
         for name in table or []:  # before connecting: a typo should not wait on a network
             if not cfg.replicates(name):
@@ -132,22 +208,13 @@ def verify(
             transient=True,
             disable=not err.is_terminal,
         ) as progress:
-            result = anyio.run(_run, cfg, options, repair, progress)
-        first = result.first if isinstance(result, RepairOutcome) else result
-        final = result.second if isinstance(result, RepairOutcome) else result
-        code = _exit_code(final if final is not None else first)
+            results = anyio.run(_run, cfg, names, options, repair, progress)
+        code = _exit_code(results)
         if json_output:
-            sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+            sys.stdout.write(json.dumps(_json(names, results), indent=2, default=str) + "\n")
             raise typer.Exit(code)
         console = Console()
-        print_report(console, first, "syncd verify" if final is first else "before repair")
-        if isinstance(result, RepairOutcome):
-            line = f"repair: {result.enqueued} records sent through the pipeline"
-            if result.dead_lettered:
-                line += f", {result.dead_lettered} refused by the secondary (see `syncd dlq list`)"
-            if not result.flushed:
-                line += "; not all applied in time (the rest stays queued for the next --repair)"
-            console.print(Text(line))
-            if result.second is not None:
-                print_report(console, result.second, "after repair")
+        several = len(cfg.secondary_names()) > 1
+        for name, result in zip(names, results, strict=True):
+            _print(console, name if several else None, result)
         raise typer.Exit(code)

@@ -18,30 +18,42 @@ __all__ = ["backfill_now"]
 
 
 async def backfill_now(
-    config: Config, tables: Sequence[str] | None, progress: Progress | None = None
+    config: Config,
+    tables: Sequence[str] | None,
+    progress: Progress | None = None,
+    *,
+    only: str | None = None,
 ) -> None:
     """``syncd backfill``: copy tables from the primary once, through the normal pipeline.
 
-    It copies the primary's current state; a daemon running at the same time
-    keeps applying the feed, so run ``syncd verify`` afterwards if both ran.
+    It copies the primary's current state to every secondary (one read of the
+    primary, fanned out), or to ``only`` that one. A daemon running at the same
+    time keeps applying the feed, so run ``syncd verify`` afterwards if both ran.
 
     Raises:
         AuthenticationFailed: either database refused the credentials (at
             once, not after waiting for a connection that cannot come).
         PrimaryUnavailable: the primary did not answer within three
             ``connect_timeout``.
-        SyncdError: the secondary is paused (``syncd pause``).
+        SyncdError: a secondary it writes to is paused (``syncd pause``).
+        UnknownSecondary: ``only`` names no configured secondary.
     """
-    refuse_while_paused(config, "a backfill")
+    refuse_while_paused(config, "a backfill", None if only is None else [only])
     primary = primary_connection(config)
     # No re-sync ledger: what the disk cannot take waits in memory, and a copy
     # cut short is simply run again.
-    replicator = Replicator(config, serve_http=False, spool_name="spool-backfill", resync=False)
-    # A refusal ends this tool with one line (watch_credentials), not an error log as well.
-    replicator.secondary.on_failure = None
+    replicator = Replicator(
+        config, serve_http=False, spool_name="spool-backfill", resync=False, only=only
+    )
+    for replica in replicator.replicas:
+        # A refusal ends this tool with one line (watch_credentials), not an error log as well.
+        replica.secondary.on_failure = None
     async with replicator as rep, anyio.create_task_group() as tg:
         await tg.start(primary.run)
-        tg.start_soon(watch_credentials, config, primary, rep.secondary)
+        tg.start_soon(watch_credentials, config, primary)
+        for replica in rep.replicas:
+            # Each with its own flat config, so a refusal names that secondary's URL.
+            tg.start_soon(watch_credentials, config.for_secondary(replica.name), replica.secondary)
         with anyio.move_on_after(config.connect_timeout * 3):
             await primary.wait_up()
         if not primary.is_up:

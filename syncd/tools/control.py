@@ -19,13 +19,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
 from syncd.config import Config
 from syncd.errors import SyncdError, UnknownSecondary
 from syncd.pipeline.pause import PauseFile
-from syncd.service.pausing import SECONDARY
 from syncd.tools.status import daemon_url
+from syncd.tools.targets import label, resume_hint
 from syncd.words import at
 
 __all__ = [
@@ -49,19 +50,24 @@ class ControlRefused(SyncdError):
     """The daemon refused the request (403)."""
 
 
-def refuse_while_paused(config: Config, doing: str) -> None:
-    """Raise ``SyncdError`` when the secondary is paused: a tool must not write to it then.
+def refuse_while_paused(config: Config, doing: str, names: Iterable[str] | None = None) -> None:
+    """Raise ``SyncdError`` when a secondary in ``names`` is paused: a tool must not write to it.
 
-    ``syncd backfill``, ``verify --repair`` and ``dlq replay`` write to the
-    secondary themselves; an operator who paused it (for maintenance, say)
-    is told so, instead of the pause being quietly broken.
+    ``config`` is the whole configuration (the pause file is in its
+    ``state_dir``); ``names`` ``None`` means every secondary. ``syncd
+    backfill``, ``verify --repair`` and ``dlq replay`` write to the
+    secondaries themselves; an operator who paused one (for maintenance, say)
+    is told so, instead of the pause being quietly broken. A pause of a
+    secondary the tool does not write to is no reason to refuse.
     """
-    since = PauseFile(config.state_path).load().get(SECONDARY)
-    if since is not None:
-        raise SyncdError(
-            f"the secondary is paused (since {at(since)}): {doing} would write to it; "
-            "run `syncd resume` first"
-        )
+    paused = PauseFile(config.state_path).load()
+    for name in config.secondary_names() if names is None else names:
+        since = paused.get(name)
+        if since is not None:
+            raise SyncdError(
+                f"{label(name)} is paused (since {at(since)}): {doing} would write to it; "
+                f"run `{resume_hint(name)}` first"
+            )
 
 
 def control_url(config: Config, action: str, secondary: str | None) -> str | None:

@@ -5,13 +5,14 @@ batched idempotent UPSERTs, natural keys, retries, dead letters), as the
 primary holds them at the time of the verification, page by page, so memory
 stays bounded (the queue spills to disk).
 
-That Replicator keeps its spool in ``<state_dir>/repair/``, not in the
-daemon's: a daemon may be running on the same state directory, and two
-processes appending to one spool would corrupt it. A lock file keeps two
-repairs apart. Dead letters of the repair are moved into the daemon's
-dead-letter file afterwards, where ``syncd dlq`` finds them; operations not
-applied within the flush timeout stay in the repair spool and are sent by
-the next ``--repair``.
+Each secondary is repaired on its own: what verify found missing there goes
+to that secondary only. Its Replicator keeps its spool in ``repair/`` under
+that secondary's state directory, not in the daemon's spool: a daemon may be
+running on the same state directory, and two processes appending to one
+spool would corrupt it. A lock file keeps two repairs apart. Dead letters of
+the repair are moved into that secondary's dead-letter file afterwards, where
+``syncd dlq`` finds them; operations not applied within the flush timeout
+stay in the repair spool and are sent by the next ``--repair``.
 """
 
 from __future__ import annotations
@@ -110,14 +111,20 @@ async def verify_and_repair(
     secondary: Caller,
     options: VerifyOptions,
     *,
+    secondary_name: str | None = None,
     progress_path: Path | None = None,
     on_progress: Progress | None = None,
 ) -> RepairOutcome:
     """Verify, enqueue the missing and differing records, wait for them, verify again.
 
-    Raises ``SyncdError`` at once when the secondary is paused (``syncd pause``).
+    ``config`` is the whole configuration; ``secondary`` is the connection to
+    the secondary ``secondary_name`` (default: the first one), which is the
+    only one repaired: its own repair spool, lock and dead-letter file.
+    Raises ``SyncdError`` at once when that secondary is paused (``syncd pause``).
     """
-    refuse_while_paused(config, "a repair")
+    name = secondary_name or config.secondary_names()[0]
+    refuse_while_paused(config, "a repair", [name])
+    config = config.for_secondary(name)  # flat: this secondary alone, its own state_dir
     repair_dir = config.state_path / REPAIR_DIR
     rep_config = config.model_copy(update={"state_dir": str(repair_dir), "metrics_listen": None})
     with _exclusive(repair_dir / "lock"):

@@ -15,10 +15,14 @@ records the secondary refused. Only the applied entries are removed, matched
 again by content right before the rewrite, so lines appended meanwhile (the
 daemon may be running) or rewritten by another command are never removed by
 mistake.
+
+Each secondary has its own dead-letter file; :func:`replay_files` sends each
+file's entries back to the secondary it came from, never to another one.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +33,13 @@ from syncd.pipeline.deadletter import DeadLetter, DeadLetterFile
 from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
-from syncd.surreal.endpoints import Caller
+from syncd.surreal.endpoints import Caller, open_connection
 from syncd.tools.control import refuse_while_paused
+from syncd.tools.deadletters import LetterFile
 from syncd.tools.records import lookup
 from syncd.tools.verify import key_spec
 
-__all__ = ["ReplayResult", "identity", "remove_letters", "replay"]
+__all__ = ["ReplayResult", "identity", "remove_letters", "replay", "replay_files"]
 
 Identity = tuple[str, str, float, float, str, int]
 
@@ -75,6 +80,7 @@ class ReplayResult:
     stored: int = 0  # applied as stored in the file
     removed: int = 0
     error: str | None = None  # why the replay stopped early
+    secondary: str = ""  # whose dead-letter file the entries came from
 
     def to_json(self) -> dict[str, object]:
         """JSON-able form for ``--json``."""
@@ -85,6 +91,7 @@ class ReplayResult:
             "removed": self.removed,
             "still_failing": [
                 {"line": letter.line_no, "key": letter.op.key, "error": error}
+                | ({"secondary": self.secondary} if self.secondary else {})
                 for letter, error in self.failed
             ],
             "not_attempted": len(self.not_attempted),
@@ -119,23 +126,27 @@ async def replay(
     secondary: ManagedConnection,
     primary: Caller | None,
     *,
+    secondary_name: str | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Apply ``letters`` to the secondary and remove the applied ones from ``dlq``.
 
-    ``primary`` ``None`` applies the stored versions (``--from-file-only``).
-    When a database becomes unreachable, the replay stops there
-    (``result.error``); what was applied up to then is still removed.
-    Raises ``SyncdError`` at once when the secondary is paused (``syncd pause``).
+    ``secondary`` is the connection to ``secondary_name`` (default: the first
+    secondary), whose file ``dlq`` is. ``primary`` ``None`` applies the stored
+    versions (``--from-file-only``). When a database becomes unreachable, the
+    replay stops there (``result.error``); what was applied up to then is
+    still removed. Raises ``SyncdError`` at once when that secondary is
+    paused (``syncd pause``).
     """
-    refuse_while_paused(config, "a replay")
+    name = secondary_name or config.secondary_names()[0]
+    refuse_while_paused(config, "a replay", [name])
     executor = Executor(
         secondary,
         keys=config.key_rule(),
         write_timeout=config.write_timeout,
         versions=config.versions(),
     )
-    result = ReplayResult()
+    result = ReplayResult(secondary=name)
     size = config.sync_batch_size
     for start in range(0, len(letters), size):
         batch = letters[start : start + size]
@@ -171,3 +182,34 @@ async def replay(
             on_batch(len(batch))
     result.removed = remove_letters(dlq, result.applied)
     return result
+
+
+async def replay_files(
+    config: Config, chosen: Sequence[tuple[LetterFile, Sequence[DeadLetter]]], from_file_only: bool
+) -> list[ReplayResult]:
+    """Replay each file's ``letters`` to the secondary that file belongs to; one result each.
+
+    The primary is opened once (not at all with ``from_file_only``), then each
+    secondary in turn, in priority order.
+
+    Raises:
+        SyncdError: a secondary with entries to replay is paused (before any
+            is written to); a database cannot be reached or refuses the
+            credentials (what the secondaries before it got stays applied
+            and removed; ``--secondary`` replays the others meanwhile).
+    """
+    work = [(file, letters) for file, letters in chosen if letters]
+    refuse_while_paused(config, "a replay", [file.name for file, _ in work])
+    done: dict[str, ReplayResult] = {}
+    if work:
+        async with contextlib.AsyncExitStack() as stack:
+            primary = None
+            if not from_file_only:
+                primary = await stack.enter_async_context(open_connection(config, "primary"))
+            for file, letters in work:
+                one = config.for_secondary(file.name)  # its URL and credentials
+                async with open_connection(one, "secondary") as secondary:
+                    done[file.name] = await replay(
+                        config, file.dlq, letters, secondary, primary, secondary_name=file.name
+                    )
+    return [done.get(file.name) or ReplayResult(secondary=file.name) for file, _ in chosen]

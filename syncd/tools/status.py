@@ -10,7 +10,13 @@ files are parsed. What only a live process knows (secondary state, lag, memory q
 rates) is then reported as unknown.
 
 Both paths produce the same flat mapping (:func:`gather`), which ``--json``
-prints as is and the CLI renders as a table.
+prints as is and the CLI renders as a table. ``secondaries`` lists every
+secondary (name, state, lag, backlog, pause, dead letters), in priority
+order; ``secondary`` is the first of them, as it was when there was one, and
+``lag_seconds`` (the largest), ``queue_depth``, ``spool_depth`` and
+``dead_letters`` (sums) are totals. Read from the state directory, each
+secondary's spool, dead letters and re-sync ledger are in its own state
+directory, the pauses in the root one.
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ from syncd.pipeline.pause import PauseFile
 from syncd.pipeline.resync import read_ledger
 from syncd.pipeline.segments import HEADER, NAME, survey
 from syncd.pipeline.statedir import resync_file, state_files
-from syncd.service.pausing import SECONDARY
 
 __all__ = [
     "STATUS_TIMEOUT",
@@ -135,13 +140,17 @@ def _checkpoint(state_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def _pause(state_dir: Path) -> dict[str, Any]:
-    """The persisted pause of the secondary: ``paused``, ``paused_since`` (None: unreadable)."""
+def _pauses(config: Config) -> dict[str, dict[str, Any]]:
+    """Each secondary's persisted pause: ``paused``, ``paused_since`` (None: unreadable)."""
     try:
-        since = PauseFile(state_dir).load().get(SECONDARY)
+        paused = PauseFile(config.state_path).load()
     except ConfigError as exc:
-        return {"paused": None, "paused_since": None, "pause_error": str(exc)}
-    return {"paused": since is not None, "paused_since": since}
+        unread = {"paused": None, "paused_since": None, "pause_error": str(exc)}
+        return {name: dict(unread) for name in config.secondary_names()}
+    return {
+        name: {"paused": name in paused, "paused_since": paused.get(name)}
+        for name in config.secondary_names()
+    }
 
 
 def _dead_letters(path: Path) -> tuple[int, int]:
@@ -156,11 +165,48 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
+def _number(value: Any) -> float | None:
+    """A count or a time from the daemon; NaN (a file that could not be read) is None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return value
+
+
+def _one_from_daemon(entry: Mapping[str, Any], name: str) -> dict[str, Any]:
+    dead = _number(entry.get("dead_letters"))
+    return {
+        "name": entry.get("name") or name,
+        "priority": entry.get("priority"),
+        "up": entry.get("up"),
+        "since": entry.get("since"),
+        "last_error": entry.get("last_error") or "",
+        "failure": entry.get("failure"),
+        "version": entry.get("version"),
+        "paused": entry.get("paused"),
+        "paused_since": entry.get("paused_since"),
+        "joining": entry.get("joining"),
+        "lag_seconds": entry.get("lag_seconds"),
+        "queue_depth": entry.get("queue_depth"),
+        "spool_depth": entry.get("spool_depth"),
+        "resync_pending": entry.get("resync_pending") or [],
+        "dead_letters": None if dead is None else int(dead),
+    }
+
+
+def _from_daemon(data: Mapping[str, Any], config: Config) -> dict[str, Any]:
     secondary = _mapping(data.get("secondary"))
-    dead = data.get("dead_letters", _mapping(data.get("metrics")).get("dead_letters"))
-    if not isinstance(dead, int | float) or dead != dead:  # NaN: the file could not be read
-        dead = None
+    listed = data.get("secondaries")
+    if not isinstance(listed, list) or not listed:
+        # A daemon from before several secondaries: its one is the first configured.
+        one = {**secondary, "lag_seconds": data.get("lag_seconds")}
+        one.setdefault("dead_letters", data.get("dead_letters"))
+        listed = [one]
+    names = config.secondary_names()
+    each = [
+        _one_from_daemon(_mapping(e), names[i] if i < len(names) else f"#{i + 1}")
+        for i, e in enumerate(listed)
+    ]
+    dead = _number(data.get("dead_letters", _mapping(data.get("metrics")).get("dead_letters")))
     return {
         "ready": data.get("ready"),
         "secondary": {
@@ -171,6 +217,7 @@ def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
             "paused": secondary.get("paused"),
             "paused_since": secondary.get("paused_since"),
         },
+        "secondaries": each,
         "primary": data.get("primary"),
         "lag_seconds": data.get("lag_seconds"),
         "queue_depth": data.get("queue_depth"),
@@ -182,10 +229,32 @@ def _from_daemon(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _one_from_state(config: Config, name: str, pause: Mapping[str, Any]) -> dict[str, Any]:
+    state = config.secondary_state(name)
+    spool_dir, dlq_path = state_files(state)
+    operations, spool_bytes = count_spool(spool_dir)
+    dead, malformed = _dead_letters(dlq_path)
+    return {
+        "name": name,
+        "up": None,
+        "since": None,
+        "last_error": "",
+        "failure": None,
+        **pause,
+        "joining": None,
+        "lag_seconds": None,
+        "queue_depth": None,
+        "spool_depth": operations,
+        "spool_bytes": spool_bytes,
+        "resync_pending": read_ledger(resync_file(state)),
+        "dead_letters": dead,
+        "dead_letters_malformed": malformed,
+    }
+
+
 def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]:
     """The status, from the daemon when it answers, else from the state directory."""
     state = config.state_path
-    spool_dir, dlq_path = state_files(state)
     url = status_url(config.metrics_listen)
     out: dict[str, Any] = {"state_dir": str(state), "endpoint": url, "checked_at": time.time()}
     if url is None:
@@ -194,26 +263,32 @@ def gather(config: Config, *, timeout: float = STATUS_TIMEOUT) -> dict[str, Any]
         data, why = fetch_daemon_status(url, timeout)
     if data is not None:
         out.update(source="daemon", daemon_running=True, note="")
-        out.update(_from_daemon(data))
+        out.update(_from_daemon(data, config))
         if out["checkpoint"] is None:  # a plain Replicator has none; a file may exist
             out["checkpoint"] = _checkpoint(state)
         return out
-    operations, spool_bytes = count_spool(spool_dir)
-    dead, malformed = _dead_letters(dlq_path)
+    pauses = _pauses(config)
+    each = [_one_from_state(config, name, pauses[name]) for name in config.secondary_names()]
+    first = each[0]
     out.update(
         source="state_dir",
         daemon_running=False,
         note=f"no daemon answered at {url}: {why}" if url else why,
         ready=None,
-        secondary={"up": None, "since": None, "last_error": "", "failure": None, **_pause(state)},
+        secondary={
+            key: first[key]
+            for key in ("up", "since", "last_error", "failure", "paused", "paused_since")
+        }
+        | ({"pause_error": first["pause_error"]} if "pause_error" in first else {}),
+        secondaries=each,
         primary=None,
         lag_seconds=None,
         queue_depth=None,
-        spool_depth=operations,
-        spool_bytes=spool_bytes,
-        resync_pending=read_ledger(resync_file(state)),
-        dead_letters=dead,
-        dead_letters_malformed=malformed,
+        spool_depth=sum(e["spool_depth"] for e in each),
+        spool_bytes=sum(e["spool_bytes"] for e in each),
+        resync_pending=sorted({t for e in each for t in e["resync_pending"]}),
+        dead_letters=sum(e["dead_letters"] for e in each),
+        dead_letters_malformed=sum(e["dead_letters_malformed"] for e in each),
         rates=None,
         checkpoint=_checkpoint(state),
     )

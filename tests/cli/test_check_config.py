@@ -178,3 +178,63 @@ def test_every_command_names_a_missing_config_in_one_line(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "whatever.yaml" in lines[0], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_each_secondary_is_shown_and_no_password_appears(tmp_path: Path) -> None:
+    secrets = {
+        "file": "file-pw-4c1d9",  # in the YAML file
+        "env": "env-pw-77a2e",  # SYNCD_SECONDARIES_COLD_PASS
+        "credential": "cred-pw-0b3f6",  # $CREDENTIALS_DIRECTORY/secondaries_analytics_pass
+        "url": "url-pw-9e8d1",  # in a URL's user-info
+    }
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "secondaries_analytics_pass").write_text(
+        secrets["credential"] + "\n"
+    )
+    config = tmp_path / "multi.yaml"
+    config.write_text(
+        "secondaries:\n"
+        f'  - {{name: archive, url: "ws://u:{secrets["url"]}@archive:8000/rpc", '
+        f"pass: {secrets['file']}, priority: 1, namespace: app, database: main}}\n"
+        "  - {name: analytics, url: ws://analytics:8000/rpc, priority: 2}\n"
+        "  - {name: cold, url: ws://cold:8000/rpc, priority: 3, pass: replaced-by-env}\n"
+        "  - {name: spare, url: ws://spare:8000/rpc, priority: 4}\n",
+        encoding="utf-8",
+    )
+    env = {
+        "SYNCD_SECONDARIES_COLD_PASS": secrets["env"],
+        "CREDENTIALS_DIRECTORY": str(tmp_path / "credentials"),
+        "COLUMNS": "250",  # one row per secondary, unwrapped
+    }
+    human = syncd("check-config", "-c", str(config), cwd=tmp_path, env=env)
+    as_json = syncd("check-config", "-c", str(config), "--json", cwd=tmp_path, env=env)
+    for result in (human, as_json):
+        assert result.returncode == 0, result.stderr
+        for secret in [*secrets.values(), "replaced-by-env"]:
+            assert secret not in result.stdout + result.stderr
+    shown = {s["name"]: s for s in json.loads(as_json.stdout)["secondaries"]}
+    assert [shown[n]["pass"] for n in ("archive", "analytics", "cold", "spare")] == [
+        "***",
+        "***",
+        "***",
+        None,
+    ]
+    assert shown["archive"]["url"] == "ws://u:***@archive:8000/rpc"
+    rows = {
+        cells[0]: cells[1:]
+        for line in human.stdout.splitlines()
+        if line.count("│") == 9 and (cells := [c.strip() for c in line.split("│")[1:-1]])
+    }
+    assert rows["archive"] == [
+        "1",
+        "ws://u:***@archive:8000/rpc",
+        "root",
+        "app",
+        "main",
+        "***",
+        "SYNCD_SECONDARIES_ARCHIVE_PASS",
+    ]
+    assert rows["analytics"][5:] == ["***", "SYNCD_SECONDARIES_ANALYTICS_PASS"]
+    assert rows["cold"][5] == "***" and rows["spare"][5] == "not set"
+    # The flat secondary_* keys mean nothing next to a secondaries list: not shown.
+    assert "secondary_url" not in human.stdout

@@ -16,7 +16,8 @@ from syncd.cli.main import app
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
-from tests.support.replica import make_config
+from tests.support.replica import make_config, rows_by_id
+from tests.support.secondaries import write_secondaries_config
 from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
@@ -83,7 +84,9 @@ async def test_replay_after_the_cause_is_fixed(tmp_path: Path) -> None:
             "strict:2",
             "strict:3",
         ]
-        assert listing["malformed"] == [{"line": 5, "problem": "not JSON"}]
+        assert listing["malformed"] == [
+            {"line": 5, "problem": "not JSON", "secondary": "secondary"}
+        ]
         human = syncd("dlq", "list", "-c", "syncd.yaml", cwd=tmp_path)
         assert human.returncode == 0
         assert "line 5: malformed (not JSON); skipped, kept" in human.stderr
@@ -173,3 +176,74 @@ def test_filters_and_purge(tmp_path: Path) -> None:
     assert purged.exit_code == 0 and "1 malformed line kept" in purged.stdout
     assert dlq.path.read_text() == "not json at all\n"
     assert "no dead letters" in cli(tmp_path, "dlq", "list").stdout
+
+
+@pytest.mark.integration
+async def test_each_secondary_has_its_own_dead_letters_replayed_to_it_alone(
+    tmp_path: Path, primary_server: ServerProcess, secondary_server: ServerProcess
+) -> None:
+    # archive: the secondary server; analytics: another database on the primary's server.
+    targets = {"archive": (secondary_server, DB), "analytics": (primary_server, "dlq_analytics")}
+    write_secondaries_config(tmp_path, primary=primary_server, database=DB, secondaries=targets)
+    primary = await connect(primary_server, DB)
+    await primary.query("CREATE t:1 SET n = 1; CREATE t:2 SET n = 2; CREATE t:3 SET n = 3")
+    await close(primary)
+    state = tmp_path / "state" / "secondaries"
+    archive = DeadLetterFile(state / "archive" / "deadletters.jsonl")
+    analytics = DeadLetterFile(state / "analytics" / "deadletters.jsonl")
+    letter(archive, "t", 1, 60, "refused")
+    letter(archive, "t", 2, 60, "refused")
+    letter(analytics, "t", 3, 60, "refused")
+
+    listing = dlq_json(tmp_path)
+    assert [(e["id"], e["key"]) for e in listing["entries"]] == [
+        ("archive:1", "t:1"),
+        ("archive:2", "t:2"),
+        ("analytics:1", "t:3"),
+    ]
+    assert [(s["name"], s["total"]) for s in listing["secondaries"]] == [
+        ("archive", 2),
+        ("analytics", 1),
+    ]
+    human = " ".join(cli(tmp_path, "dlq", "list").stdout.split())
+    assert "archive:2" in human and "analytics:1" in human and "(archive 2, analytics 1)" in human
+    assert listed(tmp_path, "--secondary", "analytics") == ["t:3"]
+
+    assert '"n": 3' in cli(tmp_path, "dlq", "show", "analytics:1").stdout
+    assert '"n": 1' in cli(tmp_path, "dlq", "show", "1", "--secondary", "archive").stdout
+    ambiguous = cli(tmp_path, "dlq", "show", "1")
+    assert ambiguous.exit_code == 2 and len(ambiguous.stderr.splitlines()) == 1
+    assert "say which, e.g. archive:1 or analytics:1" in ambiguous.stderr
+    for command in (["list"], ["show", "1"], ["replay"], ["purge", "--yes"]):
+        unknown = cli(tmp_path, "dlq", *command, "--secondary", "nope")
+        assert unknown.exit_code == 2
+        assert unknown.stderr == (
+            "syncd: unknown secondary 'nope' (configured: archive, analytics)\n"
+        )
+
+    replay = syncd("dlq", "replay", "-c", "syncd.yaml", "--secondary", "archive", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert "applied 2 of 2" in replay.stdout
+    archive_db = await connect(secondary_server, DB)
+    analytics_db = await connect(primary_server, "dlq_analytics")
+    try:
+        assert await rows_by_id(archive_db, "t") == {
+            "t:1": {"id": RecordID("t", 1), "n": 1},
+            "t:2": {"id": RecordID("t", 2), "n": 2},
+        }
+        assert await rows_by_id(analytics_db, "t") == {}
+        assert listed(tmp_path) == ["t:3"]
+        replay = syncd("dlq", "replay", "-c", "syncd.yaml", "--json", cwd=tmp_path)
+        assert replay.returncode == 0, replay.stderr
+        outcome = json.loads(replay.stdout)
+        assert (outcome["applied"], outcome["removed"], outcome["selected"]) == (1, 1, 1)
+        assert [(s["name"], s["applied"]) for s in outcome["secondaries"]] == [
+            ("archive", 0),
+            ("analytics", 1),
+        ]
+        assert list(await rows_by_id(analytics_db, "t")) == ["t:3"]
+        assert list(await rows_by_id(archive_db, "t")) == ["t:1", "t:2"]  # t:3 never sent here
+    finally:
+        await close(archive_db)
+        await close(analytics_db)
+    assert listed(tmp_path) == []

@@ -21,8 +21,11 @@ import pytest
 from surrealdb import RecordID
 
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.pause import PauseFile
 from syncd.sink.operation import Operation
 from tests.support.daemon import SyncdProcess
+from tests.support.replica import rows_by_id
+from tests.support.secondaries import write_secondaries_config
 from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
@@ -223,3 +226,37 @@ async def test_a_daemon_refused_by_the_secondary_says_so(
     assert auth and {e["level"] for e in auth} == {"error"}
     assert {e["role"] for e in auth} == {"secondary"}
     assert "not-the-password" not in daemon.log.read_text()
+
+
+@pytest.mark.integration
+async def test_backfill_copies_to_the_selected_secondaries_only(
+    tmp_path: Path, primary_server: ServerProcess, secondary_server: ServerProcess
+) -> None:
+    # archive: the secondary server; analytics: another database on the primary's server.
+    targets = {"archive": (secondary_server, "fill"), "analytics": (primary_server, "fill_b")}
+    write_secondaries_config(tmp_path, primary=primary_server, database="fill", secondaries=targets)
+    primary = await connect(primary_server, "fill")
+    await primary.query("CREATE t:1 SET n = 1; CREATE t:2 SET n = 2")
+    await close(primary)
+
+    async def rows(target: tuple[ServerProcess, str]) -> list[str]:
+        db = await connect(*target)
+        try:
+            return sorted(await rows_by_id(db, "t"))
+        finally:
+            await close(db)
+
+    result = syncd("backfill", "-c", "syncd.yaml", "--secondary", "analytics", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "t: 2 records copied to analytics\n"
+    assert (await rows(targets["analytics"]), await rows(targets["archive"])) == (
+        ["t:1", "t:2"],
+        [],
+    )
+
+    PauseFile(tmp_path / "state").save({"analytics": time.time()})
+    line = one_line(syncd("backfill", "-c", "syncd.yaml", cwd=tmp_path))
+    assert line.startswith("syncd: secondary analytics is paused (since ")
+    result = syncd("backfill", "-c", "syncd.yaml", "--secondary", "archive", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # a pause of another secondary is no reason
+    assert await rows(targets["archive"]) == ["t:1", "t:2"]

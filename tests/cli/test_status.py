@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import re
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,9 @@ from syncd.pipeline.resync import ResyncLedger
 from syncd.pipeline.spool import Spool
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
+from syncd.words import at
 from tests.support.replica import dead_url, make_config
+from tests.support.secondaries import write_secondaries_config
 from tests.support.server import ServerProcess
 from tests.support.tools import free_port, syncd, write_config
 
@@ -222,3 +228,143 @@ def test_a_missing_config_file_is_one_line_and_exit_2(tmp_path: Path, command: l
     assert result.exit_code == 2
     assert result.stderr == f"syncd: config {tmp_path / 'nope.yaml'}: file not found\n"
     assert result.stdout == ""
+
+
+def two_secondaries(tmp_path: Path, **extra: Any) -> None:
+    write_secondaries_config(
+        tmp_path,
+        primary=None,
+        database="main",
+        secondaries={"archive": "ws://127.0.0.1:10/rpc", "analytics": "ws://127.0.0.1:11/rpc"},
+        **extra,
+    )
+
+
+def secondary_status(name: str, **changes: Any) -> dict[str, Any]:
+    """One entry of ``/status``'s ``secondaries``, as Replica.status() gives it: up, idle."""
+    entry: dict[str, Any] = {
+        "name": name,
+        "priority": 1,
+        "up": True,
+        "since": time.time() - 60,
+        "last_error": "",
+        "failure": None,
+        "version": "surrealdb-2.3.10",
+        "tested": True,
+        "paused": False,
+        "paused_since": None,
+        "joining": False,
+        "lag_seconds": 0.0,
+        "queue_depth": 0,
+        "spool_depth": 0,
+        "resync_pending": [],
+        "dead_letters": 0.0,
+        "applied": 10.0,
+    }
+    entry.update(changes)
+    return entry
+
+
+@contextlib.contextmanager
+def serving(body: dict[str, Any]) -> Iterator[int]:
+    """A daemon's HTTP endpoint answering ``GET /status`` with ``body``; yields its port."""
+    data = json.dumps(body).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/status" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_status_names_each_secondary_paused_or_down(tmp_path: Path) -> None:
+    paused_since = time.time() - 300
+    archive = secondary_status(
+        "archive", paused=True, paused_since=paused_since, queue_depth=40, lag_seconds=300.0
+    )
+    analytics = secondary_status(
+        "analytics",
+        priority=2,
+        up=False,
+        last_error="ConnectionRefusedError: [Errno 111]",
+        failure="refused",
+        spool_depth=7,
+        dead_letters=2.0,
+    )
+    body = {
+        "ready": {"ok": True, "reason": "ready"},
+        "secondary": archive,
+        "secondaries": [archive, analytics],
+        "primary": {"up": True, "since": time.time() - 60, "failure": None},
+        "lag_seconds": 300.0,
+        "queue_depth": 40,
+        "spool_depth": 7,
+        "resync_pending": [],
+        "dead_letters": 2.0,
+        "rates": {"window_seconds": 60, "dead_lettered_per_second": 0.0},
+        "checkpoint": {"position": 12, "saved_at": time.time(), "backfill": None},
+    }
+    with serving(body) as port:
+        two_secondaries(tmp_path, metrics_listen=f"127.0.0.1:{port}")
+        result = cli(tmp_path, "status", "--json")
+        human = cli(tmp_path, "status")
+    assert result.exit_code == 1, result.stderr
+    info = json.loads(result.stdout)
+    assert info["health"] == "degraded"
+    assert info["reasons"][0] == "secondary analytics down: ConnectionRefusedError: [Errno 111]"
+    assert info["reasons"][1].startswith("secondary archive paused since ")
+    assert info["reasons"][1].endswith("(syncd resume --secondary archive)")
+    assert info["reasons"][2] == "secondary archive lag 300.0s over status_lag_threshold (60s)"
+    assert len(info["reasons"]) == 3  # dead letters present, not growing
+    assert [(s["name"], s["up"], s["paused"]) for s in info["secondaries"]] == [
+        ("archive", True, True),
+        ("analytics", False, False),
+    ]
+    assert (info["secondaries"][1]["spool_depth"], info["secondaries"][1]["dead_letters"]) == (7, 2)
+    assert info["secondary"]["paused"] is True  # the first, as before
+    assert human.exit_code == 1
+    text = " ".join(human.stdout.replace("│", " ").split())  # cells wrap at 80 columns
+    assert "secondary archive up since" in text
+    assert "ago; `syncd resume --secondary archive` to continue)" in text
+    assert "backlog 40 in memory + 0 on disk" in text
+    assert "secondary analytics down since" in text and "2 dead letters" in text
+
+
+def test_status_of_a_stopped_daemon_reads_each_secondarys_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    spool = Spool(state / "secondaries" / "analytics" / "spool")
+    spool.open()
+    spool.append([op(n) for n in range(1, 4)])
+    spool.close()
+    dlq = DeadLetterFile(state / "secondaries" / "archive" / "deadletters.jsonl")
+    dlq.append(op(1), "refused", first_failed_at=time.time())
+    since = time.time() - 60
+    PauseFile(state).save({"analytics": since})
+    two_secondaries(tmp_path)  # metrics disabled: no daemon
+    result = cli(tmp_path, "status", "--json")
+    assert result.exit_code == 3, result.stderr
+    info = json.loads(result.stdout)
+    assert [
+        (s["name"], s["spool_depth"], s["dead_letters"], s["paused"]) for s in info["secondaries"]
+    ] == [("archive", 0, 1, False), ("analytics", 3, 0, True)]
+    assert (info["spool_depth"], info["dead_letters"]) == (3, 1)
+    assert info["reasons"][1:] == [
+        "3 operations waiting in the spool (analytics 3)",
+        "1 dead letters (archive 1)",
+        f"secondary analytics is paused since {at(since)}",
+    ]
+    text = " ".join(cli(tmp_path, "status").stdout.split())
+    assert "secondary analytics │ unknown (no daemon answering); paused since" in text

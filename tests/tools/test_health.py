@@ -110,3 +110,55 @@ def test_a_pause_seen_in_the_state_dir_is_a_note_of_the_unknown() -> None:
     health = assess(info, CONFIG)
     assert health.state == "unknown"
     assert any(r.startswith("the secondary is paused since") for r in health.reasons)
+
+
+TWO = Config.from_mapping(
+    {
+        "secondaries": [
+            {"name": "archive", "url": "ws://archive:8000/rpc", "priority": 1},
+            {"name": "analytics", "url": "ws://analytics:8000/rpc", "priority": 2},
+        ]
+    }
+)
+
+
+def each(**changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Both secondaries up and idle, with per-name ``changes``."""
+    base = {"up": True, "paused": False, "lag_seconds": 0.1, "dead_letters": 0, "joining": False}
+    return [{"name": n, **base, **changes.get(n, {})} for n in ("archive", "analytics")]
+
+
+def test_every_reason_names_its_secondary() -> None:
+    listed = each(
+        archive={"paused": True, "paused_since": 0.0, "lag_seconds": 90.0},
+        analytics={"up": False, "last_error": "timed out", "joining": True},
+    )
+    health = assess(daemon(secondaries=listed, lag_seconds=90.0), TWO)
+    assert health.state == "degraded"
+    assert health.reasons[0] == "secondary analytics down: timed out"
+    assert health.reasons[1].startswith("secondary archive paused since ")
+    assert health.reasons[1].endswith("(syncd resume --secondary archive)")
+    assert health.reasons[2:] == [
+        "secondary archive lag 90.0s over status_lag_threshold (60s)",
+        "secondary analytics joining: a backfill is bringing it up to date",
+    ]
+    assert assess(daemon(secondaries=each()), TWO).state == "healthy"
+
+
+def test_growing_dead_letters_name_the_secondaries_holding_them() -> None:
+    listed = each(analytics={"dead_letters": 3})
+    info = daemon(secondaries=listed, dead_letters=3, rates={"dead_lettered_per_second": 0.1})
+    assert assess(info, TWO).reasons == [
+        "dead letters growing: 3 in the files (analytics 3), +0.10/s"
+    ]
+    unreadable = each(archive={"dead_letters": None})
+    assert assess(daemon(secondaries=unreadable), TWO).reasons == [
+        "dead-letter file of archive unreadable"
+    ]
+
+
+def test_a_named_secondary_refusing_credentials_is_bad_input() -> None:
+    listed = each(analytics={"up": False, "failure": "auth"})
+    line = refusal(daemon(secondaries=listed))
+    assert line is not None and line.startswith("secondary analytics refuses the configured")
+    assert line.endswith("(or SYNCD_SECONDARIES_ANALYTICS_PASS)")

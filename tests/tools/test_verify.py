@@ -22,6 +22,7 @@ from syncd.tools.compare import KeySpec
 from syncd.tools.records import last_id, lookup, read_page
 from syncd.tools.verify import Verifier, VerifyOptions
 from tests.support.engines import GENERATIONS
+from tests.support.secondaries import write_secondaries_config
 from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
@@ -41,7 +42,12 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, Ser
 
 async def fill(servers: tuple[ServerProcess, ServerProcess], database: str) -> None:
     """The same 60 events and 20 kv notes on both sides (kv under other ids on the secondary)."""
-    for server in servers:
+    await fill_each([(server, database) for server in servers])
+
+
+async def fill_each(targets: list[tuple[ServerProcess, str]]) -> None:
+    """:func:`fill` for any databases: the same records in each (kv under other ids)."""
+    for server, database in targets:
         db = await connect(server, database)
         try:
             await db.query("DEFINE INDEX kv_uk ON kv FIELDS user_id, key UNIQUE")
@@ -238,3 +244,66 @@ async def test_natural_key_without_an_index_is_verified_with_a_warning(tmp_path:
         for db in dbs:
             await db.close()
         await anyio.sleep(0.1)  # the embedded engine can abort at exit right after close()
+
+
+async def test_each_secondary_is_verified_and_repaired_on_its_own(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    # archive: the secondary server; analytics: another database of the primary's server.
+    primary, other = servers
+    archive, analytics = (other, "multi"), (primary, "multi_analytics")
+    await fill_each([(primary, "multi"), archive, analytics])
+    await diverge(analytics[0], analytics[1])
+    write_secondaries_config(
+        tmp_path,
+        primary=primary,
+        database="multi",
+        secondaries={"archive": archive, "analytics": analytics},
+        tables=TABLES,
+    )
+    code, report = verify(tmp_path)
+    assert code == 1
+    assert [(s["name"], s["consistent"]) for s in report["secondaries"]] == [
+        ("archive", True),
+        ("analytics", False),
+    ]
+    assert counts(report["secondaries"][1]) == {"events": (3, 1, 4), "kv": (0, 1, 0)}
+    assert not report["consistent"] and counts(report) == counts(report["secondaries"][0])
+    human = " ".join(syncd("verify", "-c", "syncd.yaml", cwd=tmp_path).stdout.split())
+    assert "syncd verify — secondary archive" in human
+    assert "syncd verify — secondary analytics" in human
+    assert human.count("DIVERGES") == 2  # both analytics tables, none of archive's
+    assert human.index("NOT consistent") > human.index("secondary analytics")
+    code, report = verify(tmp_path, "--secondary", "archive")
+    assert code == 0 and [s["name"] for s in report["secondaries"]] == ["archive"]
+    # Each has its own progress: an interrupted analytics run does not touch archive's.
+    code, _ = verify(tmp_path, "--secondary", "analytics", "--page-size", "10", "--max-pages", "1")
+    assert code == 3
+    assert (tmp_path / "state" / "secondaries" / "analytics" / "verify-progress.json").is_file()
+
+    # archive diverges too; repairing archive leaves analytics as it is.
+    await diverge(archive[0], archive[1])
+    code, outcome = verify(tmp_path, "--repair", "--secondary", "archive", "--restart")
+    assert code == 0, outcome
+    assert outcome["enqueued"] == 5 and outcome["secondaries"][0]["name"] == "archive"
+    assert counts(outcome["after"]) == {"events": (0, 0, 4), "kv": (0, 0, 0)}
+    code, report = verify(tmp_path, "--restart")
+    assert code == 1
+    assert [s["consistent"] for s in report["secondaries"]] == [True, False]
+    assert counts(report["secondaries"][1]) == {"events": (3, 1, 4), "kv": (0, 1, 0)}
+
+
+def test_an_unknown_secondary_is_one_line_naming_the_configured_ones(tmp_path: Path) -> None:
+    write_secondaries_config(
+        tmp_path,
+        primary=None,
+        database="x",
+        secondaries={"archive": "ws://127.0.0.1:10/rpc", "analytics": "ws://127.0.0.1:11/rpc"},
+    )
+    for command in (["verify"], ["verify", "--repair"], ["backfill"]):
+        result = syncd(*command, "-c", "syncd.yaml", "--secondary", "nope", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            "syncd: unknown secondary 'nope' (configured: archive, analytics)\n"
+        ), command
+        assert result.stdout == ""
