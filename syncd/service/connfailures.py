@@ -20,10 +20,11 @@ from collections.abc import Callable
 
 import anyio
 
-from syncd.config import Config, redact_url
+from syncd.config import redact_url
 from syncd.errors import AuthenticationFailed, DatabaseUnavailable
 from syncd.logs import get_logger
 from syncd.metrics import Metrics
+from syncd.secondaries import FLAT_NAME
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.errors import is_transport_error, is_unavailable_timeout
 
@@ -73,7 +74,7 @@ def refused(conn: ManagedConnection) -> AuthenticationFailed | None:
     return failure
 
 
-async def watch_credentials(config: Config, *conns: ManagedConnection) -> None:
+async def watch_credentials(*conns: ManagedConnection) -> None:
     """Raise as soon as one of ``conns`` is refused its credentials (for one-shot tools).
 
     A tool must not wait, as the pipeline does, for a connection that will
@@ -86,6 +87,7 @@ async def watch_credentials(config: Config, *conns: ManagedConnection) -> None:
         for conn in conns:
             failure = refused(conn)
             if failure is not None:
-                url = redact_url(getattr(config, f"{conn.role}_url"))
-                raise AuthenticationFailed(f"cannot sign in to the {conn.role} at {url}: {failure}")
+                who = conn.role if conn.name in (None, FLAT_NAME) else f"secondary {conn.name!r}"
+                url = redact_url(conn.url)
+                raise AuthenticationFailed(f"cannot sign in to the {who} at {url}: {failure}")
         await anyio.sleep(0.05)

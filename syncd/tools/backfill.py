@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 import anyio
 
-from syncd.capture.backfill import Progress, copy_tables, primary_connection, query, start_backfill
+from syncd.capture.backfill import (
+    Progress,
+    copy_tables,
+    keep_nothing,
+    primary_connection,
+    query,
+    start_backfill,
+)
 from syncd.capture.checkpoint import Checkpoint
 from syncd.config import Config, redact_url
 from syncd.errors import PrimaryUnavailable
@@ -50,10 +57,10 @@ async def backfill_now(
         replica.secondary.on_failure = None
     async with replicator as rep, anyio.create_task_group() as tg:
         await tg.start(primary.run)
-        tg.start_soon(watch_credentials, config, primary)
+        tg.start_soon(watch_credentials, primary)
         for replica in rep.replicas:
             # Each with its own flat config, so a refusal names that secondary's URL.
-            tg.start_soon(watch_credentials, config.for_secondary(replica.name), replica.secondary)
+            tg.start_soon(watch_credentials, replica.secondary)
         with anyio.move_on_after(config.connect_timeout * 3):
             await primary.wait_up()
         if not primary.is_up:
@@ -70,12 +77,8 @@ async def backfill_now(
             intake=rep,
             tables=tables,
             checkpoint=Checkpoint(backfill=start_backfill(0)),
-            save=_nothing,
+            save=keep_nothing,
             query_seconds=config.write_timeout,
             progress=progress,
         )
         tg.cancel_scope.cancel()
-
-
-async def _nothing(_: Checkpoint) -> None:
-    """An on-demand copy keeps no resumable state: run it again to resume."""

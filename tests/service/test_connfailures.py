@@ -117,7 +117,7 @@ async def test_a_wrong_password_is_an_authentication_failure(log_lines: io.Strin
             )
             with pytest.raises(AuthenticationFailed, match="cannot sign in to the secondary at"):
                 with anyio.fail_after(5):
-                    await watch_credentials(config(server.url, "x"), conn)
+                    await watch_credentials(conn)
             tg.cancel_scope.cancel()
         # The right password, same server: up, and nothing refused.
         good = managed_connection(config(server.url, "root"), "secondary")
