@@ -65,6 +65,7 @@ from syncd.secondaries import (
     FLAT_NAME,
     SecondaryConfig,
     apply_secret_sources,
+    env_conflict,
     form_problem,
     into_itself,
     secondaries_value,
@@ -231,6 +232,9 @@ class Config(BaseModel):
             except ValueError as exc:
                 raise ConfigError(f"{prefix}{exc}") from None
             from_env = apply_env(merged, env, Config.model_fields)
+            conflict = env_conflict(merged.get("secondaries") is not None, from_env)
+            if conflict is not None:
+                raise ConfigError(prefix + conflict)
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
@@ -364,8 +368,6 @@ class Config(BaseModel):
 
 # --------------------------------------------------------------------------
 # Loading.
-
-# What a required key looks like, for the one-line "missing" message.
 
 
 def load_config(

@@ -35,6 +35,7 @@ __all__ = [
     "SecondaryConfig",
     "apply_secret_sources",
     "credential",
+    "env_conflict",
     "form_problem",
     "into_itself",
     "password_variable",
@@ -196,3 +197,19 @@ def into_itself(
                 "(a database cannot replicate into itself)"
             )
     return None
+
+
+def env_conflict(listed: bool, from_env: set[str]) -> str | None:
+    """Why a ``secondaries:`` list meets flat ``secondary_*`` keys set from the environment.
+
+    Said apart from :func:`form_problem`: the operator must unset a variable
+    (often left by an older unit file), not edit the file.
+    """
+    ambient = sorted(f"{ENV_PREFIX}{k.upper()}" for k in from_env if k.startswith("secondary_"))
+    if not listed or not ambient:
+        return None
+    return (
+        f"secondaries: the environment sets {', '.join(ambient)} for the flat secondary_* "
+        "keys; unset it (a secondaries: list takes each password from "
+        "SYNCD_SECONDARIES_<NAME>_PASS)"
+    )

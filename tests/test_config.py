@@ -562,3 +562,63 @@ def test_control_token_is_a_secret_from_the_environment_too() -> None:
     assert config.summary()["control_token"] == "***"
     assert "tok-hunter2hunter2" not in repr(config) + str(config.summary())
     assert Config.from_mapping(REQUIRED).summary()["control_token"] is None
+
+
+def test_a_flat_password_left_in_the_environment_is_named_with_a_list() -> None:
+    data = {"secondaries": [{"name": "archive", "url": "ws://archive:8000"}]}
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping(data, env={"SYNCD_SECONDARY_PASS": "hunter2"})
+    message = str(info.value)
+    assert "SYNCD_SECONDARY_PASS" in message and "SYNCD_SECONDARIES_<NAME>_PASS" in message
+    assert "hunter2" not in message
+
+
+def test_secondaries_list_passwords_from_env_and_credentials(tmp_path: Path) -> None:
+    (tmp_path / "secondaries_archive_pass").write_text("from-credential\n")
+    (tmp_path / "secondaries_b-2_pass").write_text("cred-b")
+    data = {
+        "secondaries": [
+            {"name": "archive", "url": "ws://archive:8000", "pass": "from-file", "priority": 2},
+            {"name": "b-2", "url": "ws://b:8000", "priority": 1},
+        ]
+    }
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "SYNCD_SECONDARIES_B_2_PASS": "from-env"}
+    config = Config.from_mapping(data, env=env)
+    assert config.secondary_names() == ["b-2", "archive"]  # lowest priority number first
+    archive, b2 = config.for_secondary("archive"), config.for_secondary("b-2")
+    assert archive.secondary_pass.get_secret_value() == "from-credential"  # over the file
+    assert b2.secondary_pass.get_secret_value() == "from-env"  # over the credential
+    assert archive.state_path == config.state_path / "secondaries" / "archive"
+    shown = repr(config.summary())
+    assert "from-credential" not in shown and "from-env" not in shown and "***" in shown
+    # The library's default reads no environment: the file's password stands.
+    assert Config.from_mapping(data).for_secondary("archive").secondary_pass.get_secret_value() == (
+        "from-file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("secondaries", "problem"),
+    [
+        ([], "must be a list of secondaries"),
+        ("archive", "must be a list of secondaries"),
+        ([{"name": "Archive", "url": "ws://a:1"}], "secondaries[0].name: must be lower-case"),
+        ([{"name": "a", "url": "ws://a:1"}, {"name": "a", "url": "ws://b:1"}], "given twice"),
+        ([{"name": "a", "url": "ws://a:1", "priority": "high"}], "secondaries[0].priority"),
+        ([{"name": "a", "url": "ws://a:1", "colour": 1}], 'unknown key "secondaries[0].colour"'),
+        ([{"name": "a"}], "secondaries[0].url"),
+    ],
+)
+def test_a_bad_secondaries_list_is_one_line_naming_the_problem(
+    secondaries: object, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping({"secondaries": secondaries})
+    assert problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_both_forms_of_secondaries_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"not both \(secondary_url also set"):
+        Config.from_mapping(
+            {"secondary_url": "ws://a:1", "secondaries": [{"name": "b", "url": "ws://b:1"}]}
+        )
