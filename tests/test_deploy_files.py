@@ -436,10 +436,60 @@ def test_dashboard_covers_the_metrics_asked_for() -> None:
         "syncd_apply_duration_seconds",
         "syncd_end_to_end_lag_seconds",
     ):
-        assert f"histogram_quantile(0.99, sum by (le) (rate({histogram}_bucket" in exprs
-    assert "histogram_quantile(0.5, sum by (le) (rate(syncd_apply_duration_seconds_bucket" in exprs
-    assert "sum by (outcome)" in exprs
-    assert "sum by (table)" in exprs
+        assert f"histogram_quantile(0.99, sum by (secondary, le) (rate({histogram}_bucket" in exprs
+    assert (
+        "histogram_quantile(0.5, sum by (secondary, le) (rate(syncd_apply_duration_seconds_bucket"
+        in exprs
+    )
+    assert "sum by (secondary, outcome)" in exprs
+    assert "sum by (secondary, table)" in exprs
+    assert "syncd_paused{" in exprs
+
+
+SELECTOR = re.compile(r"(syncd_[a-z_]+)(\{[^}]*\})?")
+
+
+def dashboard_targets() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (panel["title"], target) for panel in dashboard()["panels"] for target in panel["targets"]
+    ]
+
+
+def test_dashboard_has_a_secondary_variable() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    secondary = variables["secondary"]
+    assert secondary["type"] == "query"
+    assert secondary["multi"] is True and secondary["includeAll"] is True
+    assert secondary["allValue"] == ".*"
+    query = secondary["query"]["query"]
+    assert query == secondary["definition"]
+    assert re.fullmatch(
+        r'label_values\(syncd_[a-z_]+\{job="syncd", instance=~"\$instance"\}, secondary\)', query
+    )
+    assert referenced_metric_names(query) <= per_secondary_metric_names()
+
+
+def test_dashboard_shows_one_series_per_secondary() -> None:
+    """Every query of a per-secondary metric keeps the label, follows the variable and
+    names the secondary in its legend; process-wide metrics are not filtered by it
+    (they have no such label: a chosen secondary would hide them)."""
+    per_secondary = per_secondary_metric_names()
+    checked = 0
+    for title, target in dashboard_targets():
+        expr = target["expr"]
+        selectors = SELECTOR.findall(expr)
+        if not referenced_metric_names(expr) & per_secondary:
+            for name, labels in selectors:
+                assert "$secondary" not in labels, (title, name)
+            continue
+        checked += 1
+        assert not secondary_label_problems(expr, per_secondary), (title, expr)
+        assert "{{secondary}}" in target["legendFormat"], title
+        for name, labels in selectors:
+            if name in per_secondary:
+                assert 'secondary=~"$secondary"' in labels, (title, name)
+                assert 'instance=~"$instance"' in labels, (title, name)
+    assert checked >= 20
 
 
 # --------------------------------------------------------------------------
@@ -537,7 +587,9 @@ def test_promtool_parses_dashboard_queries(tmp_path: Path) -> None:
     rules = [
         {
             "record": f"dashboard:query_{index}",
-            "expr": expr.replace("$__rate_interval", "5m").replace("$instance", ".*"),
+            "expr": expr.replace("$__rate_interval", "5m")
+            .replace("$instance", ".*")
+            .replace("$secondary", ".*"),
         }
         for index, expr in enumerate(dashboard_exprs())
     ]
