@@ -27,6 +27,8 @@ exceed about 1x.
 from __future__ import annotations
 
 import functools
+import os
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -70,6 +72,16 @@ def arm_name(count: int) -> str:
     return f"n{count}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (every thread), from /proc; NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fanout_config(state: Path, urls: Sequence[str], **overrides: Any) -> Config:
     """The bench configuration with a ``secondaries:`` list, one entry per URL (s1, s2, ...)."""
     data: dict[str, Any] = {
@@ -93,8 +105,14 @@ def fanout_config(state: Path, urls: Sequence[str], **overrides: Any) -> Config:
     return Config.from_mapping(data)
 
 
-async def drain_to(urls: Sequence[str], table: str, backlog: int) -> dict[str, Any]:
-    """Capture ``backlog`` operations with every secondary paused, resume, time the drain."""
+async def drain_to(
+    urls: Sequence[str], table: str, backlog: int, pids: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Capture ``backlog`` operations with every secondary paused, resume, time the drain.
+
+    ``pids``: the secondaries' processes, whose CPU during the drain is reported
+    beside this process's (which side's core is the bottleneck).
+    """
     with scratch_dir("fanout") as state:
         rep = Replicator(fanout_config(state, urls), registry=CollectorRegistry())
         async with rep:
@@ -114,6 +132,7 @@ async def drain_to(urls: Sequence[str], table: str, backlog: int) -> dict[str, A
                 await replica.wait_finished(target)
                 finished[replica.name] = anyio.current_time()
 
+            cpu_before = time.process_time(), sum(cpu_seconds(pid) for pid in pids)
             started = anyio.current_time()
             rep.resume()
             with anyio.fail_after(600):
@@ -121,6 +140,9 @@ async def drain_to(urls: Sequence[str], table: str, backlog: int) -> dict[str, A
                     for replica in rep.replicas:
                         tg.start_soon(finish, replica, replica.queue.last_seq)
                 await rep.flush(timeout=600)
+            wall = anyio.current_time() - started
+            app_cpu = time.process_time() - cpu_before[0]
+            secondaries_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before[1]
     for url in urls:
         async with direct_secondary(url) as db:
             arrived = await count_rows(db, table)
@@ -129,7 +151,13 @@ async def drain_to(urls: Sequence[str], table: str, backlog: int) -> dict[str, A
         if arrived != backlog:
             raise RuntimeError(f"fanout: {arrived} of {backlog} records reached {url}")
     times = sorted(t - started for t in finished.values())
-    return {"seconds": times[-1], "first_seconds": times[0], "spooled_at_start": spooled}
+    return {
+        "seconds": times[-1],
+        "first_seconds": times[0],
+        "spooled_at_start": spooled,
+        "app_cpu_share": app_cpu / wall,
+        "secondaries_cpu_share": secondaries_cpu / wall,
+    }
 
 
 async def run(*, rounds: int, backlog: int, limit_chunk: int | None = None) -> Result:
@@ -143,6 +171,8 @@ async def run(*, rounds: int, backlog: int, limit_chunk: int | None = None) -> R
     arms = ["engine_limit", *(arm_name(n) for n in COUNTS)]
     rates: dict[str, list[float]] = {arm: [] for arm in arms}
     spread: dict[str, list[float]] = {arm_name(n): [] for n in COUNTS}
+    app_cpu: dict[str, list[float]] = {arm_name(n): [] for n in COUNTS}
+    secondaries_cpu: dict[str, list[float]] = {arm_name(n): [] for n in COUNTS}
     spooled: list[float] = []
     pin = SECONDARY_CORE if can_pin() else None
     chunk = limit_chunk
@@ -167,10 +197,13 @@ async def run(*, rounds: int, backlog: int, limit_chunk: int | None = None) -> R
                 result.setup["engine_version"] = out["version"]
                 continue
             count = int(arm[1:])
-            drained = await drain_to(urls[:count], f"f_{arm}_{index}", backlog)
+            pids = [server.pid for server in servers[:count] if server.pid is not None]
+            drained = await drain_to(urls[:count], f"f_{arm}_{index}", backlog, pids)
             rates[arm].append(backlog / drained["seconds"])
             spread[arm].append(drained["seconds"] - drained["first_seconds"])
             spooled.append(drained["spooled_at_start"] / count)
+            app_cpu[arm].append(drained["app_cpu_share"])
+            secondaries_cpu[arm].append(drained["secondaries_cpu_share"])
     f = result.figures
     limit = median(rates["engine_limit"])
     one = median(rates[arm_name(1)])
@@ -183,6 +216,9 @@ async def run(*, rounds: int, backlog: int, limit_chunk: int | None = None) -> R
         f[f"{arm}_ratio_to_limit"] = ratio(rate, limit)
         f[f"{arm}_aggregate_ratio_to_limit"] = ratio(count * rate, limit)
         f[f"{arm}_finish_spread_seconds"] = median(spread[arm])
+        # CPU seconds per wall second during the drain: 1.0 is one whole core.
+        f[f"{arm}_app_cpu_cores"] = median(app_cpu[arm])
+        f[f"{arm}_secondaries_cpu_cores"] = median(secondaries_cpu[arm])
     for arm in arms:
         result.series[f"fanout_{arm}"] = [[float(i), r] for i, r in enumerate(rates[arm])]
     result.notes.append(
@@ -215,6 +251,10 @@ async def run(*, rounds: int, backlog: int, limit_chunk: int | None = None) -> R
                 else "not pinned"
             ),
             "clock": "from resume() to the last secondary holding every record",
+            "cpu_cores": (
+                "CPU seconds per wall second during the drain: of this process (syncd, "
+                "core 0) and of the arm's secondary processes together (core 1)"
+            ),
         }
     )
     return result
