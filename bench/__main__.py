@@ -4,6 +4,7 @@
     python -m bench --quick         # under a minute, small counts; for CI
     python -m bench --only drain,lag --out /tmp/r.json
     python -m bench --only write_cost,lag --engines 2,3   # each scenario once per engine
+    python -m bench --only fanout      # drain to 1, 2 and 3 secondaries, side by side
 
 The drain scenario always measures every engine of ``--engines`` itself, side
 by side with each engine's in-process limit. The application (this process,
@@ -31,7 +32,7 @@ from typing import Any
 
 import anyio
 
-from bench import daemon, drain, lag, memory, reads, write_cost
+from bench import daemon, drain, fanout, lag, memory, reads, write_cost
 from bench.common import APP_CORE, SECONDARY_CORE, Result, can_pin, pin_process
 from bench.report import plot, plot_drain, table, write_json
 
@@ -57,6 +58,8 @@ class Mode:
     query_timeout: float
     memory_ops: int
     daemon_seconds: float
+    fanout_rounds: int
+    fanout_backlog: int
 
 
 FULL = Mode(
@@ -77,6 +80,8 @@ FULL = Mode(
     query_timeout=2.0,
     memory_ops=500_000,
     daemon_seconds=20.0,
+    fanout_rounds=2,
+    fanout_backlog=100_000,
 )
 QUICK = Mode(
     write_rounds=2,
@@ -96,13 +101,15 @@ QUICK = Mode(
     query_timeout=0.5,
     memory_ops=20_000,
     daemon_seconds=3.0,
+    fanout_rounds=1,
+    fanout_backlog=1000,
 )
 
 Runner = Callable[[Mode], Awaitable[Result]]
 #: The engine generations of this run (``--engines``); the drain scenario covers them all.
 ENGINES: list[int] = [2, 3]
 #: Scenarios that run once per engine (the others have no secondary, or cover every engine).
-PER_ENGINE = {"write_cost", "lag", "catchup", "reads", "daemon"}
+PER_ENGINE = {"write_cost", "lag", "catchup", "reads", "daemon", "fanout"}
 
 
 async def _memory(mode: Mode) -> Result:
@@ -124,6 +131,14 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
             engines=ENGINES,
             limit_chunk=m.limit_chunk,
             ws_limit=m.limit_chunk is None,  # quick mode: the in-process limit only
+        ),
+    ),
+    "fanout": (
+        "Drain to 1, 2 and 3 secondaries at once",
+        lambda m: fanout.run(
+            rounds=m.fanout_rounds,
+            backlog=m.fanout_backlog,
+            limit_chunk=m.limit_chunk,
         ),
     ),
     "lag": (

@@ -17,7 +17,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("write_cost", "drain", "lag", "catchup", "reads", "memory", "daemon")
+SCENARIOS = ("write_cost", "drain", "fanout", "lag", "catchup", "reads", "memory", "daemon")
 
 
 def test_quick_run_reports_every_scenario_with_numbers(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 
 import syncd
 from syncd.metrics import Metrics
@@ -69,6 +69,74 @@ def exposed_metric_names() -> set[str]:
 
 def referenced_metric_names(text: str) -> set[str]:
     return set(METRIC_NAME.findall(text))
+
+
+def per_secondary_metric_names() -> set[str]:
+    """Every series name (``_total``, ``_bucket``... included) of a family labelled by secondary."""
+    metrics = Metrics()
+    families = [
+        family
+        for family in [*vars(metrics).values(), *metrics.families.values()]
+        # No public accessor for a family's label names; a bound child has values.
+        if isinstance(family, Counter | Gauge | Histogram)
+        and not family._labelvalues
+        and "secondary" in family._labelnames
+    ]
+    names: set[str] = set()
+    for family in families:
+        for collected in family.collect():
+            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+            names.add(collected.name)
+            names.update(collected.name + s for s in suffixes.get(collected.type, ()))
+    return names & exposed_metric_names()
+
+
+# PromQL aggregations that fold series together: by (...) must keep `secondary`
+# (without (...) must not drop it). topk, bottomk and limitk keep the labels
+# of the series they pick, so they are not among them.
+AGGREGATION = re.compile(
+    r"\b(sum|min|max|avg|count|group|stddev|stdvar|quantile|count_values)\s*"
+    r"(?:(by|without)\s*\(([^)]*)\))?\s*\(",
+)
+CLAUSE_AFTER = re.compile(r"\s*(by|without)\s*\(([^)]*)\)")
+IGNORING = re.compile(r"\bignoring\s*\(([^)]*)\)")
+
+
+def _closing(expr: str, opening: int) -> int:
+    """The index of the parenthesis closing the one at ``opening``."""
+    depth = 0
+    for index in range(opening, len(expr)):
+        depth += {"(": 1, ")": -1}.get(expr[index], 0)
+        if depth == 0:
+            return index
+    raise AssertionError(f"unbalanced parentheses in {expr!r}")
+
+
+def secondary_label_problems(expr: str, per_secondary: set[str]) -> list[str]:
+    """How ``expr`` folds away the ``secondary`` label of a per-secondary metric it reads.
+
+    An aggregation over such a metric must say ``by (..., secondary, ...)``
+    (before or after its argument) or ``without (...)`` not naming it; a
+    vector match must not ignore it. Empty: the label is kept.
+    """
+    problems = []
+    for match in AGGREGATION.finditer(expr):
+        end = _closing(expr, match.end() - 1)
+        argument = expr[match.end() : end]
+        if not referenced_metric_names(argument) & per_secondary:
+            continue
+        clause = match.group(2), match.group(3)
+        after = CLAUSE_AFTER.match(expr, end + 1)
+        if match.group(2) is None and after is not None:
+            clause = after.group(1), after.group(2)
+        kind, labels = clause
+        names = {label.strip() for label in (labels or "").split(",")}
+        if kind is None or (kind == "by") != ("secondary" in names):
+            problems.append(f"{match.group(1)}(...) over {argument.strip()!r} drops `secondary`")
+    for match in IGNORING.finditer(expr):
+        if "secondary" in {label.strip() for label in match.group(1).split(",")}:
+            problems.append("ignoring(secondary) in a vector match")
+    return problems
 
 
 def load_yaml(path: Path) -> Any:
@@ -177,6 +245,73 @@ def test_alert_rules_are_complete() -> None:
     assert len({rule["alert"] for rule in rules}) == len(rules), "duplicate alert names"
 
 
+def test_per_secondary_metrics_are_known() -> None:
+    """The reference set: the metrics about one secondary, and none of the process-wide ones."""
+    names = per_secondary_metric_names()
+    for name in (
+        "syncd_replication_lag_seconds",
+        "syncd_secondary_up",
+        "syncd_operations_applied_total",
+        "syncd_apply_duration_seconds_bucket",
+        "syncd_resync_pending",
+        "syncd_paused",
+        "syncd_merged_reads_total",
+    ):
+        assert name in names, name
+    for name in (
+        "syncd_checkpoint_timestamp_seconds",
+        "syncd_changefeed_changes_total",
+        "syncd_uncaptured_writes_total",
+        "syncd_primary_up",
+    ):
+        assert name not in names, name
+
+
+@pytest.mark.parametrize(
+    ("expr", "kept"),
+    [
+        ("syncd_replication_lag_seconds > 60", True),
+        ("increase(syncd_operations_dead_lettered_total[15m]) > 0", True),
+        ("max by (instance, secondary, table) (syncd_resync_pending) > 0", True),
+        ("sum(rate(syncd_operations_applied_total[5m])) by (secondary)", True),
+        ("sum without (table) (rate(syncd_operations_applied_total[5m]))", True),
+        ("max by (instance, table) (syncd_resync_pending) > 0", False),
+        ("max(syncd_replication_lag_seconds) > 60", False),
+        ("sum(rate(syncd_operations_applied_total[5m])) by (instance)", False),
+        ("sum without (secondary) (syncd_spool_depth_operations)", False),
+        ("syncd_paused == 1 and ignoring (secondary) syncd_paused_since_seconds > 0", False),
+        # Process-wide metrics have no secondary label to keep.
+        ("sum by (instance) (rate(syncd_changefeed_changes_total[5m])) > 0", True),
+        (
+            "histogram_quantile(0.99, sum by (secondary, le) "
+            "(rate(syncd_apply_duration_seconds_bucket[5m])))",
+            True,
+        ),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(syncd_apply_duration_seconds_bucket[5m])))",
+            False,
+        ),
+    ],
+)
+def test_secondary_label_check(expr: str, kept: bool) -> None:
+    """The checker itself: it finds an aggregation or match that drops the label."""
+    assert (secondary_label_problems(expr, per_secondary_metric_names()) == []) == kept
+
+
+def test_every_alert_is_per_secondary() -> None:
+    """An alert on a metric about one secondary fires per secondary and names it."""
+    per_secondary = per_secondary_metric_names()
+    checked = 0
+    for rule in alert_rules():
+        if not referenced_metric_names(rule["expr"]) & per_secondary:
+            continue
+        checked += 1
+        problems = secondary_label_problems(rule["expr"], per_secondary)
+        assert not problems, (rule["alert"], problems)
+        assert "{{ $labels.secondary }}" in rule["annotations"]["summary"], rule["alert"]
+    assert checked >= 10
+
+
 @pytest.mark.parametrize(
     ("alert", "expr_part", "severity", "duration"),
     [
@@ -198,6 +333,21 @@ def test_alert_rules_are_complete() -> None:
         ("SyncdSpoolGrowing", "syncd_spool_depth_operations > 100000", "warning", None),
         ("SyncdDown", 'up{job="syncd"} == 0', "critical", None),
         ("SyncdUncapturedWrites", "increase(syncd_uncaptured_writes_total[1h]) > 0", "info", None),
+        (
+            "SyncdPausedLong",
+            "syncd_paused == 1 and (time() - syncd_paused_since_seconds) > 3600",
+            "warning",
+            None,
+        ),
+        (
+            "SyncdSecondaryAuthRefused",
+            'syncd_connection_failures_total{role="secondary",reason="auth"}',
+            "warning",
+            "0m",
+        ),
+        ("SyncdSecondaryFlapping", "syncd_secondary_reconnects_total[1h]) > 6", "warning", None),
+        ("SyncdDeadLettersWaiting", "syncd_dead_letters > 0", "info", "24h"),
+        ("SyncdResyncPending", "by (instance, job, secondary, table)", "warning", None),
     ],
 )
 def test_alert_rule(alert: str, expr_part: str, severity: str, duration: str | None) -> None:
@@ -286,10 +436,60 @@ def test_dashboard_covers_the_metrics_asked_for() -> None:
         "syncd_apply_duration_seconds",
         "syncd_end_to_end_lag_seconds",
     ):
-        assert f"histogram_quantile(0.99, sum by (le) (rate({histogram}_bucket" in exprs
-    assert "histogram_quantile(0.5, sum by (le) (rate(syncd_apply_duration_seconds_bucket" in exprs
-    assert "sum by (outcome)" in exprs
-    assert "sum by (table)" in exprs
+        assert f"histogram_quantile(0.99, sum by (secondary, le) (rate({histogram}_bucket" in exprs
+    assert (
+        "histogram_quantile(0.5, sum by (secondary, le) (rate(syncd_apply_duration_seconds_bucket"
+        in exprs
+    )
+    assert "sum by (secondary, outcome)" in exprs
+    assert "sum by (secondary, table)" in exprs
+    assert "syncd_paused{" in exprs
+
+
+SELECTOR = re.compile(r"(syncd_[a-z_]+)(\{[^}]*\})?")
+
+
+def dashboard_targets() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (panel["title"], target) for panel in dashboard()["panels"] for target in panel["targets"]
+    ]
+
+
+def test_dashboard_has_a_secondary_variable() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    secondary = variables["secondary"]
+    assert secondary["type"] == "query"
+    assert secondary["multi"] is True and secondary["includeAll"] is True
+    assert secondary["allValue"] == ".*"
+    query = secondary["query"]["query"]
+    assert query == secondary["definition"]
+    assert re.fullmatch(
+        r'label_values\(syncd_[a-z_]+\{job="syncd", instance=~"\$instance"\}, secondary\)', query
+    )
+    assert referenced_metric_names(query) <= per_secondary_metric_names()
+
+
+def test_dashboard_shows_one_series_per_secondary() -> None:
+    """Every query of a per-secondary metric keeps the label, follows the variable and
+    names the secondary in its legend; process-wide metrics are not filtered by it
+    (they have no such label: a chosen secondary would hide them)."""
+    per_secondary = per_secondary_metric_names()
+    checked = 0
+    for title, target in dashboard_targets():
+        expr = target["expr"]
+        selectors = SELECTOR.findall(expr)
+        if not referenced_metric_names(expr) & per_secondary:
+            for name, labels in selectors:
+                assert "$secondary" not in labels, (title, name)
+            continue
+        checked += 1
+        assert not secondary_label_problems(expr, per_secondary), (title, expr)
+        assert "{{secondary}}" in target["legendFormat"], title
+        for name, labels in selectors:
+            if name in per_secondary:
+                assert 'secondary=~"$secondary"' in labels, (title, name)
+                assert 'instance=~"$instance"' in labels, (title, name)
+    assert checked >= 20
 
 
 # --------------------------------------------------------------------------
@@ -387,7 +587,9 @@ def test_promtool_parses_dashboard_queries(tmp_path: Path) -> None:
     rules = [
         {
             "record": f"dashboard:query_{index}",
-            "expr": expr.replace("$__rate_interval", "5m").replace("$instance", ".*"),
+            "expr": expr.replace("$__rate_interval", "5m")
+            .replace("$instance", ".*")
+            .replace("$secondary", ".*"),
         }
         for index, expr in enumerate(dashboard_exprs())
     ]

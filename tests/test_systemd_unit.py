@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from syncd.config import Config
 from syncd.durations import parse_duration
+from syncd.secondaries import CREDENTIAL_KEYS, NAME_RULE
 
 UNIT = Path(__file__).parent.parent / "systemd" / "syncd.service"
 
@@ -47,6 +49,45 @@ def test_unit_is_notify_typed_and_hardened() -> None:
     assert "@system-service" in service["SystemCallFilter"]
     assert any(v.startswith("primary_pass:") for v in service["LoadCredential"])
     assert "WatchdogSec" in service
+
+
+def credentials(*, commented: bool) -> dict[str, str]:
+    """``LoadCredential=`` lines of the unit (or its commented examples): name -> source."""
+    prefix = "#LoadCredential=" if commented else "LoadCredential="
+    found = {}
+    for raw in UNIT.read_text().splitlines():
+        if raw.strip().startswith(prefix):
+            name, _, source = raw.strip().removeprefix(prefix).partition(":")
+            found[name] = source
+    return found
+
+
+def syncd_reads_credential(name: str) -> bool:
+    """Whether syncd reads a credential of this name (syncd.secondaries)."""
+    if name in CREDENTIAL_KEYS:
+        return True
+    inner = name.removeprefix("secondaries_").removesuffix("_pass")
+    return name == f"secondaries_{inner}_pass" and NAME_RULE.fullmatch(inner) is not None
+
+
+def test_credentials_are_ones_syncd_reads() -> None:
+    active, examples = credentials(commented=False), credentials(commented=True)
+    assert set(active) == {"primary_pass", "secondary_pass"}
+    assert examples["secondaries_archive_pass"] == "/etc/syncd/archive.pass"
+    assert "control_token" in examples
+    for name, source in {**active, **examples}.items():
+        assert syncd_reads_credential(name), name
+        assert source.startswith("/etc/syncd/"), name
+    assert not syncd_reads_credential("secondaries_Archive_pass")
+    assert not syncd_reads_credential("archive_pass")
+
+
+def test_syncd_reads_the_credentials_itself() -> None:
+    """No shell exporting SYNCD_SECONDARY_PASS: with a secondaries: list that variable
+    sets the flat key too, and syncd refuses the config (both forms given)."""
+    (start,) = service_section()["ExecStart"]
+    assert start == "/opt/syncd/bin/syncd run -c /etc/syncd/syncd.yaml"
+    assert not re.search(r"SYNCD_[A-Z_]*PASS", UNIT.read_text())
 
 
 def test_stop_timeout_outlasts_the_drain() -> None:
