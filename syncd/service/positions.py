@@ -123,5 +123,8 @@ class Positions:
         safe = min(applied.values())
         # Each secondary's own position only counts past the common one.
         own = {name: at for name, at in applied.items() if at > safe}
-        if self.saved.position is None or safe > self.saved.position or own != self.saved.applied:
-            await self.save(replace(self.saved.advanced(safe), applied=own), intake)
+        moved = self.saved.position is None or safe > self.saved.position
+        # A secondary that finished joining is recorded even when nothing else moved.
+        if moved or own != self.saved.applied or self.caught_up != self.saved.secondaries:
+            at = safe if self.saved.position is None else max(safe, self.saved.position)
+            await self.save(replace(self.saved.advanced(at), applied=own), intake)
