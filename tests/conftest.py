@@ -9,18 +9,39 @@ ids). Mixed generations have tests of their own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import structlog
 
 from tests.support.daemon import SyncdProcess
 from tests.support.daemon import connect as connect_primary
 from tests.support.engines import GENERATIONS
 from tests.support.replica import embedded_primary
 from tests.support.server import ServerProcess
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """Put the logging set-up back after each test.
+
+    A command run in-process (typer's CliRunner) configures logging onto the
+    runner's stream, which is closed when the command returns: left in place,
+    every later test that logs would write to a closed file.
+    """
+    config = structlog.get_config()
+    handlers = list(logging.getLogger().handlers)
+    level = logging.getLogger().level
+    yield
+    structlog.configure(**config)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

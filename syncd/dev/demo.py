@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import signal
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -186,6 +187,41 @@ async def _demo(
             await anyio.sleep(0.1)
 
 
+async def _until_interrupted(
+    servers: dict[str, DevServerProcess],
+    served: DevServerProcess | None,
+    workdir: Path,
+    password: str,
+    options: DemoOptions,
+    console: Console,
+) -> DemoResult:
+    """:func:`_demo`, cancelled by Ctrl-C (or SIGTERM), which then raises KeyboardInterrupt.
+
+    The signal is taken on the event loop and cancels the run through its own
+    cancel scope: asyncio's default Ctrl-C (a bare cancel of the main task) can
+    be taken for one of the run's own cancellations and lost, and the demo
+    would then run to its end.
+    """
+    interrupted = False
+    result: DemoResult | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        result = await _demo(servers, served, workdir, password, options, console)
+        tg.cancel_scope.cancel()
+    if interrupted or result is None:
+        raise KeyboardInterrupt
+    return result
+
+
 def run_demo(options: DemoOptions, console: Console) -> int:
     """Run the demo; 0 when every secondary equals the primary at the end, 1 otherwise."""
     workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
@@ -229,7 +265,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
                 f"at {server.url}",
                 soft_wrap=True,
             )
-        result = anyio.run(_demo, servers, served, workdir, password, options, console)
+        result = anyio.run(_until_interrupted, servers, served, workdir, password, options, console)
     except Exception:
         keep = True  # the children's logs and the state are what explains a failure
         raise
