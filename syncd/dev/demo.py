@@ -31,8 +31,10 @@ import secrets
 import shutil
 import signal
 import tempfile
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -187,15 +189,8 @@ async def _demo(
             await anyio.sleep(0.1)
 
 
-async def _until_interrupted(
-    servers: dict[str, DevServerProcess],
-    served: DevServerProcess | None,
-    workdir: Path,
-    password: str,
-    options: DemoOptions,
-    console: Console,
-) -> DemoResult:
-    """:func:`_demo`, cancelled by Ctrl-C (or SIGTERM), which then raises KeyboardInterrupt.
+async def _until_interrupted(demo: Callable[[], Awaitable[DemoResult]]) -> DemoResult:
+    """``demo()``, cancelled by Ctrl-C (or SIGTERM), which then raises KeyboardInterrupt.
 
     The signal is taken on the event loop and cancels the run through its own
     cancel scope: asyncio's default Ctrl-C (a bare cancel of the main task) can
@@ -215,7 +210,7 @@ async def _until_interrupted(
                     return
 
         tg.start_soon(watch)
-        result = await _demo(servers, served, workdir, password, options, console)
+        result = await demo()
         tg.cancel_scope.cancel()
     if interrupted or result is None:
         raise KeyboardInterrupt
@@ -265,7 +260,8 @@ def run_demo(options: DemoOptions, console: Console) -> int:
                 f"at {server.url}",
                 soft_wrap=True,
             )
-        result = anyio.run(_until_interrupted, servers, served, workdir, password, options, console)
+        demo = partial(_demo, servers, served, workdir, password, options, console)
+        result = anyio.run(_until_interrupted, demo)
     except Exception:
         keep = True  # the children's logs and the state are what explains a failure
         raise

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.support.server import ServerProcess
-from tests.support.tools import NAMESPACE
+from tests.support.tools import NAMESPACE, write_config
 
 #: A secondary for :func:`write_secondaries_config`: (server, database), or a URL nobody serves.
 Target = tuple[ServerProcess, str] | str
@@ -43,22 +41,6 @@ def write_secondaries_config(
                 "priority": priority,
             }
         )
-    data: dict[str, Any] = {
-        "secondaries": listed,
-        "primary_url": f"{primary.url}/rpc" if primary else "ws://127.0.0.1:9/rpc",
-        "primary_pass": "root",
-        "primary_namespace": NAMESPACE,
-        "primary_database": database,
-        "state_dir": str(path / "state"),
-        "metrics_listen": None,
-        "connect_timeout": "2s",
-        "write_timeout": "5s",
-        "health_check_interval": "1s",
-        "reconnect_backoff": "500ms",
-        "sync_retry_interval": "50ms",
-        "batch_timeout": "5ms",
-    }
-    data.update(extra)
-    file = path / "syncd.yaml"
-    file.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return file
+    return write_config(
+        path, primary=primary, secondary=None, database=database, secondaries=listed, **extra
+    )

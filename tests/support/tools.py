@@ -50,12 +50,18 @@ def write_config(
     database: str,
     **extra: Any,
 ) -> Path:
-    """A YAML config for the CLI: both databases in ``app/<database>``, state under ``path``."""
-    data: dict[str, Any] = {
+    """A YAML config for the CLI: both databases in ``app/<database>``, state under ``path``.
+
+    A ``secondaries`` list in ``extra`` replaces the flat secondary keys.
+    """
+    flat = {
         "secondary_url": f"{secondary.url}/rpc" if secondary else "ws://127.0.0.1:10/rpc",
         "secondary_pass": "root",
         "secondary_namespace": NAMESPACE,
         "secondary_database": database,
+    }
+    data: dict[str, Any] = {
+        **({} if "secondaries" in extra else flat),
         "primary_url": f"{primary.url}/rpc" if primary else "ws://127.0.0.1:9/rpc",
         "primary_pass": "root",
         "primary_namespace": NAMESPACE,
