@@ -21,13 +21,14 @@ Pure apart from reading credential files; :mod:`syncd.config` validates with it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from syncd.configvalues import ENV_PREFIX, Name, Password, Text, Url, sdk_url, show_value
+from syncd.errors import UnknownSecondary
 
 __all__ = [
     "FLAT_NAME",
@@ -40,6 +41,7 @@ __all__ = [
     "into_itself",
     "password_variable",
     "secondaries_value",
+    "select",
 ]
 
 #: The name of the one secondary the flat ``secondary_*`` keys configure.
@@ -213,3 +215,19 @@ def env_conflict(listed: bool, from_env: set[str]) -> str | None:
         "keys; unset it (a secondaries: list takes each password from "
         "SYNCD_SECONDARIES_<NAME>_PASS)"
     )
+
+
+def select(configured: Sequence[str], names: Sequence[str] | None) -> list[str]:
+    """The secondaries ``names`` picks out of ``configured`` (none: every one), in the
+    configured (priority) order, each once.
+
+    Raises:
+        UnknownSecondary: a name not configured (one line naming it and the others).
+    """
+    if not names:
+        return list(configured)
+    for name in names:
+        if name not in configured:
+            known = ", ".join(configured)
+            raise UnknownSecondary(f"unknown secondary {name!r} (configured: {known})")
+    return [name for name in configured if name in names]

@@ -38,8 +38,8 @@ from syncd.config import Config
 from syncd.durations import parse_duration
 from syncd.keys import canonical, key_hash
 from syncd.pipeline.deadletter import DeadLetter, filter_letters
+from syncd.secondaries import select
 from syncd.tools.deadletters import LetterFile, entry_id, find_entry, read_files
-from syncd.tools.targets import select
 from syncd.words import ago, at, plural
 
 __all__ = [
@@ -156,7 +156,7 @@ def letter_json(
 
 def load_files(cfg: Config, secondary: list[str] | None) -> list[LetterFile]:
     """The selected secondaries' files, read; an unknown name is one line, exit 2."""
-    return read_files(cfg, select(cfg, secondary))
+    return read_files(cfg, select(cfg.secondary_names(), secondary))
 
 
 def report_malformed(files: list[LetterFile]) -> None:

@@ -10,7 +10,6 @@ import json
 import sys
 from typing import Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -31,6 +30,7 @@ from syncd.cli.dlq import (
     short,
     where,
 )
+from syncd.interrupts import run_until_interrupted
 from syncd.pipeline.deadletter import DeadLetter
 from syncd.tools.deadletters import LetterFile
 from syncd.tools.replay import ReplayResult, remove_letters, replay_files
@@ -101,7 +101,7 @@ def dlq_replay(
         chosen = selected_letters(files, Filters(table, error, older_than, newer_than))
         count = sum(len(es) for _, es in chosen)
         results = (
-            anyio.run(replay_files, cfg, chosen, from_file_only)
+            run_until_interrupted(replay_files, cfg, chosen, from_file_only)
             if count
             else [ReplayResult(secondary=f.name) for f, _ in chosen]
         )

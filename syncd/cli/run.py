@@ -10,6 +10,7 @@ from rich.console import Console
 
 from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, resolve_config_path
 from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
+from syncd.interrupts import run_until_interrupted
 
 
 @app.command()
@@ -46,16 +47,16 @@ def backfill(
     with --secondary, only those. Refuses when a secondary it would write to
     is paused (`syncd pause`).
     """
-    import anyio
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
+    from syncd.secondaries import select
     from syncd.tools.backfill import backfill_now
     from syncd.tools.control import refuse_while_paused
-    from syncd.tools.targets import select
 
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        names = select(cfg, secondary)  # an unknown name: one line, before any connection
+        # An unknown name: one line, before any connection.
+        names = select(cfg.secondary_names(), secondary)
         refuse_while_paused(cfg, "a backfill", names)  # all of them before the first copy
         # Every secondary: one run fans out; a few of them: one run each.
         runs: list[str | None] = [None] if names == cfg.secondary_names() else list(names)
@@ -76,7 +77,9 @@ def backfill(
 
             for only in runs:
                 counts.clear()
-                anyio.run(partial(backfill_now, only=only), cfg, table or None, progress)
+                run_until_interrupted(
+                    partial(backfill_now, only=only), cfg, table or None, progress
+                )
                 to = "" if only is None else f" to {only}"
                 for name, rows in counts.items():
                     typer.echo(f"{name}: {rows} records copied{to}")

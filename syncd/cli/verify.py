@@ -22,7 +22,6 @@ import json
 import sys
 from typing import Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -31,10 +30,11 @@ from rich.text import Text
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
 from syncd.config import Config
+from syncd.interrupts import run_until_interrupted
+from syncd.secondaries import select
 from syncd.surreal.endpoints import open_connection
 from syncd.tools.repair import RepairOutcome, verify_and_repair
 from syncd.tools.report import print_report
-from syncd.tools.targets import select
 from syncd.tools.verify import (
     DEFAULT_PAGE_SIZE,
     PROGRESS_FILE,
@@ -187,7 +187,7 @@ def verify(
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        names = select(cfg, secondary)
+        names = select(cfg.secondary_names(), secondary)
         quiet_logging(cfg)
         for name in table or []:  # before connecting: a typo should not wait on a network
             if not cfg.replicates(name):
@@ -208,7 +208,7 @@ def verify(
             transient=True,
             disable=not err.is_terminal,
         ) as progress:
-            results = anyio.run(_run, cfg, names, options, repair, progress)
+            results = run_until_interrupted(_run, cfg, names, options, repair, progress)
         code = _exit_code(results)
         if json_output:
             sys.stdout.write(json.dumps(_json(names, results), indent=2, default=str) + "\n")

@@ -31,10 +31,8 @@ import secrets
 import shutil
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ from syncd.dev.demoreport import DemoResult, print_result
 from syncd.dev.demoscript import PROBE, DemoRun, replicate, save_note
 from syncd.dev.demoview import DemoView
 from syncd.dev.process import DevServerProcess
+from syncd.interrupts import run_until_interrupted
 from syncd.service.replicator import Replicator
 from syncd.surreal.endpoints import DirectCaller
 from syncd.tools.verify import Verifier, VerifyOptions
@@ -189,34 +188,6 @@ async def _demo(
             await anyio.sleep(0.1)
 
 
-async def _until_interrupted(demo: Callable[[], Awaitable[DemoResult]]) -> DemoResult:
-    """``demo()``, cancelled by Ctrl-C (or SIGTERM), which then raises KeyboardInterrupt.
-
-    The signal is taken on the event loop and cancels the run through its own
-    cancel scope: asyncio's default Ctrl-C (a bare cancel of the main task) can
-    be taken for one of the run's own cancellations and lost, and the demo
-    would then run to its end.
-    """
-    interrupted = False
-    result: DemoResult | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    interrupted = True
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(watch)
-        result = await demo()
-        tg.cancel_scope.cancel()
-    if interrupted or result is None:
-        raise KeyboardInterrupt
-    return result
-
-
 def run_demo(options: DemoOptions, console: Console) -> int:
     """Run the demo; 0 when every secondary equals the primary at the end, 1 otherwise."""
     workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
@@ -260,8 +231,17 @@ def run_demo(options: DemoOptions, console: Console) -> int:
                 f"at {server.url}",
                 soft_wrap=True,
             )
-        demo = partial(_demo, servers, served, workdir, password, options, console)
-        result = anyio.run(_until_interrupted, demo)
+        # Ctrl-C (or SIGTERM) stops the run; the children are stopped below.
+        result = run_until_interrupted(
+            _demo,
+            servers,
+            served,
+            workdir,
+            password,
+            options,
+            console,
+            signals=(signal.SIGINT, signal.SIGTERM),
+        )
     except Exception:
         keep = True  # the children's logs and the state are what explains a failure
         raise

@@ -46,10 +46,6 @@ class Intake(Protocol):
         """How many more operations fit before the queue spills to disk."""
         ...
 
-    def safe_position(self, newest: int) -> int:
-        """The feed position through which every operation is finished (daemon)."""
-        ...
-
     def count_uncaptured(self, reason: str) -> None:
         """Count a write whose records could not be captured."""
         ...

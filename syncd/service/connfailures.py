@@ -24,7 +24,6 @@ from syncd.config import redact_url
 from syncd.errors import AuthenticationFailed, DatabaseUnavailable
 from syncd.logs import get_logger
 from syncd.metrics import Metrics
-from syncd.secondaries import FLAT_NAME
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.errors import is_transport_error, is_unavailable_timeout
 
@@ -87,7 +86,8 @@ async def watch_credentials(*conns: ManagedConnection) -> None:
         for conn in conns:
             failure = refused(conn)
             if failure is not None:
-                who = conn.role if conn.name in (None, FLAT_NAME) else f"secondary {conn.name!r}"
                 url = redact_url(conn.url)
-                raise AuthenticationFailed(f"cannot sign in to the {who} at {url}: {failure}")
+                raise AuthenticationFailed(
+                    f"cannot sign in to the {conn.label} at {url}: {failure}"
+                )
         await anyio.sleep(0.05)

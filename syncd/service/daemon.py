@@ -155,9 +155,8 @@ class Daemon:
         checkpoint = await self.positions.load_resumable()
         names = self.config.secondary_names()
         self.positions.caught_up = tuple(n for n in names if n not in self._joining)
-        before = self.positions.saved
-        checkpoint = await self._maybe_backfill(checkpoint)
-        if checkpoint is not before:
+        checkpoint, copied = await self._maybe_backfill(checkpoint)
+        if copied:
             # A whole backfill ran: it served every secondary, nobody joins.
             self.positions.caught_up = tuple(names)
             for name in self._joining:
@@ -202,11 +201,12 @@ class Daemon:
 
     # -- changefeeds -------------------------------------------------------
 
-    async def _maybe_backfill(self, checkpoint: Checkpoint | None) -> Checkpoint:
+    async def _maybe_backfill(self, checkpoint: Checkpoint | None) -> tuple[Checkpoint, bool]:
+        """The checkpoint to tail from, and whether a whole backfill ran to make it."""
         if checkpoint is not None and checkpoint.backfill is None:
             if not out_of_retention(checkpoint.saved_at, self.feeds.retention(), time.time()):
                 await self.positions.check_not_ahead(checkpoint, self._retry_primary)
-                return checkpoint
+                return checkpoint, False
             log.warning(
                 "checkpoint_out_of_retention",
                 saved_at=checkpoint.saved_at,
@@ -236,7 +236,7 @@ class Daemon:
             done = replace(done, position=None)
         await self.positions.save(done, self.rep)
         log.info("backfill_done", position=done.position)
-        return done
+        return done, True
 
     async def _scan_tables_loop(self) -> None:
         if self.config.tables is not None:

@@ -29,11 +29,11 @@ import anyio.lowlevel
 import structlog
 from pydantic import SecretStr
 
-from syncd.errors import UnknownSecondary
 from syncd.metrics import Metrics
 from syncd.pipeline.pause import PauseFile, PauseGate
 from syncd.pipeline.statedir import state_error
 from syncd.pipeline.worker import Worker
+from syncd.secondaries import select
 from syncd.service.control import ControlEndpoint
 from syncd.service.httpserver import Control
 
@@ -207,13 +207,8 @@ class PauseControl:
     # -- internals ----------------------------------------------------------
 
     def _resolve(self, secondary: str | None) -> list[PauseGate]:
-        if secondary is None:
-            return list(self._gates.values())
-        gate = self._gates.get(secondary)
-        if gate is None:
-            known = ", ".join(sorted(self._gates))
-            raise UnknownSecondary(f"unknown secondary {secondary!r} (configured: {known})")
-        return [gate]
+        names = select(list(self._gates), None if secondary is None else [secondary])
+        return [self._gates[name] for name in names]
 
     def _paused(self) -> dict[str, float]:
         own = {g.name: g.since for g in self._gates.values() if g.since is not None}

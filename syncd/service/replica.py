@@ -25,7 +25,6 @@ from syncd.config import Config
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.statedir import resync_file, state_files
-from syncd.secondaries import FLAT_NAME
 from syncd.service.connfailures import failure_label, refused
 from syncd.service.pipeline import build_pipeline, drain
 from syncd.sink.operation import Operation
@@ -180,15 +179,18 @@ class Replica:
         self.metrics.secondary_up.set(1 if up else 0)
         self.metrics.secondary_state_since.set(time.time())
 
-    def problem(self, down_threshold: float) -> str | None:
-        """Why this secondary makes the process unready, if it does."""
+    def refusal(self) -> str | None:
+        """The secondary's refusal of syncd's credentials, if that keeps it down (the
+        message names the secondary when there are several)."""
         failure = refused(self.secondary)
-        if failure is not None:
-            return str(failure)  # names the secondary when there are several
+        return None if failure is None else str(failure)
+
+    def down_too_long(self, threshold: float) -> str | None:
+        """Says so when the secondary has been unreachable longer than ``threshold``
+        (not when it is refusing the credentials: :meth:`refusal` says that)."""
         down_for = time.time() - self.secondary.since
-        if not self.secondary.is_up and down_for > down_threshold:
-            who = "secondary" if self.name == FLAT_NAME else f"secondary {self.name!r}"
-            return f"{who} down for {down_for:.0f}s"
+        if not self.secondary.is_up and down_for > threshold and self.refusal() is None:
+            return f"{self.secondary.label} down for {down_for:.0f}s"
         return None
 
     def status(self, pause: dict[str, object]) -> dict[str, object]:

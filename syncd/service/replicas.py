@@ -24,8 +24,8 @@ from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config
-from syncd.errors import UnknownSecondary
 from syncd.metrics import Metrics
+from syncd.secondaries import select
 from syncd.service.replica import Replica
 from syncd.sink.operation import Operation
 
@@ -58,12 +58,8 @@ class ReplicaSet:
         Raises:
             ConfigError: ``only`` names no configured secondary.
         """
-        secondaries = config.secondary_list()
-        if only is not None:
-            secondaries = [s for s in secondaries if s.name == only]
-            if not secondaries:
-                known = ", ".join(config.secondary_names())
-                raise UnknownSecondary(f"unknown secondary {only!r} (configured: {known})")
+        wanted = select(config.secondary_names(), None if only is None else [only])
+        secondaries = [s for s in config.secondary_list() if s.name in wanted]
         metrics = Metrics(registry, secondary=secondaries[0].name)
         return cls(
             [
@@ -177,10 +173,6 @@ class ReplicaSet:
         if any(not r.queue.writable for r in self._replicas):
             return 0
         return max(r.room() for r in self._replicas)
-
-    def safe_position(self, newest: int) -> int:
-        """The feed position through which every replica applied or dead-lettered all."""
-        return min(self.safe_positions(newest).values())
 
     def safe_positions(self, newest: int) -> dict[str, int]:
         """Each replica's own feed position through which it applied or dead-lettered all."""

@@ -318,10 +318,6 @@ class Replicator(Pausable):
         (:meth:`ReplicaSet.room <syncd.service.replicas.ReplicaSet.room>`)."""
         return self.replicas.room()
 
-    def safe_position(self, newest: int) -> int:
-        """The feed position through which every secondary applied or dead-lettered all."""
-        return self.replicas.safe_position(newest)
-
     @property
     def queue_depth(self) -> int:
         """Operations pending in memory, every secondary together."""
@@ -355,18 +351,18 @@ class Replicator(Pausable):
     def readiness(self) -> tuple[bool, str]:
         """``/readyz``: not ready while starting, or while a secondary is refused or down
         longer than ``readyz_down_threshold`` (the reason names it)."""
-        threshold = self.config.readyz_down_threshold
-        problems = [p for r in self.replicas if (p := r.problem(threshold)) is not None]
+        refusals = [p for r in self.replicas if (p := r.refusal()) is not None]
         if not self._ready:
-            refusals = [p for p in problems if " down for " not in p]
             return False, "starting" if not refusals else f"starting: {refusals[0]}"
         if self._tg is None:
             return False, "stopping"
         problem = self.health_problem() if self.health_problem is not None else None
         if problem is not None:
             return False, problem
-        if problems:
-            return False, "; ".join(problems)
+        threshold = self.config.readyz_down_threshold
+        downs = [p for r in self.replicas if (p := r.down_too_long(threshold)) is not None]
+        if refusals or downs:
+            return False, "; ".join(refusals + downs)
         return True, "ready"
 
     def status(self) -> dict[str, object]:

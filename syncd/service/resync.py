@@ -122,9 +122,6 @@ class _CopyIntake:
     def room(self) -> int:
         return 0
 
-    def safe_position(self, newest: int) -> int:
-        return newest
-
     def count_uncaptured(self, reason: str) -> None:
         """Never called by a copy."""
 

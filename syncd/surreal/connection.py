@@ -33,6 +33,7 @@ from anyio.abc import TaskStatus
 from syncd.backoff import exponential_backoff, with_jitter
 from syncd.config import Config
 from syncd.errors import DatabaseUnavailable, SyncdError
+from syncd.secondaries import FLAT_NAME
 from syncd.surreal.dialect import tested
 from syncd.surreal.errors import (
     describe,
@@ -112,15 +113,15 @@ class ManagedConnection:
     ) -> None:
         """Configure; nothing is opened until :meth:`run`.
 
-        ``name``: which of several secondaries this is (logged with every
-        event, and named when its credentials are refused).
+        ``name``: which of several secondaries this is (named when its
+        credentials are refused; its events are named by the replica's
+        logging context).
 
         ``connect`` opens a signed-in session using the database (default: an
         :class:`RpcClient` to ``url``); ``sleep`` waits between attempts.
         """
         self.role = role
         self.name = name
-        self._log = log.bind(secondary=name) if name is not None else log
         self.url = url
         self.user = user
         self._password = password
@@ -150,6 +151,14 @@ class ManagedConnection:
         self.last_error = "not connected yet"
         #: The server's version (the ``version`` RPC), once connected.
         self.server_version: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name this database: its role, or ``secondary 'archive'`` for one
+        of several (the flat config's one secondary is just ``secondary``)."""
+        if self.name is None or self.name == FLAT_NAME:
+            return self.role
+        return f"{self.role} {self.name!r}"
 
     @property
     def is_up(self) -> bool:
@@ -208,7 +217,7 @@ class ManagedConnection:
         if self._up.is_set():
             self._up = anyio.Event()
             self.since = time.time()
-            self._log.warning("connection_down", role=self.role, reason=reason)
+            log.warning("connection_down", role=self.role, reason=reason)
             if self.on_state is not None:
                 self.on_state(False)
         self._down.set()
@@ -239,14 +248,14 @@ class ManagedConnection:
                     # Unexpected, but retried rather than ending the process.
                     # No traceback: its frames hold the password being sent.
                     # (A refused sign-in is the on_failure hook's to report.)
-                    self._log.error("connection_error", role=self.role, error=describe(error))
+                    log.error("connection_error", role=self.role, error=describe(error))
                 self.last_error = describe(error)
                 self.failure = error
                 if self.on_failure is not None:
                     self.on_failure(error)
                 self._first_attempt.set()
                 delay = next(delays)
-                self._log.info(
+                log.info(
                     "connection_retry",
                     role=self.role,
                     attempt=attempt,
@@ -267,7 +276,7 @@ class ManagedConnection:
         self._conn = conn
         if version != self.server_version and tested(version) is False:
             # 4.x and later: no engine of them could be tested; the 3.x rules apply.
-            self._log.warning("server_untested", role=self.role, version=version)
+            log.warning("server_untested", role=self.role, version=version)
         self.server_version = version
         self._down = anyio.Event()
         self.since = time.time()
@@ -275,7 +284,7 @@ class ManagedConnection:
         self.failure = None
         self._up.set()
         self._first_attempt.set()
-        self._log.info("connection_up", role=self.role, version=version)
+        log.info("connection_up", role=self.role, version=version)
         if self.on_state is not None:
             self.on_state(True)
         if self._connected_before and self._on_reconnect is not None:
@@ -298,7 +307,7 @@ class ManagedConnection:
         opened.append(client)
         try:
             if self.user:
-                who = None if self.name in (None, "secondary") else f"secondary {self.name!r}"
+                who = None if self.label == self.role else self.label
                 await client.signin(self.user, self._password, who=who)
             await client.use(self._namespace, self._database)
         except BaseException:
@@ -321,7 +330,7 @@ class ManagedConnection:
                 return
             except Exception as exc:
                 # The server answered with an error: it is alive.
-                self._log.debug("health_check_error", role=self.role, error=describe(exc))
+                log.debug("health_check_error", role=self.role, error=describe(exc))
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None

@@ -1,40 +1,8 @@
-"""Which secondaries a tool acts on (pure)."""
+"""How the tools name a secondary in their messages (pure)."""
 
 from __future__ import annotations
 
-import pytest
-
-from syncd.config import Config
-from syncd.errors import UnknownSecondary
-from syncd.tools.targets import label, resume_hint, select
-
-FLAT = Config.from_mapping({"secondary_url": "ws://archive:8000/rpc"})
-THREE = Config.from_mapping(
-    {
-        "secondaries": [
-            {"name": "cold", "url": "ws://cold:8000/rpc", "priority": 3},
-            {"name": "archive", "url": "ws://archive:8000/rpc", "priority": 1},
-            {"name": "analytics", "url": "ws://analytics:8000/rpc", "priority": 2},
-        ]
-    }
-)
-
-
-def test_none_selects_every_secondary_in_priority_order() -> None:
-    assert select(THREE, None) == ["archive", "analytics", "cold"]
-    assert select(THREE, []) == ["archive", "analytics", "cold"]
-    assert select(FLAT, None) == ["secondary"]
-
-
-def test_a_selection_keeps_priority_order_and_each_name_once() -> None:
-    assert select(THREE, ["cold", "archive", "cold"]) == ["archive", "cold"]
-    assert select(FLAT, ["secondary"]) == ["secondary"]
-
-
-def test_an_unknown_name_is_one_line_naming_the_configured_ones() -> None:
-    with pytest.raises(UnknownSecondary) as info:
-        select(THREE, ["archive", "nope"])
-    assert str(info.value) == "unknown secondary 'nope' (configured: archive, analytics, cold)"
+from syncd.tools.targets import label, resume_hint
 
 
 def test_the_flat_secondary_keeps_its_old_words() -> None:
