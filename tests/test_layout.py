@@ -2,9 +2,11 @@
 
 Layers, top to bottom (a module may import its own folder and any folder below):
 
-    cli → dev → tools → service → capture → reads → pipeline → sink → surreal → basics
+    cli → dev → tools → service → capture → reads → pipeline → sink → surreal → config → basics
 
-The basics are the modules directly in ``syncd/`` (config, errors, keys, ...).
+The basics are the modules directly in ``syncd/`` (errors, keys, durations, ...).
+Module size is reported (the largest modules, in the test's output), not failed:
+a file is split where it holds two ideas, never to get under a number.
 """
 
 from __future__ import annotations
@@ -16,13 +18,24 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "syncd"
-LAYERS = ["basics", "surreal", "sink", "pipeline", "reads", "capture", "service", "tools", "dev"]
+LAYERS = [
+    "basics",
+    "config",
+    "surreal",
+    "sink",
+    "pipeline",
+    "reads",
+    "capture",
+    "service",
+    "tools",
+    "dev",
+]
 LAYERS += ["cli"]
 # Entry points that only re-export or forward: allowed to import anything.
-ENTRY = {"syncd", "syncd.__main__", "syncd.devserver"}
+ENTRY = {"syncd", "syncd.__main__"}
 SDK_ROOTS = ("surrealdb", "surrealdb_embedded", "websockets")
 SDK_FOLDERS = ("surreal", "dev")
-MAX_LINES = 400
+REPORT_LINES = 400
 
 
 def _modules() -> dict[str, Path]:
@@ -117,10 +130,13 @@ def test_the_sdk_is_imported_only_behind_the_surreal_door() -> None:
     assert not leaks, "\n".join(sorted(leaks))
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
-def test_module_is_small(name: str) -> None:
-    lines = len(MODULES[name].read_text().splitlines())
-    assert lines <= MAX_LINES, f"{name} has {lines} lines (at most {MAX_LINES})"
+def test_module_sizes_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    large = sorted(((n, name) for name, n in sizes.items() if n > REPORT_LINES), reverse=True)
+    with capsys.disabled():
+        for n, name in large:
+            print(f"\nlarge module (look for two ideas in it): {name} {n} lines", end="")
+    assert sizes and all(n > 0 for n in sizes.values())
 
 
 @pytest.mark.parametrize("folder", LAYERS[1:])

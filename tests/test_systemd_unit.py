@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from syncd.config import Config
+from syncd.config.secondaries import CREDENTIAL_KEYS, NAME_RULE
 from syncd.durations import parse_duration
-from syncd.secondaries import CREDENTIAL_KEYS, NAME_RULE
 
 UNIT = Path(__file__).parent.parent / "systemd" / "syncd.service"
 
@@ -63,7 +63,7 @@ def credentials(*, commented: bool) -> dict[str, str]:
 
 
 def syncd_reads_credential(name: str) -> bool:
-    """Whether syncd reads a credential of this name (syncd.secondaries)."""
+    """Whether syncd reads a credential of this name (syncd.config.secondaries)."""
     if name in CREDENTIAL_KEYS:
         return True
     inner = name.removeprefix("secondaries_").removesuffix("_pass")

@@ -35,10 +35,10 @@ from rich.text import Text
 from syncd.cli.app import ConfigOption, dlq_app, fail, handle_errors, load_cli_config
 from syncd.cli.common import SecondariesOption, tool_errors
 from syncd.config import Config
+from syncd.config.secondaries import select
 from syncd.durations import parse_duration
 from syncd.keys import canonical, key_hash
 from syncd.pipeline.deadletter import DeadLetter, filter_letters
-from syncd.secondaries import select
 from syncd.tools.deadletters import LetterFile, entry_id, find_entry, read_files
 from syncd.words import ago, at, plural
 

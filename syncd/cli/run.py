@@ -49,7 +49,7 @@ def backfill(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from syncd.secondaries import select
+    from syncd.config.secondaries import select
     from syncd.tools.backfill import backfill_now
     from syncd.tools.control import refuse_while_paused
 

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import tool_errors
-from syncd.secondaries import FLAT_NAME
+from syncd.config.secondaries import FLAT_NAME
 from syncd.tools.health import assess, refusal
 from syncd.tools.status import STATUS_TIMEOUT, gather
 from syncd.tools.targets import resume_hint

@@ -30,8 +30,8 @@ from rich.text import Text
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
 from syncd.config import Config
+from syncd.config.secondaries import select
 from syncd.interrupts import run_until_interrupted
-from syncd.secondaries import select
 from syncd.surreal.endpoints import open_connection
 from syncd.tools.repair import RepairOutcome, verify_and_repair
 from syncd.tools.report import print_report

@@ -29,11 +29,11 @@ import anyio.lowlevel
 import structlog
 from pydantic import SecretStr
 
+from syncd.config.secondaries import select
 from syncd.metrics import Metrics
 from syncd.pipeline.pause import PauseFile, PauseGate
 from syncd.pipeline.statedir import state_error
 from syncd.pipeline.worker import Worker
-from syncd.secondaries import select
 from syncd.service.control import ControlEndpoint
 from syncd.service.httpserver import Control
 

@@ -24,8 +24,8 @@ from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config
+from syncd.config.secondaries import select
 from syncd.metrics import Metrics
-from syncd.secondaries import select
 from syncd.service.replica import Replica
 from syncd.sink.operation import Operation
 

@@ -32,8 +32,8 @@ from anyio.abc import TaskStatus
 
 from syncd.backoff import exponential_backoff, with_jitter
 from syncd.config import Config
+from syncd.config.secondaries import FLAT_NAME
 from syncd.errors import DatabaseUnavailable, SyncdError
-from syncd.secondaries import FLAT_NAME
 from syncd.surreal.dialect import tested
 from syncd.surreal.errors import (
     describe,

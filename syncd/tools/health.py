@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.config import Config
-from syncd.secondaries import FLAT_NAME, password_variable
+from syncd.config.secondaries import FLAT_NAME, password_variable
 from syncd.tools.targets import label, resume_hint
 from syncd.words import at
 

@@ -3,7 +3,7 @@
 Rules of this file:
 
 - ``--secondary NAME`` (repeatable) selects, through
-  :func:`syncd.secondaries.select`: none selects every secondary, always in
+  :func:`syncd.config.secondaries.select`: none selects every secondary, always in
   priority order, each once; an unknown name is one line and exit 2, before
   anything is opened;
 - the one secondary of the flat ``secondary_*`` keys is "the secondary" in
@@ -14,7 +14,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from syncd.secondaries import FLAT_NAME
+from syncd.config.secondaries import FLAT_NAME
 
 __all__ = ["label", "resume_hint"]
 

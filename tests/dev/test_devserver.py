@@ -191,7 +191,7 @@ async def test_engine3_kill_and_restart_keeps_data(kv_store: str) -> None:
 
 @pytest.mark.parametrize(("args", "env"), [(["--engine", "4"], "2"), ([], "7"), ([], "three")])
 def test_unknown_engine_is_refused(args: list[str], env: str) -> None:
-    cmd = [sys.executable, "-m", "syncd.devserver", "--port", "0", *args]
+    cmd = [sys.executable, "-m", "syncd.dev.devserver", "--port", "0", *args]
     environ = dict(os.environ, SYNCD_DEVSERVER_ENGINE=env)
     done = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=30)
     assert done.returncode == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from syncd.config import Config
+from syncd.config.secondaries import select
 from syncd.errors import UnknownSecondary
-from syncd.secondaries import select
 
 FLAT = Config.from_mapping({"secondary_url": "ws://archive:8000/rpc"})
 THREE = Config.from_mapping(

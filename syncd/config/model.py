@@ -8,10 +8,10 @@ each naming the key (``config syncd.yaml: sync_workers: must be an integer
 line. _Password values never appear in a message, a ``repr`` or a summary.
 
 Environment: ``SYNCD_<KEY>`` (upper case) overrides ``<key>`` for every scalar
-key (:func:`syncd.configfile.apply_env`, which says why not pydantic-settings);
+key (:func:`syncd.config.load.apply_env`, which says why not pydantic-settings);
 ``tables``, ``volatile_fields`` and ``secondaries`` come only from the file,
 the secondaries' passwords also from ``SYNCD_SECONDARIES_<NAME>_PASS`` or a
-systemd credential (:mod:`syncd.secondaries`).
+systemd credential (:mod:`syncd.config.secondaries`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,19 @@ from pydantic import (
     model_validator,
 )
 
-from syncd.configfile import apply_env, describe, read_yaml
-from syncd.configsummary import summarize
-from syncd.configtables import TableConfig
-from syncd.configvalues import (
+from syncd.config.load import apply_env, describe, read_yaml
+from syncd.config.secondaries import (
+    FLAT_NAME,
+    SecondaryConfig,
+    apply_secret_sources,
+    env_conflict,
+    form_problem,
+    into_itself,
+    secondaries_value,
+)
+from syncd.config.show import summarize
+from syncd.config.tables import TableConfig
+from syncd.config.values import (
     ENV_PREFIX,
     NETWORK_SCHEMES,
     SUPPORTED_SCHEMES,
@@ -61,15 +70,6 @@ from syncd.configvalues import (
 )
 from syncd.errors import ConfigError
 from syncd.keys import KeyRule
-from syncd.secondaries import (
-    FLAT_NAME,
-    SecondaryConfig,
-    apply_secret_sources,
-    env_conflict,
-    form_problem,
-    into_itself,
-    secondaries_value,
-)
 
 __all__ = [
     "ENV_PREFIX",

@@ -27,7 +27,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
-from syncd.configvalues import ENV_PREFIX, Name, Password, Text, Url, sdk_url, show_value
+from syncd.config.values import ENV_PREFIX, Name, Password, Text, Url, sdk_url, show_value
 from syncd.errors import UnknownSecondary
 
 __all__ = [

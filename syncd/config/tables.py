@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from syncd.configvalues import FieldName, FieldNames, KeyFields
+from syncd.config.values import FieldName, FieldNames, KeyFields
 
 __all__ = ["TableConfig"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, SecretStr
 
-from syncd.configvalues import redact_url
+from syncd.config.secondaries import SecondaryConfig, password_variable
+from syncd.config.values import redact_url
 from syncd.durations import format_duration
-from syncd.secondaries import SecondaryConfig, password_variable
 
 __all__ = ["summarize"]
 

@@ -17,7 +17,7 @@ from syncd.config import (
 )
 from syncd.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "syncd.example.yaml"
 # The one key without a default: every config names its secondary.
 SECONDARY = "ws://archive:8000/rpc"

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic_core import ErrorDetails
 
-from syncd.configvalues import ENV_PREFIX, SECRET_KEYS, STRUCTURED_KEYS, show_value
+from syncd.config.values import ENV_PREFIX, SECRET_KEYS, STRUCTURED_KEYS, show_value
 from syncd.errors import ConfigError
 
 #: What a required key is for, said when it is missing.
