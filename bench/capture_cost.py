@@ -1,7 +1,7 @@
-"""The application's share of a wrapped write: ``rep.capture([record])``, secondary down.
+"""The application's share of a wrapped write: ``rep.fanout.capture([record])``, secondary down.
 
 ``python -m bench.capture_cost [--calls N] [--rounds R]`` times ``N`` calls of
-``rep.capture([row])`` with one ~230-byte record each (what the wrapper does
+``rep.fanout.capture([row])`` with one ~230-byte record each (what the wrapper does
 after the primary answered), with nothing listening at the secondary's URL,
 so every operation stays in syncd: memory, then the spool. Prints one JSON
 line: the median over rounds of the mean cost per call, and p50/p99 of the
@@ -37,7 +37,7 @@ async def one_round(calls: int) -> tuple[float, list[float]]:
             started = clock()
             for row in rows:
                 t0 = clock()
-                rep.capture([row])
+                rep.fanout.capture([row])
                 single.append(clock() - t0)
                 if len(single) % 200 == 0:
                     await (

@@ -29,9 +29,9 @@ from prometheus_client import CollectorRegistry
 from surrealdb import AsyncSurreal, RecordID
 
 from syncd.config import Config
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.service.replicator import Replicator
 from syncd.surreal.rpc import RpcClient
-from tests.support.server import ServerProcess
 
 NAMESPACE = "bench"
 DATABASE = "main"

@@ -48,7 +48,7 @@ from bench.common import (
     send_limit,
     send_naive,
 )
-from tests.support.server import ServerProcess
+from syncd.dev.process import DevServerProcess as ServerProcess
 
 DEFAULT = (4, 100)
 _CAPTURE_CHUNK = 1000
@@ -83,14 +83,14 @@ async def drain_once(
                 rows = (
                     record(table, n) for n in range(start, min(backlog, start + _CAPTURE_CHUNK))
                 )
-                rep.capture(rows)
+                rep.fanout.capture(rows)
                 await anyio.lowlevel.checkpoint()
             await anyio.sleep(0.2)  # let the spill writer hand its buffer to the spool
-            spooled, in_memory = rep.spool_depth, rep.queue_depth
+            spooled, in_memory = rep.fanout.spool_depth, rep.fanout.queue_depth
             server.start()
             listening = anyio.current_time()
             with anyio.fail_after(60):
-                await rep.secondary.wait_up()
+                await rep.fanout.first.secondary.wait_up()
             up = anyio.current_time()
             with anyio.fail_after(600):
                 await rep.flush(timeout=600)

@@ -117,15 +117,15 @@ async def drain_to(
         rep = Replicator(fanout_config(state, urls), registry=CollectorRegistry())
         async with rep:
             with anyio.fail_after(60):
-                for replica in rep.replicas:
+                for replica in rep.fanout:
                     await replica.secondary.wait_up()
             rep.pause()
             for start in range(0, backlog, _CAPTURE_CHUNK):
                 end = min(backlog, start + _CAPTURE_CHUNK)
-                rep.capture(record(table, n) for n in range(start, end))
+                rep.fanout.capture(record(table, n) for n in range(start, end))
                 await anyio.lowlevel.checkpoint()
             await anyio.sleep(0.2)  # let the spill writers hand their buffers to the spools
-            spooled = rep.spool_depth
+            spooled = rep.fanout.spool_depth
             finished: dict[str, float] = {}
 
             async def finish(replica: Any, target: int) -> None:
@@ -137,7 +137,7 @@ async def drain_to(
             rep.resume()
             with anyio.fail_after(600):
                 async with anyio.create_task_group() as tg:
-                    for replica in rep.replicas:
+                    for replica in rep.fanout:
                         tg.start_soon(finish, replica, replica.queue.last_seq)
                 await rep.flush(timeout=600)
             wall = anyio.current_time() - started

@@ -60,16 +60,16 @@ class Probe:
     """Records, for every operation a worker finishes, when and how late it was applied."""
 
     def __init__(self, rep: Replicator) -> None:
-        """Wrap ``rep.queue.finish`` (workers call it once the secondary acknowledged)."""
+        """Wrap the first queue's ``finish`` (workers call it once the secondary acknowledged)."""
         self.applied: list[tuple[float, float]] = []  # (acknowledged at, lag), unix seconds
-        original: Callable[[int, Sequence[Operation]], None] = rep.queue.finish
+        original: Callable[[int, Sequence[Operation]], None] = rep.fanout.first.queue.finish
 
         def finish(lane: int, ops: Sequence[Operation]) -> None:
             now = time.time()
             self.applied.extend((now, now - op.enqueued_at) for op in ops)
             original(lane, ops)
 
-        setattr(rep.queue, "finish", finish)  # noqa: B010 - an instance-level probe
+        setattr(rep.fanout.first.queue, "finish", finish)  # noqa: B010 - an instance-level probe
 
     def lags(self, since: float = 0.0, until: float = math.inf) -> list[float]:
         """Lags of operations enqueued in ``[since, until)`` (unix seconds)."""
@@ -88,7 +88,7 @@ class Sampler:
     async def run(self) -> None:
         """Sample until cancelled."""
         while True:
-            queue = self._rep.queue
+            queue = self._rep.fanout.first.queue
             self.samples.append((time.time(), queue.depth, queue.spooled))
             await anyio.sleep(self._interval)
 
@@ -261,13 +261,13 @@ async def run_catchup(*, rate: float, warm: float, outage: float, limit_rounds: 
                 await anyio.to_thread.run_sync(server.start)
                 listening_at = time.time()
                 with anyio.fail_after(60):
-                    await rep.secondary.wait_up()
+                    await rep.fanout.first.secondary.wait_up()
                 up_at = time.time()
-                backlog = rep.queue_depth + rep.spool_depth
-                spooled = rep.spool_depth
-                through = rep.queue.last_seq
+                backlog = rep.fanout.queue_depth + rep.fanout.spool_depth
+                spooled = rep.fanout.spool_depth
+                through = rep.fanout.first.queue.last_seq
                 with anyio.fail_after(600):
-                    await rep.queue.wait_finished(through)
+                    await rep.fanout.first.queue.wait_finished(through)
                 caught_up_at = time.time()
                 await anyio.sleep(min(3.0, warm))  # the steady state after, for the plot
                 writer.stop()

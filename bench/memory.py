@@ -58,15 +58,15 @@ async def _child(ops: int, state: Path, port: int) -> dict[str, Any]:
         baseline_kb = _status_kb("VmRSS")
         started = time.perf_counter()
         for start in range(0, ops, _CHUNK):
-            rep.capture(record("m", n) for n in range(start, min(ops, start + _CHUNK)))
+            rep.fanout.capture(record("m", n) for n in range(start, min(ops, start + _CHUNK)))
             await anyio.lowlevel.checkpoint()
         enqueue_seconds = time.perf_counter() - started
         out = {
             "baseline_rss_kb": baseline_kb,
             "peak_rss_kb": _status_kb("VmHWM"),
             "rss_kb": _status_kb("VmRSS"),
-            "in_memory": rep.queue_depth,
-            "spooled": rep.spool_depth,
+            "in_memory": rep.fanout.queue_depth,
+            "spooled": rep.fanout.spool_depth,
             "spool_bytes": _spool_payload_bytes(state / "spool"),
             "enqueue_seconds": enqueue_seconds,
             "queue_size": rep.config.queue_size,

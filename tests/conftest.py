@@ -18,11 +18,11 @@ import anyio
 import pytest
 import structlog
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import SyncdProcess
 from tests.support.daemon import connect as connect_primary
 from tests.support.engines import GENERATIONS
 from tests.support.replica import embedded_primary
-from tests.support.server import ServerProcess
 
 
 @pytest.fixture(autouse=True)

@@ -89,14 +89,13 @@ async def _run(
     results: list[Result] = []
     async with open_connection(cfg, "primary") as primary:
         for name in names:
-            one = cfg.for_secondary(name)  # flat: this secondary's URL and state_dir
 
             def on_progress(table: str, phase: str, rows: int, name: str = name) -> None:
                 what = "primary" if phase == "primary" else name
                 progress.update(task, description=f"{name}: {table}: {rows} {what} records checked")
 
-            path = one.state_path / PROGRESS_FILE
-            async with open_connection(one, "secondary") as secondary:
+            path = cfg.secondary_state(name) / PROGRESS_FILE
+            async with open_connection(cfg, "secondary", secondary=name) as secondary:
                 progress.update(task, description=f"verifying {name}")
                 if repair:
                     results.append(
@@ -112,7 +111,7 @@ async def _run(
                     )
                     continue
                 verifier = Verifier(
-                    one, primary, secondary, options, progress_path=path, on_progress=on_progress
+                    cfg, primary, secondary, options, progress_path=path, on_progress=on_progress
                 )
                 results.append(await verifier.run())
     return results

@@ -34,6 +34,7 @@ from pydantic import (
 from syncd.config.load import apply_env, describe, read_yaml
 from syncd.config.secondaries import (
     FLAT_NAME,
+    Endpoint,
     SecondaryConfig,
     apply_secret_sources,
     env_conflict,
@@ -76,6 +77,7 @@ __all__ = [
     "NETWORK_SCHEMES",
     "SUPPORTED_SCHEMES",
     "Config",
+    "Endpoint",
     "SecondaryConfig",
     "TableConfig",
     "is_identifier",
@@ -187,14 +189,39 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _secondaries_well_formed(self) -> Config:
         flat = sorted(n for n in self.model_fields_set if n.startswith("secondary_"))
-        problem = form_problem(self.secondaries is not None, flat, self.secondary_url is not None)
-        if problem is None and urlsplit(self.primary_url).scheme.lower() in NETWORK_SCHEMES:
+        listed = self.secondaries is not None
+        if (
+            listed
+            and self.secondary_url is not None
+            and self.secondaries == [self._flat_secondary()]
+        ):
+            listed = False  # a config dumped and loaded again: the list is the flat keys'
+        problem = form_problem(listed, flat, self.secondary_url is not None)
+        if problem is not None:
+            raise ValueError(problem)
+        if not listed:
+            # The flat keys are one secondary named FLAT_NAME: from here on every
+            # part reads one list, whichever form the file used.
+            object.__setattr__(self, "secondaries", [self._flat_secondary()])
+        if urlsplit(self.primary_url).scheme.lower() in NETWORK_SCHEMES:
             # Two "mem://" URLs are two separate embedded databases: only a server can repeat.
             primary = (sdk_url(self.primary_url), self.primary_namespace, self.primary_database)
-            problem = into_itself(primary, self.secondary_list(), flat=self.secondaries is None)
+            problem = into_itself(primary, self.secondary_list(), flat=self.is_flat)
         if problem is not None:
             raise ValueError(problem)
         return self
+
+    def _flat_secondary(self) -> SecondaryConfig:
+        return SecondaryConfig.model_validate(
+            {
+                "name": FLAT_NAME,
+                "url": self.secondary_url,
+                "user": self.secondary_user,
+                "pass": self.secondary_pass,
+                "namespace": self.secondary_namespace,
+                "database": self.secondary_database,
+            }
+        )
 
     # ---------------------------------------------------------------- builders
 
@@ -263,45 +290,37 @@ class Config(BaseModel):
 
     def secondary_list(self) -> list[SecondaryConfig]:
         """Every secondary, lowest priority number first (the flat keys: one, ``secondary``)."""
-        if self.secondaries is not None:
-            return sorted(self.secondaries, key=lambda s: s.priority)
-        assert self.secondary_url is not None  # checked by _secondaries_well_formed
-        flat = {
-            "name": FLAT_NAME,
-            "url": self.secondary_url,
-            "user": self.secondary_user,
-            "pass": self.secondary_pass,
-            "namespace": self.secondary_namespace,
-            "database": self.secondary_database,
-        }
-        return [SecondaryConfig.model_validate(flat)]
+        assert self.secondaries is not None  # filled from the flat keys at validation
+        return sorted(self.secondaries, key=lambda s: s.priority)
+
+    @property
+    def is_flat(self) -> bool:
+        """Whether the file used the flat ``secondary_*`` keys (one secondary, ``secondary``)."""
+        return self.secondary_url is not None
 
     def secondary_names(self) -> list[str]:
         """The secondaries' names, lowest priority number first."""
         return [s.name for s in self.secondary_list()]
 
-    def for_secondary(self, name: str) -> Config:
-        """This config for secondary ``name`` alone, in the flat form.
-
-        Its ``secondary_*`` keys are that secondary's and its ``state_dir`` is
-        the secondary's own (spool, dead letters, re-sync ledger): every part
-        that serves one secondary takes one of these. ``KeyError`` for an
-        unknown name.
-        """
+    def secondary(self, name: str) -> SecondaryConfig:
+        """Secondary ``name``'s own settings (``KeyError`` for an unknown name)."""
         for secondary in self.secondary_list():
             if secondary.name == name:
-                return self.model_copy(
-                    update={
-                        "secondary_url": secondary.url,
-                        "secondary_user": secondary.user,
-                        "secondary_pass": secondary.password,
-                        "secondary_namespace": secondary.namespace,
-                        "secondary_database": secondary.database,
-                        "secondaries": None,
-                        "state_dir": str(self.secondary_state(name)),
-                    }
-                )
+                return secondary
         raise KeyError(name)
+
+    @property
+    def primary(self) -> Endpoint:
+        """The primary's connection settings (the ``primary_*`` keys)."""
+        return Endpoint.model_validate(
+            {
+                "url": self.primary_url,
+                "user": self.primary_user,
+                "pass": self.primary_pass,
+                "namespace": self.primary_namespace,
+                "database": self.primary_database,
+            }
+        )
 
     def secondary_state(self, name: str) -> Path:
         """Where secondary ``name`` keeps its spool, dead letters and re-sync ledger.
@@ -312,11 +331,6 @@ class Config(BaseModel):
         if name == FLAT_NAME:
             return self.state_path
         return self.state_path / "secondaries" / name
-
-    @property
-    def secondary_sdk_url(self) -> str:
-        """The first secondary's URL as the SDK wants it (see :func:`sdk_url`)."""
-        return sdk_url(self.secondary_list()[0].url)
 
     @property
     def primary_sdk_url(self) -> str:

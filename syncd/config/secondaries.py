@@ -33,6 +33,7 @@ from syncd.errors import UnknownSecondary
 __all__ = [
     "FLAT_NAME",
     "NAME_RULE",
+    "Endpoint",
     "SecondaryConfig",
     "apply_secret_sources",
     "credential",
@@ -65,25 +66,30 @@ def _priority(value: object) -> int:
     raise ValueError(f"must be an integer, lower wins (got {show_value(value)})")
 
 
-class SecondaryConfig(BaseModel):
-    """One entry of ``secondaries:`` (or the flat ``secondary_*`` keys, named ``secondary``)."""
+class Endpoint(BaseModel):
+    """Where a database is and how to sign in: the primary's keys, or one secondary's."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
     )
 
-    name: Annotated[str, BeforeValidator(_name)]
-    """Names its state, metrics label and ``--secondary`` flag: ``[a-z0-9_-]+``, unique."""
     url: Url
-    """Where this secondary's replicated writes go."""
+    """The database's URL (``ws``/``wss``/``http``/``https``, or embedded)."""
     user: Text = "root"
     """User to sign in as."""
     password: Password = Field(default=SecretStr(""), alias="pass")
     """``pass`` in YAML; empty: do not sign in."""
     namespace: Name = "remembrances"
-    """Namespace on this secondary."""
+    """Namespace on this database."""
     database: Name = "production"
-    """Database on this secondary."""
+    """Database on this database's server."""
+
+
+class SecondaryConfig(Endpoint):
+    """One entry of ``secondaries:`` (or the flat ``secondary_*`` keys, named ``secondary``)."""
+
+    name: Annotated[str, BeforeValidator(_name)]
+    """Names its state, metrics label and ``--secondary`` flag: ``[a-z0-9_-]+``, unique."""
     priority: Annotated[int, BeforeValidator(_priority)] = 0
     """Merged reads: among secondaries, the lower number's row wins (the primary always wins)."""
 

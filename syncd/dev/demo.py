@@ -114,7 +114,7 @@ async def _open_primary(served: DevServerProcess | None, password: str) -> Any:
         primary: Any = AsyncSurreal("mem://")
         await primary.connect()
     else:  # the SDK embeds only 2.x: a 3.x primary is served by a child process
-        primary = AsyncSurreal(served.url)
+        primary = AsyncSurreal(served.rpc_url)
         await primary.connect()
         await primary.signin({"username": "root", "password": password})
     await primary.use(NAMESPACE, DATABASE)
@@ -129,12 +129,12 @@ async def _demo(
     options: DemoOptions,
     console: Console,
 ) -> DemoResult:
-    config = demo_config({n: s.url for n, s in servers.items()}, password, workdir / "state")
+    config = demo_config({n: s.rpc_url for n, s in servers.items()}, password, workdir / "state")
     primary = await _open_primary(served, password)
     try:
         await primary.query(_INDEX)
         async with Replicator(config) as rep:
-            for replica in rep.replicas:
+            for replica in rep.fanout:
                 with anyio.fail_after(10):
                     await replica.secondary.wait_up()
                 await replica.secondary.call(lambda c: c.query(_INDEX), 10)
@@ -162,23 +162,23 @@ async def _demo(
                 flushed=flushed,
                 metrics=metrics,
             )
-            names = " and ".join(rep.replicas.names)
+            names = " and ".join(rep.fanout.names)
             console.print(f"verifying: every record of the primary against {names} ...")
 
             async def verify(name: str) -> None:
                 verifier = Verifier(
-                    config.for_secondary(name),
+                    config,
                     DirectCaller(primary),
-                    rep.replica(name).secondary,
+                    rep.fanout.get(name).secondary,
                     VerifyOptions(),
                 )
                 result.reports[name] = await verifier.run()
 
             async with anyio.create_task_group() as tg:
-                for name in rep.replicas.names:
+                for name in rep.fanout.names:
                     tg.start_soon(verify, name)
             # In the secondaries' order, whichever finished first.
-            result.reports = {n: result.reports[n] for n in rep.replicas.names}
+            result.reports = {n: result.reports[n] for n in rep.fanout.names}
         return result
     finally:
         with anyio.CancelScope(shield=True):
@@ -217,7 +217,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
         # Each child takes a second or two to start (imports, its store): all at once.
         children = [*servers.values(), *([] if served is None else [served])]
         with ThreadPoolExecutor(len(children)) as pool:
-            pids = list(pool.map(lambda child: child.start(), children))
+            pids = list(pool.map(lambda child: child.start().pid, children))
         if served is None:
             console.print("primary: embedded in this process (mem://, 2.x)", soft_wrap=True)
         else:
@@ -228,7 +228,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
         for (name, priority), server, pid in zip(SECONDARIES, servers.values(), pids, strict=False):
             console.print(
                 f"secondary {name} (priority {priority}): devserver child process, pid {pid}, "
-                f"at {server.url}",
+                f"at {server.rpc_url}",
                 soft_wrap=True,
             )
         # Ctrl-C (or SIGTERM) stops the run; the children are stopped below.

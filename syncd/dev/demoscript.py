@@ -135,7 +135,7 @@ async def _merged_read(run: DemoRun, db: Any) -> None:
     async def stale(conn: Any) -> Any:
         return await conn.query(_PROBE_SQL, dict(PROBE))
 
-    held = rows_of(await run.rep.replica(PAUSED).secondary.call(stale, 5))
+    held = rows_of(await run.rep.fanout.get(PAUSED).secondary.call(stale, 5))
     run.read = ReadCheck(
         rows=len(rows),
         text=str(rows[0].get("text")) if rows else None,
@@ -163,7 +163,7 @@ async def _kill_and_restart(run: DemoRun, archive: DevServerProcess, timeline: T
     await _until(run, timeline.restart_at)
     # A start takes a second or two (the child imports, opens its store):
     # in a thread, so the view, the workload and the pause go on meanwhile.
-    pid = await anyio.to_thread.run_sync(archive.start)
+    pid = (await anyio.to_thread.run_sync(archive.start)).pid
     run.outages.end(run.elapsed(), run.one(KILLED))
     run.view.event(f"{KILLED} restarted on the same port (pid {pid}); its backlog drains")
 

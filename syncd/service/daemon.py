@@ -52,10 +52,12 @@ from syncd.capture.feedtables import FeedTables
 from syncd.capture.tail import FeedTail
 from syncd.config import Config, load_config, redact_url
 from syncd.errors import ConfigError, PrimaryUnavailable
+from syncd.service.checkpointer import Checkpointer
 from syncd.service.connfailures import failure_label, reporter
+from syncd.service.fanout import Fanout
+from syncd.service.httpserver import HttpEndpoint, serve
 from syncd.service.joining import joining, run_join
-from syncd.service.positions import Positions
-from syncd.service.replicator import Replicator
+from syncd.service.replicator import fresh_rates, status_of
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
 from syncd.surreal.dialect import dialect_for
@@ -85,24 +87,30 @@ class Daemon:
         self._config_path = config_path
         self._notifier = notifier or Notifier()
         self._reload_logging = reload_logging
-        self.rep = Replicator(config, ready_on_start=False, http_required=True, resync=False)
+        # No re-sync ledger: what a spool cannot take waits in memory, and the
+        # feed delivers it again after a crash.
+        self.fanout = Fanout(config, resync=False)
+        self.metrics = self.fanout.metrics
         self.primary = primary_connection(config)
-        self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
-        self.primary.on_failure = reporter(self.rep.metrics, "primary")
+        self.primary.on_state = lambda up: self.metrics.primary_up.set(1 if up else 0)
+        self.primary.on_failure = reporter(self.metrics, "primary")
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)
-        self.positions = Positions(CheckpointFile(config.state_path), self.reader, resync=resync)
+        self.checkpointer = Checkpointer(
+            CheckpointFile(config.state_path), self.reader, self.metrics, resync=resync
+        )
         self._stop = anyio.Event()
         self.feeds = FeedTables(config, self.reader)
         self.tail = FeedTail(
             self.reader,
-            self.rep,
+            self.fanout,
             replicates=self.feeds.replicates,
             poll=config.changefeed_poll_interval,
             stop=self._stop,
             before_read=self._adopt_if_pending,
         )
-        self.rep.status_extra = self._status_extra
-        self.rep.health_problem = lambda: self.tail.stuck
+        self.http: HttpEndpoint | None = None
+        self._ready = False
+        self._rates = fresh_rates()
         self._joining: list[str] = []
 
     # -- the whole life ----------------------------------------------------
@@ -116,10 +124,11 @@ class Daemon:
             outer.start_soon(self._signals)
             if self._notifier.watchdog_interval:
                 outer.start_soon(self._watchdog, self._notifier.watchdog_interval)
-            saved = await anyio.to_thread.run_sync(self.positions.peek)
+            saved = await anyio.to_thread.run_sync(self.checkpointer.peek)
             self._joining = joining(self.config.secondary_names(), saved)
-            self.rep.hold(self._joining)
-            async with self.rep, anyio.create_task_group() as tg:
+            self.fanout.hold(self._joining)
+            async with self.fanout, anyio.create_task_group() as tg:
+                self._serve_http()
                 await tg.start(self.primary.run)
                 try:
                     await self._unless_stopped(self._start_up)
@@ -129,9 +138,9 @@ class Daemon:
                 except Stopped:
                     pass
                 if not self._stop.is_set():
-                    self.rep.mark_ready()
-                    self._notifier.ready(self._status_line())
-                    log.info("daemon_ready", position=self.positions.position())
+                    self._ready = True
+                    self._notifier.ready(self.fanout.summary())
+                    log.info("daemon_ready", position=self.checkpointer.position())
                     tg.start_soon(self._status_loop)
                     tg.start_soon(self._scan_tables_loop)
                     for name in self._joining:
@@ -140,9 +149,11 @@ class Daemon:
                 self._notifier.stopping("draining")
                 log.info("daemon_draining", drain_timeout=self.config.drain_timeout)
                 tg.cancel_scope.cancel()
-            # The pipeline has drained (Replicator.__aexit__); record how far.
-            await self._save_checkpoint()
-            log.info("daemon_stopped", position=self.positions.position())
+            # The pipeline has drained (Fanout.__aexit__); record how far.
+            await self.checkpointer.save_applied(self.fanout, self.tail.newest_seen)
+            if self.http is not None:
+                self.http.stop()
+            log.info("daemon_stopped", position=self.checkpointer.position())
             outer.cancel_scope.cancel()
         return 0
 
@@ -152,18 +163,18 @@ class Daemon:
             return
         await self._retry_primary(self._detect_dialect)
         await self.feeds.ensure(self._retry_primary)
-        checkpoint = await self.positions.load_resumable()
+        checkpoint = await self.checkpointer.load_resumable()
         names = self.config.secondary_names()
-        self.positions.caught_up = tuple(n for n in names if n not in self._joining)
+        self.checkpointer.caught_up = tuple(n for n in names if n not in self._joining)
         checkpoint, copied = await self._maybe_backfill(checkpoint)
         if copied:
             # A whole backfill ran: it served every secondary, nobody joins.
-            self.positions.caught_up = tuple(names)
+            self.checkpointer.caught_up = tuple(names)
             for name in self._joining:
-                await self.rep.release(name)
+                await self.fanout.release(name)
             self._joining = []
-        else:  # resumed: each secondary skips what it had applied past the common position
-            self.rep.replicas.skip_through(checkpoint.applied)
+        else:
+            self.checkpointer.resume(checkpoint, self.fanout)
         self.tail.newest_seen = checkpoint.position
 
     async def _detect_dialect(self) -> None:
@@ -178,7 +189,7 @@ class Daemon:
             ) from None
         if not dialect.tested:
             log.warning("server_untested", role="primary", version=str(version), rules=3)
-        self.positions.server_version, self.reader.dialect = str(version), dialect
+        self.checkpointer.server_version, self.reader.dialect = str(version), dialect
 
     async def _unless_stopped(self, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step``; a stop request cancels it and raises :class:`Stopped`."""
@@ -205,7 +216,7 @@ class Daemon:
         """The checkpoint to tail from, and whether a whole backfill ran to make it."""
         if checkpoint is not None and checkpoint.backfill is None:
             if not out_of_retention(checkpoint.saved_at, self.feeds.retention(), time.time()):
-                await self.positions.check_not_ahead(checkpoint, self._retry_primary)
+                await self.checkpointer.check_not_ahead(checkpoint, self._retry_primary)
                 return checkpoint, False
             log.warning(
                 "checkpoint_out_of_retention",
@@ -216,15 +227,15 @@ class Daemon:
         if checkpoint is None or checkpoint.backfill is None:
             position = await self._retry_primary(self.reader.latest_position)
             checkpoint = Checkpoint(position=None, backfill=start_backfill(position or 0))
-            await self.positions.save(checkpoint, self.rep)
+            await self.checkpointer.save(checkpoint)
         assert checkpoint.backfill is not None
         log.info("backfill_started", start_position=checkpoint.backfill.start_position)
         checkpoint = await copy_tables(
             primary=self.primary,
-            intake=self.rep,
+            intake=self.fanout,
             tables=self.feeds.wanted(),
             checkpoint=checkpoint,
-            save=self.positions.save,
+            save=self.checkpointer.save,
             query_seconds=self.config.write_timeout,
         )
         assert checkpoint.backfill is not None
@@ -234,7 +245,7 @@ class Daemon:
         done = replace(checkpoint, backfill=None).advanced(start - 1)
         if start == 0:
             done = replace(done, position=None)
-        await self.positions.save(done, self.rep)
+        await self.checkpointer.save(done)
         log.info("backfill_done", position=done.position)
         return done, True
 
@@ -264,7 +275,7 @@ class Daemon:
         checkpoint = Checkpoint(position=None, backfill=start_backfill(0))
         await copy_tables(
             primary=self.primary,
-            intake=self.rep,
+            intake=self.fanout,
             tables=new,
             checkpoint=checkpoint,
             save=keep_nothing,
@@ -278,8 +289,8 @@ class Daemon:
             name,
             primary=self.primary,
             tables=self.feeds.wanted,
-            rep=self.rep,
-            positions=self.positions,
+            fanout=self.fanout,
+            checkpointer=self.checkpointer,
         )
         self._joining.remove(name)
 
@@ -327,17 +338,47 @@ class Daemon:
     async def _checkpoint_loop(self) -> None:
         while True:
             await anyio.sleep(_CHECKPOINT_INTERVAL)
-            await self._save_checkpoint()
+            await self.checkpointer.save_applied(self.fanout, self.tail.newest_seen)
 
-    async def _save_checkpoint(self) -> None:
-        if self.tail.newest_seen is not None:
-            applied = self.rep.replicas.safe_positions(self.tail.newest_seen)
-            await self.positions.save_safe(self.rep, applied)
+    # -- HTTP, status, watchdog, signals ---------------------------------------
 
-    # -- status, watchdog, signals -------------------------------------------
+    def _serve_http(self) -> None:
+        """Serve ``/metrics``, ``/readyz``, ``/status`` and pause/resume on ``metrics_listen``.
+
+        Raises:
+            ConfigError: the address cannot be bound (a daemon must be scraped).
+        """
+        if self.config.metrics_listen:
+            self.http = serve(
+                self.config.metrics_listen,
+                self.metrics.registry,
+                ready=self.readiness,
+                status=self.status,
+                required=True,
+                control=self.fanout.pauses.endpoint(self.config.control_token),
+            )
+
+    def readiness(self) -> tuple[bool, str]:
+        """``/readyz``: not ready while starting or stopping, while the feed's position is
+        stuck, or while a secondary is refused or down too long (the reason says which)."""
+        if not self._ready:
+            refusals = self.fanout.refusals()
+            return False, "starting" if not refusals else f"starting: {refusals[0]}"
+        if not self.fanout.running or self._stop.is_set():
+            return False, "stopping"
+        if self.tail.stuck is not None:
+            return False, self.tail.stuck
+        problems = self.fanout.problems()
+        if problems:
+            return False, "; ".join(problems)
+        return True, "ready"
+
+    def status(self) -> dict[str, object]:
+        """``/status``: the secondaries' state, the checkpoint and the primary."""
+        return {**status_of(self.fanout, self._rates, self.readiness()), **self._status_extra()}
 
     def _status_extra(self) -> dict[str, object]:
-        saved = self.positions.saved
+        saved = self.checkpointer.saved
         return {
             "checkpoint": {
                 "position": None if saved is None else saved.position,
@@ -347,23 +388,17 @@ class Daemon:
             "primary": {
                 "up": self.primary.is_up,
                 "since": self.primary.since,
-                "version": self.positions.server_version,
-                "tested": self.reader.dialect.tested if self.positions.server_version else None,
+                "version": self.checkpointer.server_version,
+                "tested": self.reader.dialect.tested if self.checkpointer.server_version else None,
                 "failure": failure_label(self.primary),
             },
             "newest_seen": self.tail.newest_seen,
         }
 
-    def _status_line(self) -> str:
-        rep = self.rep
-        return f"lag {rep.lag_seconds():.1f}s, queue {rep.queue_depth}, " + rep.replicas.summary(
-            rep.pauses.is_paused
-        )
-
     async def _status_loop(self) -> None:
         while True:
             await anyio.sleep(_STATUS_INTERVAL)
-            self._notifier.status(self._status_line())
+            self._notifier.status(self.fanout.summary())
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -28,8 +28,8 @@ import structlog
 from syncd.capture.backfill import copy_tables, keep_nothing, start_backfill
 from syncd.capture.checkpoint import Checkpoint
 from syncd.config import Config
-from syncd.service.positions import Positions
-from syncd.service.replicator import Replicator
+from syncd.service.checkpointer import Checkpointer
+from syncd.service.fanout import Fanout
 from syncd.surreal.connection import ManagedConnection
 
 __all__ = ["joining", "run_join"]
@@ -54,18 +54,18 @@ async def run_join(
     *,
     primary: ManagedConnection,
     tables: Callable[[], Sequence[str]],
-    rep: Replicator,
-    positions: Positions,
+    fanout: Fanout,
+    checkpointer: Checkpointer,
     on_done: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
     """Copy every table to secondary ``name``, then release its held backlog (see above)."""
     # A paused secondary joins once resumed (a pause given during the copy
     # holds its backlog, not the copy).
-    await rep.pauses.gate(name).wait_open()
+    await fanout.pauses.gate(name).wait_open()
     log.info("secondary_joining", secondary=name)
     # A pipeline of its own (spool "joining"), so the copy never queues behind
     # the held backlog it must precede.
-    side = Replicator(config, only=name, serve_http=False, spool_name="joining", resync=False)
+    side = Fanout(config, only=name, spool_name="joining", resync=False)
     async with side:
         await copy_tables(
             primary=primary,
@@ -76,8 +76,8 @@ async def run_join(
             query_seconds=config.write_timeout,
         )
         await side.flush(timeout=None)
-    await rep.release(name)
-    positions.caught_up = (*positions.caught_up, name)
+    await fanout.release(name)
+    checkpointer.caught_up = (*checkpointer.caught_up, name)
     log.info("secondary_joined", secondary=name)
     if on_done is not None:
         await on_done(name)

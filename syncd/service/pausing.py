@@ -37,7 +37,7 @@ from syncd.pipeline.worker import Worker
 from syncd.service.control import ControlEndpoint
 from syncd.service.httpserver import Control
 
-__all__ = ["SECONDARY", "Pausable", "PauseControl", "PauseState"]
+__all__ = ["SECONDARY", "PauseControl", "PauseState"]
 
 log = structlog.get_logger("syncd.service.pausing")
 
@@ -223,35 +223,3 @@ class PauseControl:
     def _show(self, gate: PauseGate) -> None:
         self._metrics.paused.labels(gate.name).set(1 if gate.paused else 0)
         self._metrics.paused_since.labels(gate.name).set(gate.since or 0)
-
-
-class Pausable:
-    """The public ``pause``/``resume`` of :class:`~syncd.service.replicator.Replicator`."""
-
-    #: Set by the class that mixes this in.
-    pauses: PauseControl
-
-    def pause(self, secondary: str | None = None) -> None:
-        """Stop applying to ``secondary`` (``None``: every secondary) until :meth:`resume`.
-
-        Synchronous and idempotent; call it from the event loop's thread.
-        Capture goes on: operations wait in the queue and the spool, nothing
-        is dropped; a batch already sent may finish. The pause is kept in
-        ``state_dir`` and survives a restart.
-
-        Raises:
-            ConfigError: no secondary has that name, or ``state_dir`` cannot
-                take the pause file.
-        """
-        self.pauses.pause(secondary)
-
-    def resume(self, secondary: str | None = None) -> None:
-        """Apply to ``secondary`` (``None``: every secondary) again; the backlog drains.
-
-        Synchronous and idempotent; the same rules as :meth:`pause`.
-        """
-        self.pauses.resume(secondary)
-
-    def is_paused(self, secondary: str | None = None) -> bool:
-        """Whether ``secondary`` is paused (``None``: whether every secondary is)."""
-        return self.pauses.is_paused(secondary)

@@ -15,7 +15,6 @@ config leaves its directory in place, unused.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 
 import anyio
 import structlog
@@ -24,10 +23,15 @@ from anyio.abc import TaskGroup
 from syncd.config import Config
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
+from syncd.pipeline.queue import SyncQueue
+from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.spool import Spool
 from syncd.pipeline.statedir import resync_file, state_files
-from syncd.service.connfailures import failure_label, refused
-from syncd.service.pipeline import build_pipeline, drain
-from syncd.sink.operation import Operation
+from syncd.pipeline.worker import Worker, WorkerSettings
+from syncd.service.connfailures import failure_label, refused, reporter
+from syncd.service.resync import Resyncer
+from syncd.sink.executor import Executor
+from syncd.surreal.connection import managed_connection
 from syncd.surreal.dialect import tested
 
 __all__ = ["Replica"]
@@ -48,35 +52,77 @@ class Replica:
     ) -> None:
         """Build the parts; nothing is opened until :meth:`open`.
 
-        ``config`` is the whole configuration; the replica keeps its flat view
-        for secondary ``name`` (:meth:`~syncd.config.Config.for_secondary`).
-        ``metrics`` is already bound to ``name``.
+        ``config`` is the whole configuration (shared settings, and secondary
+        ``name``'s own entry); ``metrics`` is already bound to ``name``.
         """
         self.name = name
         self.priority = priority
-        self.config = config.for_secondary(name)
+        self.config = config
         self.metrics = metrics
-        state = self.config.state_path
+        #: This secondary's own directory: spool, dead letters, re-sync ledger.
+        self.state_path = state = config.secondary_state(name)
         spool_dir, dlq_path = state_files(state)
         # One-shot tools (backfill, repair) get a spool of their own, so they
         # can run beside the daemon; each spool is locked by its process.
         spool_dir = spool_dir.with_name(spool_name)
         self.deadletters = DeadLetterFile(dlq_path)
-        parts = build_pipeline(
-            self.config,
-            metrics,
-            self.deadletters,
-            spool_dir=spool_dir,
-            ledger_path=resync_file(state, spool_name) if resync else None,
-            on_secondary_state=self._on_state,
+        # Daemon and one-shot tools: no re-sync ledger (the feed, or running
+        # the tool again, delivers what the disk could not take).
+        self.ledger = ResyncLedger(resync_file(state, spool_name)) if resync else None
+        spool = Spool(
+            spool_dir, max_bytes=config.spool_max_bytes, on_lost=metrics.spool_frames_lost.inc
         )
-        self.queue, self.secondary, self.ledger = parts.queue, parts.secondary, parts.ledger
-        self.workers, self.resyncer = parts.workers, parts.resyncer
+        self.queue = SyncQueue(
+            lanes=config.sync_workers,
+            capacity=config.queue_size,
+            spool=spool,
+            metrics=metrics,
+            ledger=self.ledger,
+            fsync_interval=config.capture_fsync_interval,
+        )
+        self.secondary = managed_connection(
+            config,
+            "secondary",
+            secondary=name,
+            name=metrics.secondary,
+            on_state=self._on_state,
+            on_reconnect=metrics.reconnects.inc,
+            on_failure=reporter(metrics, "secondary"),
+        )
+        executor = Executor(
+            self.secondary,
+            keys=config.key_rule(),
+            versions=config.versions(),
+            write_timeout=config.write_timeout,
+            metrics=metrics,
+        )
+        settings = WorkerSettings.from_config(config)
+        self.workers = [
+            Worker(
+                lane,
+                queue=self.queue,
+                executor=executor,
+                conn=self.secondary,
+                deadletters=self.deadletters,
+                settings=settings,
+                metrics=metrics,
+            )
+            for lane in range(config.sync_workers)
+        ]
+        self.resyncer: Resyncer | None = None
+        if self.ledger is not None:
+            self.resyncer = Resyncer(
+                self.ledger,
+                self.queue,
+                self.secondary,
+                config.key_rule(),
+                metrics,
+                query_seconds=config.write_timeout,
+            )
+            self.ledger.on_change = self.resyncer.ledger_changed
         #: Workers not started until :meth:`release` (a secondary joining: its
         #: backlog waits while a backfill copies the tables to it first).
         self.held_back = False
-        #: Feed positions at or before this were applied by an earlier run (daemon).
-        self.skip_through: int | None = None
         metrics.set_lag_source(self.queue.lag_seconds)
         metrics.set_dead_letter_source(self.deadletters.live_count)
         metrics.secondary_up.set(0)
@@ -89,7 +135,7 @@ class Replica:
         Raises:
             OSError: the state directory cannot be made or read.
         """
-        self.config.state_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.ledger is not None:
             self.ledger.open()
         try:
@@ -127,9 +173,23 @@ class Replica:
             await self._start_workers(tg)
 
     async def drain(self, seconds: float, *, paused: bool) -> bool:
-        """Apply what is queued for up to ``seconds``; whether all of it was."""
-        held = refused(self.secondary) is not None or paused or self.held_back
-        return await drain(self.queue, self.secondary, seconds, held=held)
+        """Wait up to ``seconds`` for what is queued now to be applied; whether it was."""
+        if paused or self.held_back or refused(self.secondary) is not None:
+            return False  # a wrong password does not heal in a grace period, nor a pause end
+        target = self.queue.last_seq
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.secondary.is_up:
+                # Nothing drains while the secondary is down; a short grace
+                # covers a reconnect in progress, the spool covers the rest.
+                with anyio.move_on_after(min(2.0, deadline - time.monotonic())):
+                    await self.secondary.wait_up()
+                if not self.secondary.is_up:
+                    return False
+            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
+                await self.queue.wait_finished(target)
+                return True
+        return False
 
     def persist(self) -> int:
         """Stop taking puts and write what memory holds to the spool (a worker thread)."""
@@ -143,15 +203,16 @@ class Replica:
 
     # -- flow ---------------------------------------------------------------
 
-    def put(self, ops: Iterable[Operation]) -> None:
-        """Enqueue ``ops`` (on disk before this returns; never blocks)."""
-        self.queue.put_many(ops)
-
     def room(self) -> int:
         """How many more operations fit in memory; 0 while the spool refuses writes."""
         if not self.queue.writable:
             return 0
         return self.config.queue_size - self.queue.depth - self.queue.spooled
+
+    def applied_through(self, newest: int) -> int:
+        """The feed position through which every operation was applied or dead-lettered
+        (``newest``: the newest position read, when nothing is pending)."""
+        return self.queue.positions.safe_through(newest)
 
     async def wait_finished(self, target: int) -> None:
         """Until every operation up to ``target`` (a seq of this queue) is finished."""

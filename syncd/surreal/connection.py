@@ -31,7 +31,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from syncd.backoff import exponential_backoff, with_jitter
-from syncd.config import Config
+from syncd.config import Config, Endpoint
 from syncd.config.secondaries import FLAT_NAME
 from syncd.errors import DatabaseUnavailable, SyncdError
 from syncd.surreal.dialect import tested
@@ -356,6 +356,7 @@ def managed_connection(
     config: Config,
     role: str,
     *,
+    secondary: str | None = None,
     name: str | None = None,
     on_state: Callable[[bool], None] | None = None,
     on_reconnect: Callable[[], None] | None = None,
@@ -363,18 +364,23 @@ def managed_connection(
 ) -> ManagedConnection:
     """A (not yet running) managed connection to the ``role`` database of ``config``.
 
-    ``role`` is ``"primary"`` or ``"secondary"``. An empty password means "do
-    not sign in", as the config documents.
+    ``role`` is ``"primary"`` or ``"secondary"``; ``secondary`` names which one
+    (default: the first). The endpoint's settings are its own, the timings
+    shared. An empty password means "do not sign in", as the config documents.
     """
     prefix = "primary" if role == "primary" else "secondary"
-    password = getattr(config, f"{prefix}_pass").get_secret_value()
+    if prefix == "primary":
+        endpoint: Endpoint = config.primary
+    else:
+        endpoint = config.secondary(secondary or config.secondary_names()[0])
+    password = endpoint.password.get_secret_value()
     return ManagedConnection(
         role=prefix,
-        url=getattr(config, f"{prefix}_url"),
-        user=getattr(config, f"{prefix}_user") if password else "",
+        url=endpoint.url,
+        user=endpoint.user if password else "",
         password=password,
-        namespace=getattr(config, f"{prefix}_namespace"),
-        database=getattr(config, f"{prefix}_database"),
+        namespace=endpoint.namespace,
+        database=endpoint.database,
         connect_timeout=config.connect_timeout,
         health_check_interval=config.health_check_interval,
         reconnect_backoff=config.reconnect_backoff,

@@ -62,8 +62,12 @@ class DirectCaller:
 
 
 @asynccontextmanager
-async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedConnection]:
+async def open_connection(
+    config: Config, role: Role, *, secondary: str | None = None
+) -> AsyncIterator[ManagedConnection]:
     """Connect to the ``role`` database and keep the connection managed while in use.
+
+    ``secondary`` names which secondary (default: the first).
 
     Raises:
         AuthenticationFailed: the database refused the configured credentials.
@@ -72,8 +76,8 @@ async def open_connection(config: Config, role: Role) -> AsyncIterator[ManagedCo
             message names the URL (password masked) and the error.
         AuthenticationFailed: the database refused the user or password.
     """
-    conn = managed_connection(config, role)
-    url = redact_url(getattr(config, f"{role}_url"))
+    conn = managed_connection(config, role, secondary=secondary)
+    url = redact_url(conn.url)
     # Entered by hand, as the Replicator does: the body's exception must reach
     # the caller as itself, not wrapped in an ExceptionGroup by the task group.
     tg = anyio.create_task_group()

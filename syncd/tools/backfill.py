@@ -18,7 +18,7 @@ from syncd.capture.checkpoint import Checkpoint
 from syncd.config import Config, redact_url
 from syncd.errors import PrimaryUnavailable
 from syncd.service.connfailures import watch_credentials
-from syncd.service.replicator import Replicator
+from syncd.service.fanout import Fanout
 from syncd.tools.control import refuse_while_paused
 
 __all__ = ["backfill_now"]
@@ -49,16 +49,14 @@ async def backfill_now(
     primary = primary_connection(config)
     # No re-sync ledger: what the disk cannot take waits in memory, and a copy
     # cut short is simply run again.
-    replicator = Replicator(
-        config, serve_http=False, spool_name="spool-backfill", resync=False, only=only
-    )
-    for replica in replicator.replicas:
+    fanout = Fanout(config, spool_name="spool-backfill", resync=False, only=only)
+    for replica in fanout:
         # A refusal ends this tool with one line (watch_credentials), not an error log as well.
         replica.secondary.on_failure = None
-    async with replicator as rep, anyio.create_task_group() as tg:
+    async with fanout, anyio.create_task_group() as tg:
         await tg.start(primary.run)
         tg.start_soon(watch_credentials, primary)
-        for replica in rep.replicas:
+        for replica in fanout:
             # Each with its own flat config, so a refusal names that secondary's URL.
             tg.start_soon(watch_credentials, replica.secondary)
         with anyio.move_on_after(config.connect_timeout * 3):
@@ -74,7 +72,7 @@ async def backfill_now(
             tables = [t for t in names if config.replicates(t)]
         await copy_tables(
             primary=primary,
-            intake=rep,
+            intake=fanout,
             tables=tables,
             checkpoint=Checkpoint(backfill=start_backfill(0)),
             save=keep_nothing,

@@ -1,12 +1,12 @@
 """``syncd verify --repair``: resend what verify found missing or differing, then verify again.
 
-The records go through the normal pipeline (a :class:`~syncd.service.replicator.Replicator`:
+The records go through the normal pipeline (a :class:`~syncd.service.fanout.Fanout`:
 batched idempotent UPSERTs, natural keys, retries, dead letters), as the
 primary holds them at the time of the verification, page by page, so memory
 stays bounded (the queue spills to disk).
 
 Each secondary is repaired on its own: what verify found missing there goes
-to that secondary only. Its Replicator keeps its spool in ``repair/`` under
+to that secondary only. Its fan-out keeps its spool in ``repair/`` under
 that secondary's state directory, not in the daemon's spool: a daemon may be
 running on the same state directory, and two processes appending to one
 spool would corrupt it. A lock file keeps two repairs apart. Dead letters of
@@ -29,7 +29,7 @@ from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.statedir import state_files
-from syncd.service.replicator import Replicator
+from syncd.service.fanout import Fanout
 from syncd.surreal.endpoints import Caller
 from syncd.tools.control import refuse_while_paused
 from syncd.tools.verify import Progress, Verifier, VerifyOptions, VerifyReport
@@ -124,17 +124,19 @@ async def verify_and_repair(
     """
     name = secondary_name or config.secondary_names()[0]
     refuse_while_paused(config, "a repair", [name])
-    config = config.for_secondary(name)  # flat: this secondary alone, its own state_dir
-    repair_dir = config.state_path / REPAIR_DIR
+    own_state = config.secondary_state(name)
+    repair_dir = own_state / REPAIR_DIR
+    # A state of its own (spool, lock, dead letters) inside the secondary's,
+    # so a repair can run beside the daemon that holds the secondary's spool.
     rep_config = config.model_copy(update={"state_dir": str(repair_dir), "metrics_listen": None})
     with _exclusive(repair_dir / "lock"):
         # No re-sync ledger: the next verify finds again what this one could not keep.
-        async with Replicator(rep_config, serve_http=False, resync=False) as rep:
+        async with Fanout(rep_config, resync=False, only=name) as fanout:
             enqueued = 0
 
             def enqueue(_table: str, rows: list[dict[str, Any]]) -> None:
                 nonlocal enqueued
-                enqueued += rep.capture(rows, source="repair")
+                enqueued += fanout.capture(rows, source="repair")
 
             first = await Verifier(
                 config,
@@ -147,11 +149,11 @@ async def verify_and_repair(
             ).run()
             outcome = RepairOutcome(first, enqueued=enqueued)
             try:
-                await rep.flush(timeout=FLUSH_TIMEOUT)
+                await fanout.flush(timeout=FLUSH_TIMEOUT)
             except TimeoutError:
                 outcome.flushed = False
-        repair_dlq = state_files(repair_dir)[1]
-        outcome.dead_lettered = adopt_dead_letters(repair_dlq, state_files(config.state_path)[1])
+        repair_dlq = state_files(rep_config.secondary_state(name))[1]
+        outcome.dead_lettered = adopt_dead_letters(repair_dlq, state_files(own_state)[1])
     if not first.complete:
         return outcome
     again = replace(options, max_pages=None, restart=True)

@@ -207,8 +207,7 @@ async def replay_files(
             if not from_file_only:
                 primary = await stack.enter_async_context(open_connection(config, "primary"))
             for file, letters in work:
-                one = config.for_secondary(file.name)  # its URL and credentials
-                async with open_connection(one, "secondary") as secondary:
+                async with open_connection(config, "secondary", secondary=file.name) as secondary:
                     done[file.name] = await replay(
                         config, file.dlq, letters, secondary, primary, secondary_name=file.name
                     )

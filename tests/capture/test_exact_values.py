@@ -17,12 +17,12 @@ import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.service.replicator import Replicator
 from syncd.surreal.codec import NONE, Datetime, Duration, GeometryPoint, RecordID
 from syncd.surreal.rpc import RpcClient
 from tests.support.daemon import events_daemon
 from tests.support.replica import DATABASE, NAMESPACE, make_config
-from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -108,7 +108,11 @@ def test_demo_kills_one_secondary_pauses_the_other_and_both_end_equal_to_the_pri
         assert s["drain_seconds"] is not None and s["drain_seconds"] >= 0, s
     archive, analytics = summary["secondaries"]
     assert (archive["outage"], analytics["outage"]) == ("killed", "paused")
-    assert archive["peak_spool"] > 0  # the backlog outgrew the queue and went to disk
+    # The demo holds 500 operations in memory (queue_size): a backlog that
+    # outgrew them went to disk. On a loaded machine fewer writes may be made
+    # during the outage; then memory alone held them, which says nothing wrong.
+    if archive["peak_backlog"] > 500:
+        assert archive["peak_spool"] > 0, archive
     # Both tables' verification, once per secondary, in the printed tables too.
     assert VERIFIED_EVENTS.findall(out) == [str(writes // 2 - 5)] * 2, out
 

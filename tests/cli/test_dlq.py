@@ -13,12 +13,12 @@ from surrealdb import RecordID
 from typer.testing import CliRunner, Result
 
 from syncd.cli.main import app
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
 from tests.support.replica import make_config, rows_by_id
 from tests.support.secondaries import write_secondaries_config
-from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
 pytestmark = pytest.mark.timeout(120)

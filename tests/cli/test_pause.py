@@ -19,10 +19,10 @@ from typing import Any
 import anyio
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.pipeline.pause import PauseFile
 from tests.support.daemon import SyncdProcess, converge, events_daemon
 from tests.support.replica import secondary_rows
-from tests.support.server import ServerProcess
 from tests.support.tools import write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -20,13 +20,13 @@ import anyio
 import pytest
 from surrealdb import RecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.pause import PauseFile
 from syncd.sink.operation import Operation
 from tests.support.daemon import SyncdProcess
 from tests.support.replica import rows_by_id
 from tests.support.secondaries import write_secondaries_config
-from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from syncd.capture.checkpoint import Checkpoint, CheckpointFile
 from syncd.cli.main import app
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.pause import PauseFile
 from syncd.pipeline.resync import ResyncLedger
@@ -29,7 +30,6 @@ from syncd.sink.operation import Operation
 from syncd.words import at
 from tests.support.replica import dead_url, make_config
 from tests.support.secondaries import write_secondaries_config
-from tests.support.server import ServerProcess
 from tests.support.tools import free_port, syncd, write_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,10 +63,12 @@ async def test_status_of_a_running_replicator(
         state_dir=str(tmp_path / "state"),
         metrics_listen=f"127.0.0.1:{port}",
     )
-    async with Replicator(config, registry=CollectorRegistry()) as rep:
-        rep.status_extra = lambda: {
-            "checkpoint": {"position": 4242, "saved_at": time.time() - 3, "backfill": None}
-        }
+    rep = Replicator(config, registry=CollectorRegistry())
+    plain = rep.status
+    # The daemon's /status adds its checkpoint; the library's has none to show.
+    checkpoint = {"position": 4242, "saved_at": time.time() - 3, "backfill": None}
+    rep.status = lambda: {**plain(), "checkpoint": checkpoint}  # type: ignore[method-assign]
+    async with rep:
         db = rep.wrap(primary)
         for i in range(30):
             await db.create(RecordID("events", i), {"n": i})
@@ -114,7 +116,7 @@ async def test_status_of_a_degraded_replicator_exits_1_with_reasons(tmp_path: Pa
         status_lag_threshold="1s",
     )
     async with Replicator(config, registry=CollectorRegistry()) as rep:
-        rep.capture([{"id": RecordID("events", 1), "n": 1}])  # waits: the secondary is down
+        rep.fanout.capture([{"id": RecordID("events", 1), "n": 1}])  # waits: the secondary is down
         await anyio.sleep(1.2)  # older than status_lag_threshold
         as_json, human = await anyio.to_thread.run_sync(
             lambda: (

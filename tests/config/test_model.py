@@ -120,7 +120,8 @@ def test_durations_are_float_seconds() -> None:
 def test_example_loads() -> None:
     config = load_config(EXAMPLE, env={})
     assert config.secondary_url == "ws://secondary-db:8000/rpc"
-    assert config.secondary_sdk_url == "ws://secondary-db:8000"
+    assert sdk_url(config.secondary("secondary").url) == "ws://secondary-db:8000"
+    assert config.secondary_names() == ["secondary"]  # the flat keys: one, named "secondary"
     assert config.state_path == Path("/var/lib/syncd")
     assert config.tables is not None
     assert list(config.tables) == [
@@ -585,14 +586,14 @@ def test_secondaries_list_passwords_from_env_and_credentials(tmp_path: Path) -> 
     env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "SYNCD_SECONDARIES_B_2_PASS": "from-env"}
     config = Config.from_mapping(data, env=env)
     assert config.secondary_names() == ["b-2", "archive"]  # lowest priority number first
-    archive, b2 = config.for_secondary("archive"), config.for_secondary("b-2")
-    assert archive.secondary_pass.get_secret_value() == "from-credential"  # over the file
-    assert b2.secondary_pass.get_secret_value() == "from-env"  # over the credential
-    assert archive.state_path == config.state_path / "secondaries" / "archive"
+    archive, b2 = config.secondary("archive"), config.secondary("b-2")
+    assert archive.password.get_secret_value() == "from-credential"  # over the file
+    assert b2.password.get_secret_value() == "from-env"  # over the credential
+    assert config.secondary_state("archive") == config.state_path / "secondaries" / "archive"
     shown = repr(config.summary())
     assert "from-credential" not in shown and "from-env" not in shown and "***" in shown
     # The library's default reads no environment: the file's password stands.
-    assert Config.from_mapping(data).for_secondary("archive").secondary_pass.get_secret_value() == (
+    assert Config.from_mapping(data).secondary("archive").password.get_secret_value() == (
         "from-file"
     )
 

@@ -18,7 +18,8 @@ from surrealdb.errors import SurrealError
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from tests.support.server import ServerProcess, ServerStartError
+from syncd.dev.process import DevServerProcess as ServerProcess
+from syncd.dev.process import DevServerStartError as ServerStartError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 

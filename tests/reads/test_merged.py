@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.replica import connect_secondary, dead_url, entry, replicator
-from tests.support.server import ServerProcess
 
 
 @pytest.mark.integration

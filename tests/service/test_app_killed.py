@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.service.replicator import Replicator
 from tests.support.replica import make_config, secondary_rows
-from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

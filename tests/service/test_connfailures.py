@@ -18,6 +18,7 @@ import pytest
 import structlog
 
 from syncd.config import Config
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.errors import AuthenticationFailed, SecondaryUnavailable, ServerError
 from syncd.logs import configure_logging
 from syncd.metrics import Metrics
@@ -29,7 +30,6 @@ from syncd.service.connfailures import (
     watch_credentials,
 )
 from syncd.surreal.connection import managed_connection
-from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,13 +18,13 @@ from typing import Any
 import anyio
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import (
     connect,
     converge,
     events_daemon,
 )
 from tests.support.replica import secondary_rows
-from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -15,10 +15,10 @@ from typing import Any
 import anyio
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.keys import key_hash
 from tests.support.daemon import connect
 from tests.support.replica import connect_secondary
-from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

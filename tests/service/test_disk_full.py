@@ -18,9 +18,9 @@ import pytest
 from structlog.testing import capture_logs
 from surrealdb import RecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import converge, events_daemon
 from tests.support.replica import replicator, rows_by_id, secondary_rows
-from tests.support.server import ServerProcess
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -69,7 +69,7 @@ async def test_disk_full_keeps_the_application_running_and_loses_nothing(
         monkeypatch.setattr("syncd.pipeline.spool.write_all", full)
         await write(db, 100, 600)  # the disk is full: the application does not notice
         assert rep.status()["resync_pending"] == ["events"]
-        assert rep.room() == 0
+        assert rep.fanout.room() == 0
         monkeypatch.undo()  # space again
         await write(db, 700, 100)
         secondary_server.start()

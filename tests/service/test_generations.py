@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import connect, converge, events_daemon
-from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -10,9 +10,9 @@ import yaml
 from surrealdb import RecordID
 
 from syncd.capture.checkpoint import Backfill, Checkpoint
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.service.joining import joining
 from tests.support.daemon import SyncdProcess, connect, converge, secondary_entry
-from tests.support.server import ServerProcess
 
 
 def test_who_joins_is_who_the_checkpoint_does_not_speak_for() -> None:

@@ -17,12 +17,12 @@ import anyio.lowlevel
 import pytest
 from surrealdb import RecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.errors import ConfigError
 from syncd.pipeline.pause import PauseFile
 from syncd.service.replicator import Replicator
 from tests.support.control import post
 from tests.support.replica import dead_url, replicator, rows_by_id, secondary_rows
-from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 integration = pytest.mark.integration
@@ -67,8 +67,8 @@ async def test_paused_nothing_is_applied_then_resume_converges(
         assert rep.is_paused() and rep.is_paused("secondary")
         since = secondary_status(rep)["paused_since"]
         await write_events(db, 50, 1500)  # updates of the first 50 too
-        assert rep.queue_depth + rep.spool_depth == 1450  # captured, nothing dropped
-        assert rep.spool_depth > 0
+        assert rep.fanout.queue_depth + rep.fanout.spool_depth == 1450  # captured, nothing dropped
+        assert rep.fanout.spool_depth > 0
         await assert_untouched(url, before)
 
         started = time.monotonic()
@@ -85,7 +85,7 @@ async def test_paused_nothing_is_applied_then_resume_converges(
         rep.resume()  # idempotent
         await write_events(db, 1500, 1600)  # writes go on through the resume
         await rep.flush(timeout=60)
-        assert rep.queue_depth == rep.spool_depth == 0
+        assert rep.fanout.queue_depth == rep.fanout.spool_depth == 0
         assert sample("syncd_paused", {"secondary": "secondary"}) == 0.0
         assert secondary_status(rep)["paused"] is False
     assert await secondary_rows(url, "events") == await rows_by_id(primary, "events")
@@ -113,7 +113,7 @@ async def test_a_pause_survives_a_restart_on_the_same_state_dir(
         assert rep.is_paused()
         assert secondary_status(rep)["paused_since"] == since
         assert rep.metrics.registry.get_sample_value("syncd_paused", {"secondary": "secondary"})
-        assert rep.spool_depth + rep.queue_depth == 300  # left by the first run
+        assert rep.fanout.spool_depth + rep.fanout.queue_depth == 300  # left by the first run
         await assert_untouched(url, {})
         rep.resume()
         await rep.flush(timeout=60)

@@ -16,6 +16,7 @@ import pytest
 import structlog
 from surrealdb import RecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.errors import ConfigError
 from syncd.pipeline.spool import Spool
 from tests.support.replica import (
@@ -26,7 +27,6 @@ from tests.support.replica import (
     secondary_rows,
     spooled_count,
 )
-from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -125,7 +125,7 @@ async def test_secondary_down_at_start_up(
         db = rep.wrap(primary)
         for i in range(50):
             await db.create(RecordID("events", i), {"n": i})
-        assert not rep.secondary_up
+        assert not any(r.is_up for r in rep.fanout)
         rows = await db.select("events")
         assert len(rows) == 50
         assert rep.metrics.snapshot()["merged_reads"] == 1
@@ -144,13 +144,16 @@ async def test_backlog_larger_than_the_queue_spills_and_nothing_is_lost(
             await db.insert(
                 "events", [{"id": RecordID("events", i), "n": i} for i in range(start, start + 500)]
             )
-        assert rep.spool_depth > 2000
+        assert rep.fanout.spool_depth > 2000
         # Memory holds at most the queue plus one batch in each worker's hands.
         config = rep.config
-        assert rep.queue_depth <= config.queue_size + config.sync_workers * config.sync_batch_size
+        assert (
+            rep.fanout.queue_depth
+            <= config.queue_size + config.sync_workers * config.sync_batch_size
+        )
         secondary_server.start()
         await rep.flush(timeout=90)
-        assert rep.spool_depth == 0
+        assert rep.fanout.spool_depth == 0
     replica = await secondary_rows(secondary_server.url, "events")
     assert replica == await rows_by_id(primary, "events")
     assert len(replica) == 3000
@@ -383,7 +386,7 @@ async def test_batch_failure_log_does_not_contain_record_contents(
         ) as rep:
             secret = {"id": RecordID("users", "u1"), "api_token": "hunter2-very-secret"}
             unencodable = {"id": RecordID("users", "u2"), "blob": object()}
-            rep.capture([secret, unencodable])
+            rep.fanout.capture([secret, unencodable])
             text = ""
             with anyio.fail_after(20):  # a worker fails the batch and logs it
                 while "batch_failed" not in text:
@@ -391,7 +394,7 @@ async def test_batch_failure_log_does_not_contain_record_contents(
                     seen = capsys.readouterr()
                     text += seen.out + seen.err
             # The unencodable record cannot be spooled at shutdown either.
-            rep.queue.persist = lambda: 0  # type: ignore[method-assign]
+            rep.fanout.first.queue.persist = lambda: 0  # type: ignore[method-assign]
         out = capsys.readouterr()
     finally:
         structlog.configure(**saved)

@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 from surrealdb import RecordID
 
 import syncd
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.keys import key_hash
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.sink.operation import Operation
 from tests.support.replica import connect_secondary, dead_url, make_config
-from tests.support.server import ServerProcess
 from tests.support.tools import free_port, write_config
 from tests.support.tools import syncd as syncd_cli
 

@@ -21,9 +21,9 @@ import anyio
 import pytest
 from surrealdb import RecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import SyncdProcess, connect, converge, secondary_entry
 from tests.support.replica import rows_by_id, secondary_rows
-from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.integration
 

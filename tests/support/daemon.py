@@ -17,8 +17,8 @@ import anyio
 import yaml
 from surrealdb import AsyncSurreal
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.replica import DATABASE, NAMESPACE, rows_by_id, secondary_rows
-from tests.support.server import ServerProcess
 
 APP_NS, APP_DB = "app", "main"
 

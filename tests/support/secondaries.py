@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support.server import ServerProcess
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.tools import NAMESPACE, write_config
 
 #: A secondary for :func:`write_secondaries_config`: (server, database), or a URL nobody serves.

@@ -13,7 +13,7 @@ import anyio
 import yaml
 from surrealdb import AsyncSurreal
 
-from tests.support.server import ServerProcess
+from syncd.dev.process import DevServerProcess as ServerProcess
 
 NAMESPACE = "app"
 

@@ -13,6 +13,7 @@ import pytest
 from surrealdb import AsyncSurreal
 from surrealdb import RecordID as SdkRecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.errors import AuthenticationFailed, SecondaryUnavailable, ServerError
 from syncd.surreal.codec import NONE, RecordID
 from syncd.surreal.connection import ManagedConnection
@@ -20,7 +21,6 @@ from syncd.surreal.endpoints import open_connection
 from syncd.surreal.rpc import RpcClient
 from syncd.surreal.sdkvalues import from_sdk
 from tests.support.replica import make_config
-from tests.support.server import ServerProcess
 from tests.support.tools import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

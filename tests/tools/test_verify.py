@@ -16,6 +16,7 @@ import pytest
 from surrealdb import AsyncSurreal, RecordID
 
 from syncd.config import Config
+from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.surreal.codec import RecordID as ExactRecordID
 from syncd.surreal.endpoints import DirectCaller
 from syncd.tools.compare import KeySpec
@@ -23,7 +24,6 @@ from syncd.tools.records import last_id, lookup, read_page
 from syncd.tools.verify import Verifier, VerifyOptions
 from tests.support.engines import GENERATIONS
 from tests.support.secondaries import write_secondaries_config
-from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

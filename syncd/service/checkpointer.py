@@ -1,17 +1,21 @@
-"""The daemon's feed position: whether a saved checkpoint may be resumed, and saving it.
+"""The daemon's feed position, and its one owner: load, judge, skip, save.
 
 Rules: a checkpoint is resumed only under the server generation that wrote it
 (an in-place upgrade of the primary is re-synced, not misread), never when an
 operator asked for ``--resync``, and never when it lies past the end of the
 primary's feed (a replaced or restored primary: the daemon would otherwise
 report ready and apply nothing). Every save records the generation's rules
-and the primary's version with the position.
+and the primary's version with the position. The position saved is the
+lowest every secondary has applied or dead-lettered through (each replica
+says only that); each secondary's own position past it is saved too, and
+after a restart what a secondary had applied is not enqueued to it again.
+The file's format is :mod:`syncd.capture.checkpoint`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
+from typing import Protocol
 
 import anyio
 import structlog
@@ -20,20 +24,38 @@ from syncd.capture.changefeed import ChangefeedReader
 from syncd.capture.checkpoint import Checkpoint, CheckpointError, CheckpointFile
 from syncd.capture.feedtables import Retry
 from syncd.errors import ConfigError
-from syncd.pipeline.intake import Intake
+from syncd.metrics import Metrics
 
-__all__ = ["Positions"]
+__all__ = ["Checkpointer"]
 
-log = structlog.get_logger("syncd.service.positions")
+log = structlog.get_logger("syncd.service.checkpointer")
 
 
-class Positions:
-    """Loads, judges and saves the daemon's checkpoint."""
+class Replicas(Protocol):
+    """What the checkpointer asks of the secondaries' fan-out."""
 
-    def __init__(self, checkpoints: CheckpointFile, reader: ChangefeedReader, *, resync: bool):
+    skip_through: dict[str, int]
+
+    def applied_positions(self, newest: int) -> dict[str, int]:
+        """Each secondary's own position through which it applied or dead-lettered all."""
+        ...
+
+
+class Checkpointer:
+    """Loads, judges, resumes from and saves the daemon's checkpoint."""
+
+    def __init__(
+        self,
+        checkpoints: CheckpointFile,
+        reader: ChangefeedReader,
+        metrics: Metrics,
+        *,
+        resync: bool,
+    ) -> None:
         """``resync``: ignore whatever checkpoint is saved (``syncd run --resync``)."""
         self._file = checkpoints
         self._reader = reader
+        self._metrics = metrics
         self._resync = resync
         #: The last checkpoint saved (or loaded and kept).
         self.saved: Checkpoint | None = None
@@ -100,7 +122,12 @@ class Positions:
                 "syncd run --resync"
             )
 
-    async def save(self, checkpoint: Checkpoint, intake: Intake | None = None) -> None:
+    def resume(self, checkpoint: Checkpoint, replicas: Replicas) -> None:
+        """Resume from ``checkpoint``: each secondary skips the feed positions it had
+        applied past the common one (its ``applied``)."""
+        replicas.skip_through = dict(checkpoint.applied)
+
+    async def save(self, checkpoint: Checkpoint) -> None:
         """Save atomically, stamped with the generation's rules and the primary's version."""
         checkpoint = replace(
             checkpoint,
@@ -110,15 +137,17 @@ class Positions:
         )
         await anyio.to_thread.run_sync(self._file.save, checkpoint)
         self.saved = checkpoint
-        if intake is not None:
-            if checkpoint.position is not None:
-                intake.metrics.checkpoint_position.set(checkpoint.position)
-            intake.metrics.checkpoint_timestamp.set(checkpoint.saved_at)
+        if checkpoint.position is not None:
+            self._metrics.checkpoint_position.set(checkpoint.position)
+        self._metrics.checkpoint_timestamp.set(checkpoint.saved_at)
 
-    async def save_safe(self, intake: Intake, applied: Mapping[str, int]) -> None:
+    async def save_applied(self, replicas: Replicas, newest: int | None) -> None:
         """Advance to the highest position whose every change is applied or dead-lettered
-        on every secondary; ``applied`` is each secondary's own such position."""
-        if self.saved is None or not applied:
+        on every secondary (``newest``: the newest position read from the feed)."""
+        if self.saved is None or newest is None:
+            return
+        applied = replicas.applied_positions(newest)
+        if not applied:
             return
         safe = min(applied.values())
         # Each secondary's own position only counts past the common one.
@@ -127,4 +156,4 @@ class Positions:
         # A secondary that finished joining is recorded even when nothing else moved.
         if moved or own != self.saved.applied or self.caught_up != self.saved.secondaries:
             at = safe if self.saved.position is None else max(safe, self.saved.position)
-            await self.save(replace(self.saved.advanced(at), applied=own), intake)
+            await self.save(replace(self.saved.advanced(at), applied=own))

@@ -10,9 +10,9 @@ import anyio
 import pytest
 from surrealdb import RecordID
 
-from syncd.service.replicas import ReplicaSet
+from syncd.dev.process import DevServerProcess as ServerProcess
+from syncd.service.fanout import feed_room
 from tests.support.replica import entry, replicator, secondary_rows, spooled_count
-from tests.support.server import ServerProcess
 
 
 async def holds(url: str, count: int, within: float = 30) -> dict[str, Any]:
@@ -90,27 +90,16 @@ async def test_a_spool_of_a_secondary_down_at_exit_is_its_own_next_time(
         assert len(await secondary_rows(a.url, "t")) == 30
 
 
-class _Stub:
-    """What ReplicaSet.room reads of a replica: its queue's writability and its room."""
-
-    def __init__(self, name: str, room: int, writable: bool = True) -> None:
-        self.name = name
-        self._room = room
-        self.queue = type("Q", (), {"writable": writable})()
-
-    def room(self) -> int:
-        return self._room
-
-
-def room(*stubs: _Stub) -> int:
-    return ReplicaSet(stubs).room()  # type: ignore[arg-type]
+def room(*replicas: tuple[str, int] | tuple[str, int, bool]) -> int:
+    """The feed's room for replicas given as ``(name, room[, writable])``."""
+    return feed_room([(r[2] if len(r) == 3 else True, r[1]) for r in replicas])
 
 
 def test_the_feed_goes_at_the_pace_of_the_replica_with_the_most_room() -> None:
     # One behind (its memory full, backlog spooled) holds no other back.
-    assert room(_Stub("a", 900), _Stub("b", 0)) == 900
-    assert room(_Stub("a", 0), _Stub("b", -50), _Stub("c", 10)) == 10
+    assert room(("a", 900), ("b", 0)) == 900
+    assert room(("a", 0), ("b", -50), ("c", 10)) == 10
     # Every one behind: the feed is the buffer.
-    assert room(_Stub("a", 0), _Stub("b", -3)) <= 0
+    assert room(("a", 0), ("b", -3)) <= 0
     # One spool refusing writes (disk full): nothing is read, for anyone.
-    assert room(_Stub("a", 900), _Stub("b", 900, writable=False)) == 0
+    assert room(("a", 900), ("b", 900, False)) == 0
