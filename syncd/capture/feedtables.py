@@ -12,7 +12,7 @@ from syncd.capture.changefeed import ChangefeedReader, fix_statement, retention_
 from syncd.config import Config
 from syncd.errors import ConfigError
 
-__all__ = ["INTERNAL_PREFIX", "FeedTables"]
+__all__ = ["FeedTables"]
 
 T = TypeVar("T")
 
@@ -27,9 +27,6 @@ class Retry(Protocol):
 
 log = structlog.get_logger("syncd.capture.feedtables")
 
-#: Tables syncd keeps for itself on the primary are never replicated.
-INTERNAL_PREFIX = "syncd_"
-
 
 class FeedTables:
     """Which tables are replicated (``tables`` in the config, else all) and their feeds."""
@@ -43,14 +40,14 @@ class FeedTables:
 
     def replicates(self, table: str) -> bool:
         """Whether changes of ``table`` are replicated."""
-        return self._config.replicates(table) and not table.startswith(INTERNAL_PREFIX)
+        return self._config.replicates(table)
 
     def wanted(self, tables: dict[str, str] | None = None) -> list[str]:
         """The tables to replicate among ``tables`` (default: the last read)."""
         tables = self.tables if tables is None else tables
         if self._config.tables is not None:
             return list(self._config.tables)
-        return [t for t in tables if not t.startswith(INTERNAL_PREFIX)]
+        return [t for t in tables if self._config.replicates(t)]
 
     def new_in(self, tables: dict[str, str]) -> list[str]:
         """Wanted tables in ``tables`` that are new, or lost their changefeed, since last read."""

@@ -87,6 +87,9 @@ __all__ = [
 ]
 
 
+#: Tables syncd keeps for itself on the primary are never replicated.
+INTERNAL_PREFIX = "syncd_"
+
 # --------------------------------------------------------------------------
 # Models.
 
@@ -338,7 +341,10 @@ class Config(BaseModel):
         return sdk_url(self.primary_url)
 
     def replicates(self, table: str) -> bool:
-        """Whether ``table`` is replicated: every table when ``tables`` is ``None``."""
+        """Whether ``table`` is replicated: every table when ``tables`` is ``None``, never
+        one syncd keeps for itself (``syncd_*``) — the one table rule of every path."""
+        if table.startswith(INTERNAL_PREFIX):
+            return False
         return self.tables is None or table in self.tables
 
     def table_key(self, table: str) -> list[str] | None:

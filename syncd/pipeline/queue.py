@@ -44,7 +44,7 @@ from syncd.sink.operation import Operation
 
 if TYPE_CHECKING:
     from syncd.metrics import Metrics
-    from syncd.pipeline.resync import ResyncLedger
+    from syncd.pipeline.recopy import RecopyLedger
     from syncd.pipeline.spool import Spool
 
 log = structlog.get_logger("syncd.pipeline.queue")
@@ -63,7 +63,7 @@ class SyncQueue:
         capacity: int,
         spool: Spool,
         metrics: Metrics | None = None,
-        ledger: ResyncLedger | None = None,
+        ledger: RecopyLedger | None = None,
         fsync_interval: float = 0.5,
     ) -> None:
         self._window = Window(lanes)

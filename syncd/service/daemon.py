@@ -89,7 +89,7 @@ class Daemon:
         self._reload_logging = reload_logging
         # No re-sync ledger: what a spool cannot take waits in memory, and the
         # feed delivers it again after a crash.
-        self.fanout = Fanout(config, resync=False)
+        self.fanout = Fanout(config, ledger=False)
         self.metrics = self.fanout.metrics
         self.primary = primary_connection(config)
         self.primary.on_state = lambda up: self.metrics.primary_up.set(1 if up else 0)

@@ -60,13 +60,13 @@ class Fanout:
         *,
         only: str | None = None,
         spool_name: str = "spool",
-        resync: bool = True,
+        ledger: bool = True,
     ) -> None:
         """Build one replica per secondary; nothing is opened until ``async with``.
 
         ``only``: that secondary alone (one-shot tools, a joining copy).
         ``spool_name``: the spool's directory and lock (a tool beside the
-        daemon has its own). ``resync=False`` (daemon, tools): operations a
+        daemon has its own). ``ledger=False`` (daemon, tools): operations a
         spool cannot take wait in memory instead of being recorded for a
         re-sync, as the feed (or running the tool again) delivers them.
 
@@ -85,7 +85,7 @@ class Fanout:
                 self.metrics if i == 0 else self.metrics.for_secondary(s.name),
                 priority=s.priority,
                 spool_name=spool_name,
-                resync=resync,
+                ledger=ledger,
             )
             for i, s in enumerate(secondaries)
         ]

@@ -65,7 +65,7 @@ async def run_join(
     log.info("secondary_joining", secondary=name)
     # A pipeline of its own (spool "joining"), so the copy never queues behind
     # the held backlog it must precede.
-    side = Fanout(config, only=name, spool_name="joining", resync=False)
+    side = Fanout(config, only=name, spool_name="joining", ledger=False)
     async with side:
         await copy_tables(
             primary=primary,

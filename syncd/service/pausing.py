@@ -3,9 +3,9 @@
 Rules of this file:
 
 - secondaries are named. The flat ``secondary_*`` keys configure one, named
-  ``secondary`` (:data:`SECONDARY`); ``None`` means every secondary; a name
-  the configuration does not define is an :class:`~syncd.errors.UnknownSecondary`
-  (a ConfigError) naming it;
+  ``secondary`` (:data:`~syncd.config.secondaries.FLAT_NAME`); ``None`` means
+  every secondary; a name the configuration does not define is an
+  :class:`~syncd.errors.UnknownSecondary` (a ConfigError) naming it;
 - idempotent: pausing a paused secondary keeps the time its pause started,
   resuming one that runs does nothing and writes nothing;
 - persisted before it takes effect: when ``state_dir`` cannot take the pause
@@ -29,7 +29,7 @@ import anyio.lowlevel
 import structlog
 from pydantic import SecretStr
 
-from syncd.config.secondaries import select
+from syncd.config.secondaries import FLAT_NAME, select
 from syncd.metrics import Metrics
 from syncd.pipeline.pause import PauseFile, PauseGate
 from syncd.pipeline.statedir import state_error
@@ -37,12 +37,9 @@ from syncd.pipeline.worker import Worker
 from syncd.service.control import ControlEndpoint
 from syncd.service.httpserver import Control
 
-__all__ = ["SECONDARY", "PauseControl", "PauseState"]
+__all__ = ["PauseControl", "PauseState"]
 
 log = structlog.get_logger("syncd.service.pausing")
-
-#: The name of the one secondary the flat ``secondary_*`` keys configure.
-SECONDARY = "secondary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +64,7 @@ class PauseControl:
         metrics: Metrics,
         *,
         workers: Mapping[str, Iterable[Worker]] | None = None,
-        names: Sequence[str] = (SECONDARY,),
+        names: Sequence[str] = (FLAT_NAME,),
     ) -> None:
         """Every secondary in ``names`` starts running; :meth:`start` reads the file.
 
@@ -88,7 +85,7 @@ class PauseControl:
             for worker in writers:
                 worker.gate = self._gates[name]
 
-    def gate(self, name: str = SECONDARY) -> PauseGate:
+    def gate(self, name: str = FLAT_NAME) -> PauseGate:
         """The gate the workers of secondary ``name`` wait at."""
         return self._gates[name]
 
@@ -169,7 +166,7 @@ class PauseControl:
 
     # -- reading ------------------------------------------------------------
 
-    def state(self, name: str = SECONDARY) -> PauseState:
+    def state(self, name: str = FLAT_NAME) -> PauseState:
         """The pause state of secondary ``name``."""
         gate = self._gates[name]
         return PauseState(name, gate.paused, gate.since)
@@ -178,7 +175,7 @@ class PauseControl:
         """Whether ``secondary`` is paused (``None``: whether every one is)."""
         return all(g.paused for g in self._resolve(secondary))
 
-    def status(self, name: str = SECONDARY) -> dict[str, object]:
+    def status(self, name: str = FLAT_NAME) -> dict[str, object]:
         """``{"paused", "paused_since"}`` for secondary ``name``'s entry of ``status()``."""
         gate = self._gates[name]
         return {"paused": gate.paused, "paused_since": gate.since}

@@ -20,16 +20,16 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
+from syncd.capture.recopier import Recopier
 from syncd.config import Config
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.recopy import RecopyLedger
 from syncd.pipeline.spool import Spool
 from syncd.pipeline.statedir import resync_file, state_files
 from syncd.pipeline.worker import Worker, WorkerSettings
 from syncd.service.connfailures import failure_label, refused, reporter
-from syncd.service.resync import Resyncer
 from syncd.sink.executor import Executor
 from syncd.surreal.connection import managed_connection
 from syncd.surreal.dialect import tested
@@ -48,7 +48,7 @@ class Replica:
         *,
         priority: int = 0,
         spool_name: str = "spool",
-        resync: bool = True,
+        ledger: bool = True,
     ) -> None:
         """Build the parts; nothing is opened until :meth:`open`.
 
@@ -68,7 +68,7 @@ class Replica:
         self.deadletters = DeadLetterFile(dlq_path)
         # Daemon and one-shot tools: no re-sync ledger (the feed, or running
         # the tool again, delivers what the disk could not take).
-        self.ledger = ResyncLedger(resync_file(state, spool_name)) if resync else None
+        self.ledger = RecopyLedger(resync_file(state, spool_name)) if ledger else None
         spool = Spool(
             spool_dir, max_bytes=config.spool_max_bytes, on_lost=metrics.spool_frames_lost.inc
         )
@@ -109,9 +109,9 @@ class Replica:
             )
             for lane in range(config.sync_workers)
         ]
-        self.resyncer: Resyncer | None = None
+        self.recopier: Recopier | None = None
         if self.ledger is not None:
-            self.resyncer = Resyncer(
+            self.recopier = Recopier(
                 self.ledger,
                 self.queue,
                 self.secondary,
@@ -119,7 +119,7 @@ class Replica:
                 metrics,
                 query_seconds=config.write_timeout,
             )
-            self.ledger.on_change = self.resyncer.ledger_changed
+            self.ledger.on_change = self.recopier.ledger_changed
         #: Workers not started until :meth:`release` (a secondary joining: its
         #: backlog waits while a backfill copies the tables to it first).
         self.held_back = False
@@ -146,8 +146,8 @@ class Replica:
             if self.ledger is not None:
                 self.ledger.close()
             raise
-        if self.resyncer is not None and self.ledger:
-            self.resyncer.ledger_changed(self.ledger.tables())
+        if self.recopier is not None and self.ledger:
+            self.recopier.ledger_changed(self.ledger.tables())
 
     async def start(self, tg: TaskGroup) -> None:
         """Start the connection manager, the spool's run task, the workers, the re-sync."""
@@ -163,8 +163,8 @@ class Replica:
         with structlog.contextvars.bound_contextvars(secondary=self.name):
             for worker in self.workers:
                 await tg.start(worker.run)
-            if self.resyncer is not None:
-                await tg.start(self.resyncer.run)
+            if self.recopier is not None:
+                await tg.start(self.recopier.run)
 
     async def release(self, tg: TaskGroup) -> None:
         """Start applying what was held back (see :attr:`held_back`); once only."""
@@ -217,8 +217,8 @@ class Replica:
     async def wait_finished(self, target: int) -> None:
         """Until every operation up to ``target`` (a seq of this queue) is finished."""
         await self.queue.wait_finished(target)
-        if self.resyncer is not None:
-            await self.resyncer.wait_done()
+        if self.recopier is not None:
+            await self.recopier.wait_done()
 
     def resync_pending(self) -> list[str]:
         """Tables whose operations the spool could not keep, waiting for a re-sync."""

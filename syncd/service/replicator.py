@@ -116,8 +116,8 @@ class Replicator:
         primary through the connection wrapped last.
         """
         for replica in self.fanout:
-            if replica.resyncer is not None:
-                replica.resyncer.primary = primary
+            if replica.recopier is not None:
+                replica.recopier.primary = primary
         return ReplicatedConnection(primary, self.fanout, self.reads)
 
     # The contract spells it ``flush(timeout=30)``; the deadline is applied

@@ -49,7 +49,7 @@ async def backfill_now(
     primary = primary_connection(config)
     # No re-sync ledger: what the disk cannot take waits in memory, and a copy
     # cut short is simply run again.
-    fanout = Fanout(config, spool_name="spool-backfill", resync=False, only=only)
+    fanout = Fanout(config, spool_name="spool-backfill", ledger=False, only=only)
     for replica in fanout:
         # A refusal ends this tool with one line (watch_credentials), not an error log as well.
         replica.secondary.on_failure = None

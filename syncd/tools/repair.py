@@ -131,7 +131,7 @@ async def verify_and_repair(
     rep_config = config.model_copy(update={"state_dir": str(repair_dir), "metrics_listen": None})
     with _exclusive(repair_dir / "lock"):
         # No re-sync ledger: the next verify finds again what this one could not keep.
-        async with Fanout(rep_config, resync=False, only=name) as fanout:
+        async with Fanout(rep_config, ledger=False, only=name) as fanout:
             enqueued = 0
 
             def enqueue(_table: str, rows: list[dict[str, Any]]) -> None:

@@ -36,7 +36,7 @@ from syncd.config import Config
 from syncd.errors import ConfigError, SyncdError
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.pause import PauseFile
-from syncd.pipeline.resync import read_ledger
+from syncd.pipeline.recopy import read_ledger
 from syncd.pipeline.segments import HEADER, NAME, survey
 from syncd.pipeline.statedir import resync_file, state_files
 

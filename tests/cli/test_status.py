@@ -23,7 +23,7 @@ from syncd.cli.main import app
 from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.pause import PauseFile
-from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.recopy import RecopyLedger
 from syncd.pipeline.spool import Spool
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
@@ -153,7 +153,7 @@ def test_status_of_a_stopped_daemon_reads_the_state_dir_without_changing_it(tmp_
     with dlq.path.open("a") as f:
         f.write("{torn line\n")
     CheckpointFile(state).save(Checkpoint(position=1234, saved_at=time.time() - 90))
-    ledger = ResyncLedger(state / "spool.resync")  # a library whose disk was full
+    ledger = RecopyLedger(state / "spool.resync")  # a library whose disk was full
     ledger.open()
     ledger.mark("events", 9)
     ledger.close()

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from syncd.pipeline.lanes import lane_for
 from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.recopy import RecopyLedger
 from syncd.pipeline.spool import Spool
 from syncd.sink.operation import Operation
 from tests.support.replica import spooled_count
@@ -159,8 +159,8 @@ async def test_without_a_ledger_a_failing_disk_keeps_operations_in_memory_in_ord
     assert queue.writable
 
 
-def ledger_queue(tmp_path: Path, **spool: int) -> tuple[SyncQueue, ResyncLedger]:
-    ledger = ResyncLedger(tmp_path / "resync")
+def ledger_queue(tmp_path: Path, **spool: int) -> tuple[SyncQueue, RecopyLedger]:
+    ledger = RecopyLedger(tmp_path / "resync")
     ledger.open()
     queue = SyncQueue(lanes=1, capacity=5, spool=Spool(tmp_path / "spool", **spool), ledger=ledger)
     queue.open()
@@ -190,7 +190,7 @@ async def test_with_a_ledger_what_the_disk_refuses_is_recorded_for_a_resync(
     queue.persist()
     queue.close()
     ledger.close()
-    again = ResyncLedger(tmp_path / "resync")
+    again = RecopyLedger(tmp_path / "resync")
     again.open()  # durable: the next start re-syncs the table
     assert again.tables() == ["u"]
     again.close()

@@ -1,9 +1,12 @@
-"""The re-sync ledger: tables whose operations could not all be kept on disk.
+"""The re-copy ledger: tables whose operations could not all be kept on disk.
+
+Status, logs and metrics call a table waiting here "re-sync pending"
+(``resync_pending``, ``syncd_resync_pending``), as they always have.
 
 When the spool cannot take an operation (disk full, ``spool_max_bytes``
 reached), the library records its table here instead of dropping it silently;
 the table is copied again from the primary once the secondary is back (see
-:mod:`syncd.service.resync`), and leaves the ledger only when a copy that
+:mod:`syncd.capture.recopier`), and leaves the ledger only when a copy that
 started after its last unkept operation has been applied.
 
 The ledger must be writable when the disk is full, so its file
@@ -12,7 +15,7 @@ place: two slots of 64 KiB, written alternately, each ``<u32 crc32><u32
 length><u64 generation><JSON list of tables>``; the valid slot with the highest
 generation wins, so a write torn by a crash leaves the previous one. A write
 is handed to the OS at once (a killed process loses nothing) and fsynced by
-:meth:`ResyncLedger.sync`, which the queue's run task calls.
+:meth:`RecopyLedger.sync`, which the queue's run task calls.
 
 A marked table also carries a count, in memory only, bumped by every unkept
 operation: a copy clears the table only if the count it started with is
@@ -31,15 +34,15 @@ from pathlib import Path
 
 import structlog
 
-__all__ = ["ResyncLedger", "read_ledger"]
+__all__ = ["RecopyLedger", "read_ledger"]
 
-log = structlog.get_logger("syncd.pipeline.resync")
+log = structlog.get_logger("syncd.pipeline.recopy")
 
 _SLOT = 64 * 1024
 _HEAD = struct.Struct("<IIQ")  # crc32 of the rest, payload length, generation
 
 
-class ResyncLedger:
+class RecopyLedger:
     """The tables that need a re-sync, kept durably; thread-safe."""
 
     def __init__(self, path: Path, *, on_change: Callable[[list[str]], None] | None = None) -> None:

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.recopy import RecopyLedger
 
 
-def opened(path: Path) -> ResyncLedger:
-    ledger = ResyncLedger(path)
+def opened(path: Path) -> RecopyLedger:
+    ledger = RecopyLedger(path)
     ledger.open()
     return ledger
 
 
 def test_marks_survive_a_reopen_and_clears_too(tmp_path: Path) -> None:
     changes: list[list[str]] = []
-    ledger = ResyncLedger(tmp_path / "r", on_change=changes.append)
+    ledger = RecopyLedger(tmp_path / "r", on_change=changes.append)
     ledger.open()
     assert not ledger and ledger.tables() == []
     ledger.mark("b", 1)
@@ -73,7 +73,7 @@ def test_a_failing_write_is_logged_not_raised(
     def broken(fd: int, data: bytes, offset: int) -> int:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr("syncd.pipeline.resync.os.pwrite", broken)
+    monkeypatch.setattr("syncd.pipeline.recopy.os.pwrite", broken)
     with capture_logs() as logs:
         ledger.mark("t", 1)  # called on the application's write path
     assert ledger.tables() == ["t"]

@@ -1,8 +1,8 @@
-"""Re-sync: copy again the tables whose operations the spool could not keep (library).
+"""Re-copy: copy again the tables whose operations the spool could not keep (library).
 
 When the disk is full or ``spool_max_bytes`` is reached, the queue records the
 tables of the operations it could not keep in the ledger
-(:mod:`syncd.pipeline.resync`). This task brings them back. Rules:
+(:mod:`syncd.pipeline.recopy`). This task brings them back. Rules:
 
 - it runs while the ledger names a table, the secondary is up, the spool takes
   writes again, and the application has wrapped a primary connection: the copy
@@ -35,15 +35,15 @@ from syncd.errors import PrimaryUnavailable
 from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.resync import ResyncLedger
+from syncd.pipeline.recopy import RecopyLedger
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.errors import describe, is_transport_error
 from syncd.surreal.sdkvalues import from_sdk
 
-__all__ = ["RESYNC_SOURCE", "Resyncer"]
+__all__ = ["RESYNC_SOURCE", "Recopier"]
 
-log = structlog.get_logger("syncd.service.resync")
+log = structlog.get_logger("syncd.capture.recopier")
 T = TypeVar("T")
 
 #: The ``source`` of the operations a re-sync enqueues.
@@ -126,12 +126,12 @@ class _CopyIntake:
         """Never called by a copy."""
 
 
-class Resyncer:
+class Recopier:
     """Copies the ledger's tables from the primary through the pipeline; see the module."""
 
     def __init__(
         self,
-        ledger: ResyncLedger,
+        ledger: RecopyLedger,
         queue: SyncQueue,
         secondary: ManagedConnection,
         keys: KeyRule,
