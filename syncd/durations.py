@@ -2,7 +2,9 @@
 
 Pure functions, no I/O. Durations are carried as ``float`` seconds everywhere
 in syncd (``anyio`` timeouts and ``time.monotonic()`` both speak seconds), so
-these two functions are the only place that knows about units.
+this module is the only place that knows about units: the configuration's
+(:data:`UNITS`) and SurrealQL's (:data:`SURREAL_UNITS`, which a ``duration``
+value and a ``CHANGEFEED`` clause are written in).
 """
 
 from __future__ import annotations
@@ -11,10 +13,26 @@ import json
 import math
 import re
 
-__all__ = ["UNITS", "format_duration", "parse_duration"]
+__all__ = ["SURREAL_UNITS", "UNITS", "format_duration", "parse_duration"]
 
-#: Seconds per unit, largest first (``format_duration`` walks it in this order).
-UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_SECOND_NS = 1_000_000_000
+
+#: Nanoseconds per SurrealQL duration unit (exact), largest first.
+SURREAL_UNITS: dict[str, int] = {
+    "y": 365 * 86_400 * _SECOND_NS,
+    "w": 7 * 86_400 * _SECOND_NS,
+    "d": 86_400 * _SECOND_NS,
+    "h": 3600 * _SECOND_NS,
+    "m": 60 * _SECOND_NS,
+    "s": _SECOND_NS,
+    "ms": 1_000_000,
+    "µs": 1000,
+    "ns": 1,
+}
+
+#: Seconds per unit of a configured duration, largest first (``format_duration``
+#: walks it in this order): SurrealQL's, from days to milliseconds.
+UNITS: dict[str, float] = {u: SURREAL_UNITS[u] / _SECOND_NS for u in ("d", "h", "m", "s", "ms")}
 
 # One "<number><unit>" component. "ms" is listed before "m" so the alternation
 # does not stop at the "m" of "250ms".

@@ -1,9 +1,11 @@
 """The exceptions syncd raises.
 
-Every error carries ``retriable`` as a class attribute: the retry loop in the
-executor reads it instead of guessing from the exception's type or text.
-SDK, websockets and OS exceptions are translated into these in one place
-(:mod:`syncd.surreal.errors`), where they enter syncd.
+Every error carries ``retriable`` as a class attribute: the worker's retry
+loop (:mod:`syncd.pipeline.worker`) reads it to tell a batch nobody answered
+(sent again once the database is back) from one that failed. SDK, websockets
+and OS exceptions are translated into these in one place
+(:mod:`syncd.surreal.errors`), where they enter syncd. What kind of refusal a
+database's error is, is :class:`syncd.surreal.failures.ErrorKind`'s business.
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ class AuthenticationFailed(SyncdError):
 
 
 class RecordRejected(SyncdError):
-    """The secondary answered, but refused this record (schema, index, permissions)."""
+    """The secondary answered, but refused this record (schema, index, permissions).
+
+    Never raised to the application, whose write succeeded on the primary:
+    the worker retries a refused record, then writes it to the dead-letter
+    file with the refusal's text. Exported for callers that already catch it.
+    """
 
 
 class SpoolCorrupt(SyncdError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.durations import format_duration, parse_duration
+from syncd.durations import SURREAL_UNITS, UNITS, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,11 @@ def test_format_rejects_non_finite() -> None:
         format_duration(float("inf"))
     with pytest.raises(ValueError):
         format_duration(float("nan"))
+
+
+def test_one_table_of_units_for_config_and_surrealql() -> None:
+    assert UNITS == {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    assert list(SURREAL_UNITS) == ["y", "w", "d", "h", "m", "s", "ms", "µs", "ns"]
+    sizes = list(SURREAL_UNITS.values())
+    assert sizes == sorted(sizes, reverse=True)  # largest first: formatting walks it so
+    assert SURREAL_UNITS["y"] == 365 * SURREAL_UNITS["d"] == 365 * 86_400 * 10**9

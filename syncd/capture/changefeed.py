@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.durations import SURREAL_UNITS
 from syncd.keys import KeyRule, table_of
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
@@ -33,15 +34,7 @@ from syncd.surreal.dialect import Dialect, dialect_for
 
 _RETENTION = re.compile(r"\bCHANGEFEED\s+((?:\d+(?:y|w|d|h|m|s|ms))+)", re.IGNORECASE)
 _RETENTION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
-_UNIT_SECONDS = {
-    "y": 365 * 86400.0,
-    "w": 7 * 86400.0,
-    "d": 86400.0,
-    "h": 3600.0,
-    "m": 60.0,
-    "s": 1.0,
-    "ms": 0.001,
-}
+_SECOND_NS = SURREAL_UNITS["s"]
 _POSITION_MAX = 2**64 - 1
 
 
@@ -119,14 +112,15 @@ def retention_of(definition: str) -> float | None:
     match = _RETENTION.search(definition)
     if match is None:
         return None
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _RETENTION_PART.findall(match.group(1)))
+    parts = _RETENTION_PART.findall(match.group(1))
+    return sum(int(n) * SURREAL_UNITS[unit] for n, unit in parts) / _SECOND_NS
 
 
 def surreal_duration(seconds: float) -> str:
     """A SurrealQL duration literal for ``seconds`` (whole seconds, at least 1s)."""
     whole = max(1, int(seconds))
     for unit in ("w", "d", "h", "m"):
-        size = int(_UNIT_SECONDS[unit])
+        size = SURREAL_UNITS[unit] // _SECOND_NS
         if whole % size == 0:
             return f"{whole // size}{unit}"
     return f"{whole}s"

@@ -41,6 +41,8 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from syncd.files import write_atomically
+
 __all__ = ["ENGINES", "ERROR_CODE", "HOST", "DevServer", "DevServerError", "main", "serve"]
 
 HOST = "127.0.0.1"  # the only address served: the 2.x engine does not enforce auth
@@ -335,9 +337,8 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     async with DevServer(store, port, user=user, password=password, engine=engine) as srv:
         if port_file is not None:
-            tmp = port_file.with_name(f".{port_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(f"{srv.port}\n")
-            os.replace(tmp, port_file)  # atomic: readers never see a partial port
+            # Readers never see a partial port; nothing about it must survive a power cut.
+            write_atomically(port_file, f"{srv.port}\n".encode(), mode=0o644, durable=False)
         print(f"listening ws://{HOST}:{srv.port}/rpc", flush=True)
         await stop.wait()
 

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.errors import DeadLetterError, SpoolCorrupt
+from syncd.files import fsync_path, write_all, write_atomically
 from syncd.keys import canonical
 from syncd.sink.operation import Operation
 
@@ -131,20 +132,6 @@ def _lines(data: bytes) -> list[bytes]:
     return [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class _Tally:
     """What :meth:`DeadLetterFile.live_count` counted, and in which version of the file."""
@@ -211,10 +198,10 @@ class DeadLetterFile:
                     os.fchmod(fd, 0o600)  # os.open's mode is subject to the umask
                 elif os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line  # a torn last line must not swallow this one
-                _write_all(fd, line)
+                write_all(fd, line)
                 os.fsync(fd)
                 if size == 0:
-                    _fsync_dir(self.path.parent)
+                    fsync_path(self.path.parent)
         except OSError as exc:
             raise DeadLetterError(f"cannot append to {self.path}: {exc}") from exc
 
@@ -310,7 +297,6 @@ class DeadLetterFile:
         return self._rewrite(lambda no: True)
 
     def _rewrite(self, selected: Callable[[int], bool]) -> int:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with self._locked(exclusive=True) as fd:
                 if fd is None:
@@ -324,18 +310,10 @@ class DeadLetterFile:
                 ]
                 if len(kept) == len(lines):
                     return 0
-                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    os.fchmod(out, 0o600)
-                    _write_all(out, b"".join(kept))
-                    os.fsync(out)
-                finally:
-                    os.close(out)
-                os.replace(tmp, self.path)  # still under the flock: appenders retry
-            _fsync_dir(self.path.parent)
+                # Still under the flock: appenders retry on the new file.
+                write_atomically(self.path, b"".join(kept))
             return len(lines) - len(kept)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)  # the original is untouched until os.replace
             raise DeadLetterError(f"cannot rewrite {self.path}: {exc}") from exc
 
 

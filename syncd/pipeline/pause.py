@@ -24,7 +24,7 @@ from pathlib import Path
 import anyio
 
 from syncd.errors import ConfigError
-from syncd.files import fsync_dir, write_atomically
+from syncd.files import fsync_path, write_atomically
 
 __all__ = ["FILENAME", "PauseFile", "PauseGate"]
 
@@ -119,7 +119,7 @@ class PauseFile:
                 self.path.unlink()
             except FileNotFoundError:
                 return
-            fsync_dir(directory)  # the removal itself must survive a power cut
+            fsync_path(directory)  # the removal itself must survive a power cut
             return
         body = {"version": _VERSION, "paused": {n: {"since": s} for n, s in paused.items()}}
         write_atomically(self.path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())

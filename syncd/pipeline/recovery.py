@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from syncd.files import write_atomically
 from syncd.pipeline.legacy import LEGACY_MAGIC, convert
 from syncd.pipeline.segments import (
     FRAME,
@@ -33,7 +34,6 @@ from syncd.pipeline.segments import (
     Segment,
     lost_estimate,
     pad_head,
-    replace,
     survey,
 )
 
@@ -88,7 +88,7 @@ def save_state(directory: Path, segments: list[Segment], max_seq: int, *, fsync:
         s.path.name: [s.nonce.hex(), s.confirmed] for s in segments if s.confirmed > HEADER.size
     }
     state = {"v": 1, "max_seq": max_seq, "offsets": offsets}
-    replace(directory / STATE, json.dumps(state).encode(), fsync=fsync)
+    write_atomically(directory / STATE, json.dumps(state).encode(), durable=fsync)
 
 
 def check_segment(
@@ -107,7 +107,7 @@ def check_segment(
     with path.open("r+b") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if mm[:8] == LEGACY_MAGIC:
             data = convert(mm, saved)  # written by an older syncd: rewritten once
-            replace(path, data, fsync=True)
+            write_atomically(path, data)
             log.info("spool_segment_converted", file=path.name)
             return check_segment(path, number, None, last, on_lost)
         found = survey(mm, size, saved, last)

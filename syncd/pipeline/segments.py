@@ -200,40 +200,6 @@ def first_frame(path: Path, offset: int, size: int) -> tuple[int, float] | None:
     return None
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is out (a write may be short)."""
-    done = os.write(fd, data)
-    if done < len(data):
-        view = memoryview(data)[done:]
-        while view:
-            view = view[os.write(fd, view) :]
-
-
-def replace(path: Path, data: bytes, *, fsync: bool) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + rename), mode 0600."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        write_all(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def fsync_path(path: Path) -> None:
-    """Fsync a file or directory through a fresh descriptor (fsync is per inode)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:  # confirmed and deleted meanwhile: nothing left to make durable
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass(slots=True)
 class Segment:
     """One segment file as the spool tracks it; offsets are into the file."""

@@ -38,6 +38,7 @@ from pathlib import Path
 import structlog
 
 from syncd.errors import SpoolCorrupt
+from syncd.files import fsync_path, write_all
 from syncd.pipeline.recovery import TAIL_BASE, recover, report_lost, save_state
 from syncd.pipeline.segments import (
     FRAME,
@@ -47,9 +48,7 @@ from syncd.pipeline.segments import (
     Segment,
     first_frame,
     frame,
-    fsync_path,
     walk,
-    write_all,
 )
 from syncd.sink.operation import Operation
 
@@ -329,7 +328,7 @@ class Spool:
             paths += [self.directory] if self._dir_dirty else []
             self._unsynced, self._dir_dirty, self._dirty = [], False, False
         for path in paths:  # outside the lock: appends must not wait on the disk
-            fsync_path(path)
+            fsync_path(path, missing_ok=True)  # confirmed and deleted meanwhile: fine
 
     def close(self) -> None:
         """Fsync everything, save the confirmed offsets and release all files; idempotent."""
@@ -342,8 +341,8 @@ class Spool:
             try:
                 self._write_state(fsync=True)
                 for path in [*self._unsynced, *([self._tail.path] if self._tail else [])]:
-                    fsync_path(path)
-                fsync_path(self.directory)
+                    fsync_path(path, missing_ok=True)
+                fsync_path(self.directory, missing_ok=True)
             finally:
                 self._reset()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -24,8 +24,12 @@ __all__ = ["Window"]
 class Window:
     """Operations in memory, per lane; see the module docstring."""
 
-    def __init__(self, lanes: int) -> None:
-        """``lanes`` FIFOs, one per worker."""
+    def __init__(self, lanes: int, *, clock: Callable[[], float] = time.time) -> None:
+        """``lanes`` FIFOs, one per worker.
+
+        ``clock`` is the wall clock operations' ``enqueued_at`` was read from.
+        """
+        self._clock = clock
         self._lanes: list[deque[Operation]] = [deque() for _ in range(lanes)]
         self._wakeups: list[anyio.Event] = [anyio.Event() for _ in range(lanes)]
         # How many queued operations wake a lane's worker: 1 while it waits for
@@ -74,7 +78,7 @@ class Window:
                 await self._wait_lane(lane)
         if queue and len(queue) < max_ops and linger > 0:
             # Clamped: a wall clock set back must not stretch the wait.
-            left = min(linger, queue[0].enqueued_at + linger - time.time())
+            left = min(linger, queue[0].enqueued_at + linger - self._clock())
             if left > 0:
                 self._wake_at[lane] = max_ops
                 try:
@@ -111,4 +115,4 @@ class Window:
     def oldest(self) -> tuple[int, float] | None:
         """(seq, enqueued_at) of the oldest pending operation in memory."""
         low = self._pending.low()
-        return None if low is None else (low, self._enqueued_at.get(low, time.time()))
+        return None if low is None else (low, self._enqueued_at.get(low, self._clock()))

@@ -5,8 +5,10 @@ table (measured here: about 25x the throughput of one UPSERT per round trip).
 A ``FOR`` statement is all-or-nothing, so when one record in it is refused
 the executor sends that table's records again as one statement each, in one
 more round trip, and learns exactly which records the secondary rejects: the
-others are applied, the rejected ones go back to the worker for retry or the
-dead-letter file. A batch never fails as a whole because of one record.
+others are applied, and each rejected one goes back to the worker as a
+:class:`Rejection` carrying the :class:`~syncd.surreal.failures.ErrorKind` its
+error was given where it entered, for the worker to retry or dead-letter. A
+batch never fails as a whole because of one record.
 
 A table with a natural key (``tables: {kv_memories: {key: [user_id, key]}}``)
 is upserted by that key: an application that rewrites a record under a new id
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from syncd.config import is_identifier
@@ -26,10 +29,28 @@ from syncd.metrics import Metrics
 from syncd.sink.operation import Operation, group_by_table
 from syncd.sink.upserts import build_statement
 from syncd.surreal.connection import Client, ManagedConnection
-from syncd.surreal.failures import is_undefined_table
+from syncd.surreal.failures import ErrorKind, Failure, failure_of
 from syncd.surreal.frames import EncodedArray
 
-Rejected = list[tuple[Operation, str]]
+__all__ = ["Executor", "Rejection", "is_edge"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One operation the secondary refused: what kind of refusal, and its whole text.
+
+    The text quotes the refused values: it goes to the dead-letter file only,
+    logs name the ``kind``.
+    """
+
+    op: Operation
+    kind: ErrorKind
+    text: str
+
+    @classmethod
+    def of(cls, op: Operation, failure: Failure) -> Rejection:
+        """``op`` refused with ``failure``."""
+        return cls(op, failure.kind, failure.message)
 
 
 def is_edge(record: Mapping[str, Any]) -> bool:
@@ -91,19 +112,21 @@ def _batch(
     return run
 
 
-def _statement_error(result: Any) -> str | None:
+def _statement_failure(result: Any) -> Failure | None:
     if isinstance(result, Mapping) and result.get("status") == "ERR":
-        return str(result.get("result", "error"))
+        return failure_of(result)
     return None
 
 
-def _rpc_error(response: Mapping[str, Any]) -> str | None:
+def _rpc_failure(response: Mapping[str, Any]) -> Failure | None:
     error = response.get("error")
     if error is None:
         return None
-    if isinstance(error, Mapping):
-        return str(error.get("message", error))
-    return str(error)
+    # An error object without a message is still an error, of no known kind.
+    return failure_of(response) or Failure(ErrorKind.OTHER, str(error))
+
+
+_UNEXPECTED = Failure(ErrorKind.RESPONSE, "unexpected response to a per-record upsert")
 
 
 class Executor:
@@ -125,8 +148,8 @@ class Executor:
         self._timeout = write_timeout
         self._metrics = metrics
 
-    async def apply(self, ops: Sequence[Operation]) -> Rejected:
-        """Upsert ``ops``; return the ones the secondary refused, with its reason.
+    async def apply(self, ops: Sequence[Operation]) -> list[Rejection]:
+        """Upsert ``ops``; return the ones the secondary refused, each with its failure.
 
         Raises ``SecondaryUnavailable`` when the secondary cannot be reached or
         does not answer in time; then nothing is known to be applied, and the
@@ -157,9 +180,9 @@ class Executor:
         if self._metrics is not None:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(ops))
-        rejected: Rejected = []
-        for group, error in self._failed_groups(response, groups):
-            if error is not None and is_undefined_table(error):
+        rejected: list[Rejection] = []
+        for group, failure in self._failed_groups(response, groups):
+            if failure is not None and failure.kind is ErrorKind.UNDEFINED_TABLE:
                 await self._define_table(group.table)
             rejected.extend(await self._apply_one_by_one(group))
         return rejected
@@ -203,31 +226,30 @@ class Executor:
     @staticmethod
     def _failed_groups(
         response: Mapping[str, Any], groups: list[_Group]
-    ) -> list[tuple[_Group, str | None]]:
-        """The groups whose statement failed, with the error (``None``: unknown)."""
-        if _rpc_error(response) is not None:
+    ) -> list[tuple[_Group, Failure | None]]:
+        """The groups whose statement failed, with the failure (``None``: unknown)."""
+        if _rpc_failure(response) is not None:
             return [(g, None) for g in groups]
         results = response.get("result")
         if not isinstance(results, list) or len(results) != len(groups):
             return [(g, None) for g in groups]
-        failed = ((g, _statement_error(r)) for g, r in zip(groups, results, strict=True))
-        return [(g, error) for g, error in failed if error is not None]
+        failed = ((g, _statement_failure(r)) for g, r in zip(groups, results, strict=True))
+        return [(g, failure) for g, failure in failed if failure is not None]
 
-    async def _apply_one_by_one(self, group: _Group) -> Rejected:
+    async def _apply_one_by_one(self, group: _Group) -> list[Rejection]:
         statements: list[str] = []
         params: dict[str, Any] = {"t": group.table}
         for index, op in enumerate(group.ops):
             params[f"p{index}"] = _param(op, group.fields)
             statements.append(group.statement(f"p{index}", "$t", many=False))
         response = await self._conn.call(_query_raw(";\n".join(statements), params), self._timeout)
-        rpc_error = _rpc_error(response)
+        whole = _rpc_failure(response)
         results = response.get("result")
-        if rpc_error is not None or not isinstance(results, list) or len(results) != len(group.ops):
-            reason = rpc_error or "unexpected response to a per-record upsert"
-            return [(op, reason) for op in group.ops]
-        rejected: Rejected = []
+        if whole is not None or not isinstance(results, list) or len(results) != len(group.ops):
+            return [Rejection.of(op, whole or _UNEXPECTED) for op in group.ops]
+        rejected: list[Rejection] = []
         for op, result in zip(group.ops, results, strict=True):
-            error = _statement_error(result)
-            if error is not None:
-                rejected.append((op, error))
+            failure = _statement_failure(result)
+            if failure is not None:
+                rejected.append(Rejection.of(op, failure))
         return rejected

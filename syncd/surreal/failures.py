@@ -20,6 +20,11 @@ violation and a missing COMMIT are all ``Internal``, and an undefined table
 inside a block becomes ``Thrown``), so the structured fields decide only where
 they are exact, and the message text decides the rest. Both generations word
 the cases syncd cares about recognisably; anything else is ``OTHER``.
+
+This is syncd's one vocabulary of failures: the executor hands each refused
+record up with its :class:`ErrorKind`, the worker decides retry or dead letter
+from it, and logs name it (``error_kind``) where the text, which quotes the
+refused values, may not go. Nobody above this module reads a message again.
 """
 
 from __future__ import annotations
@@ -30,17 +35,27 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from syncd.surreal.values import CodecError
+
 __all__ = ["ErrorKind", "Failure", "classify", "failure_of", "is_undefined_table"]
 
 
 class ErrorKind(StrEnum):
-    """What went wrong, as far as syncd's decisions go."""
+    """What went wrong, as far as syncd's decisions and logs go (values are the logged words)."""
 
     UNDEFINED_TABLE = "undefined_table"
     """The table does not exist (3.x reads fail; 2.x reads return ``[]``)."""
+    FIELD_TYPE = "field_type"
+    """A field's value is not of its defined type and cannot be coerced."""
+    FIELD_ASSERTION = "field_assertion"
+    """A field's value fails its ``ASSERT``."""
+    RELATION = "relation"
+    """A relation written to a normal table, or a normal record to a relation table."""
+    PAYLOAD = "payload"
+    """A value that cannot be encoded (syncd's codec) or decoded (the engine)."""
     REFUSED_VALUE = "refused_value"
-    """The record was refused: type coercion, ASSERT, SCHEMAFULL field, READONLY,
-    relation/normal table type, or a value the engine cannot decode."""
+    """The record was refused for a value in another way: a READONLY field, a
+    SCHEMAFULL table's unknown field, a failed cast."""
     UNIQUE_INDEX = "unique_index"
     """A UNIQUE index already holds the value for another record."""
     ALREADY_EXISTS = "already_exists"
@@ -48,14 +63,19 @@ class ErrorKind(StrEnum):
     NOT_EXECUTED = "not_executed"
     """Collateral: the statement did not run because its transaction failed,
     was cancelled or never committed. Retry it; do not blame its record."""
+    TIMEOUT = "timeout"
+    """The statement ran out of its ``TIMEOUT``."""
     PARSE = "parse"
     """The query text is not SurrealQL this server accepts."""
     PERMISSION = "permission"
     """Signed in, but not allowed to do this."""
     AUTH = "auth"
     """Not signed in, wrong credentials, bad or expired token."""
+    RESPONSE = "response"
+    """The answer does not have the shape of what was asked (syncd's finding,
+    not the server's words)."""
     OTHER = "other"
-    """Anything else (timeouts, THROW, unknown method, internal errors)."""
+    """Anything else (THROW, unknown method, internal errors, a bug)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +88,10 @@ class Failure:
 
 _DB_PREFIX = "There was a problem with the database: "
 
-# Ordered: the first match wins. Each pattern was seen on at least one engine.
+# Ordered: the first match wins. Each pattern was seen on at least one engine
+# (a value may hold newlines, hence DOTALL).
 _TEXT_RULES: tuple[tuple[ErrorKind, re.Pattern[str]], ...] = tuple(
-    (kind, re.compile(pattern))
+    (kind, re.compile(pattern, re.DOTALL))
     for kind, pattern in (
         (ErrorKind.PARSE, r"^Parse error\b"),
         (ErrorKind.UNDEFINED_TABLE, r"\bThe table '.*' does not exist"),
@@ -78,22 +99,28 @@ _TEXT_RULES: tuple[tuple[ErrorKind, re.Pattern[str]], ...] = tuple(
         (ErrorKind.ALREADY_EXISTS, r"^Database record `.*` already exists"),
         # A nested BEGIN is the culprit, not collateral; 2.x words it like collateral.
         (ErrorKind.OTHER, r"Tried to start a transaction while another transaction was open"),
+        (ErrorKind.TIMEOUT, r"^The query was not executed because it exceeded the timeout"),
         (
             ErrorKind.NOT_EXECUTED,
             r"^The query was not executed due to a (failed|cancelled) transaction"
             r"|^Cannot COMMIT: the transaction was aborted|^Missing COMMIT statement",
         ),
+        # Both generations: "Found 'x' for field `s`, with record `t:2`, but field
+        # must conform to: ..."
+        (ErrorKind.FIELD_ASSERTION, r"^Found .* for field `.*, but field must conform to\b"),
+        (
+            ErrorKind.FIELD_TYPE,
+            # 2.x: "Found 'x' for field `n`, with record `s:2`, but expected a int";
+            # 3.x: "Couldn't coerce value for field `n` of `s:2`: Expected ..."
+            r"^Found .* for field `.*, but expected\b|^Couldn't coerce value for field `",
+        ),
+        (ErrorKind.RELATION, r"^Found record: `.*` which is (not )?a relation"),
+        (ErrorKind.PAYLOAD, r"^Failed to decode CBOR request"),
         (
             ErrorKind.REFUSED_VALUE,
-            # 2.x: "Found 'x' for field `n`, with record `s:2`, but expected a int"
-            # (also "... but field must conform to: ..." and "... is readonly");
-            # 3.x: "Couldn't coerce value for field `n` of `s:2`: Expected ..."
-            r"^Found .* for field `|^Found changed value for field `"
-            r"|^Couldn't coerce value for field `"
+            r"^Found .* for field `"  # 2.x READONLY: "Found changed value for field `n`..."
             r"|^Found field '.*', but no such field exists"  # 3.x SCHEMAFULL
-            r"|^Found record: `.*` which is (not )?a relation"
             r"|^Can ?not execute \w+ statement using value"
-            r"|^Failed to decode CBOR request"  # a value the engine cannot read
             r"|^Expected a .* but cannot convert|^Could not cast into\b",
         ),
         (ErrorKind.AUTH, r"^Anonymous access not allowed"),
@@ -159,8 +186,10 @@ def failure_of(value: Any) -> Failure | None:
     if isinstance(value, str):
         return Failure(_classify_text(_text(value)), _text(value))
     if isinstance(value, BaseException):
-        # The SDK's ServerError keeps the frame's kind and details (3.x servers).
         message = _text(value)
+        if isinstance(value, CodecError):  # syncd's own codec: SurrealDB cannot hold the value
+            return Failure(ErrorKind.PAYLOAD, message)
+        # The SDK's ServerError keeps the frame's kind and details (3.x servers).
         kind = _structured(getattr(value, "kind", None), getattr(value, "details", None), message)
         return Failure(kind or _classify_text(message), message)
     if not isinstance(value, Mapping):

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Final
 
 from cbor2 import frozendict
 
+from syncd.durations import SURREAL_UNITS
+
 _NS: Final = 1_000_000_000
 # chrono's range, which both engines enforce: -262143-01-01 .. +262142-12-31T23:59:59.999999999
 _DT_MIN, _DT_MAX = -8_334_601_228_800, 8_210_266_876_799
@@ -24,9 +26,6 @@ _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _ISO: Final = re.compile(
     r"([+-]?\d{4,6})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)"
 )
-_UNITS: Final = (("y", 31_536_000 * _NS), ("w", 604_800 * _NS), ("d", 86_400 * _NS),
-                 ("h", 3600 * _NS), ("m", 60 * _NS), ("s", _NS),
-                 ("ms", 10**6), ("µs", 1000), ("ns", 1))  # fmt: skip
 _PLAIN: Final = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -149,7 +148,7 @@ class Duration:
 
     def __str__(self) -> str:
         left, text = self.total_nanoseconds, ""
-        for unit, size in _UNITS:
+        for unit, size in SURREAL_UNITS.items():
             if left >= size:
                 text, left = f"{text}{left // size}{unit}", left % size
         return text or "0ns"

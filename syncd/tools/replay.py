@@ -168,7 +168,7 @@ async def replay(
             result.error = str(exc)
             result.not_attempted.extend(letters[start:])
             break
-        refused = {id(op): reason for op, reason in rejected}
+        refused = {id(r.op): r.text for r in rejected}
         for letter, op in zip(batch, ops, strict=True):
             if id(op) in refused:
                 result.failed.append((letter, refused[id(op)]))

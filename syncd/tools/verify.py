@@ -22,7 +22,6 @@ The comparison itself is :mod:`syncd.tools.compare` (pure).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from typing import Any
 
 from syncd.config import Config, is_identifier
 from syncd.errors import ConfigError, ServerError
+from syncd.files import write_atomically
 from syncd.surreal.codec import pack, unpack
 from syncd.surreal.endpoints import CALL_TIMEOUT, Caller
 from syncd.surreal.failures import is_undefined_table
@@ -319,9 +319,8 @@ class Verifier:
             "saved_at": time.time(),
         }
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the daemon makes it
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, path)  # atomic: an interruption leaves the old file or the new
+        # An interruption leaves the old file or the new; a power cut costs only progress.
+        write_atomically(path, json.dumps(data, separators=(",", ":")).encode(), durable=False)
 
 
 def _index_fields(definition: str) -> set[str] | None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.files import write_all as real_write_all
 from syncd.pipeline.segments import FRAME
-from syncd.pipeline.segments import write_all as real_write_all
 from syncd.pipeline.spool import CHECKPOINT_EVERY, Spool, SpoolFull
 from syncd.sink.operation import Operation
 from syncd.surreal.codec import Datetime, RecordID

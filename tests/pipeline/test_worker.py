@@ -9,7 +9,8 @@ tested against the engine elsewhere (tests/test_replicator.py).
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 from surrealdb import RecordID
 
 from syncd.keys import KeyRule
@@ -26,10 +28,11 @@ from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.pause import PauseGate
 from syncd.pipeline.queue import SyncQueue
 from syncd.pipeline.spool import Spool
-from syncd.pipeline.worker import Worker, WorkerSettings
+from syncd.pipeline.worker import Step, Worker, WorkerSettings, next_step
 from syncd.sink.executor import Executor
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
+from syncd.surreal.failures import ErrorKind
 from tests.support.fake_client import FakeDatabase, Sleeps, managed
 
 pytestmark = pytest.mark.timeout(20)
@@ -43,6 +46,7 @@ class Pipeline:
     conn: ManagedConnection
     dlq: DeadLetterFile
     metrics: Metrics
+    worker: Worker
 
     def put(self, n: int, v: Any, **fields: Any) -> Operation:
         op = Operation(table="t", key=f"t:{n}", record={"id": RecordID("t", n), "v": v, **fields})
@@ -69,8 +73,13 @@ async def pipeline(
     retry_interval: float = 0.01,
     batch_size: int = 50,
     gate: PauseGate | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    run_worker: bool = True,
 ) -> AsyncIterator[Pipeline]:
-    """One lane, one worker, a managed connection to ``db``; cancelled on exit."""
+    """One lane, one worker, a managed connection to ``db``; cancelled on exit.
+
+    ``run_worker=False``: the test calls ``worker.step()`` itself.
+    """
     metrics = Metrics(CollectorRegistry())
     queue = SyncQueue(lanes=1, capacity=1000, spool=Spool(tmp_path / "spool"), metrics=metrics)
     queue.open()
@@ -93,13 +102,15 @@ async def pipeline(
         settings=settings,
         metrics=metrics,
         gate=gate,
+        clock=clock,
     )
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(queue.run)
             await tg.start(conn.run)
-            await tg.start(worker.run)
-            yield Pipeline(queue, conn, dlq, metrics)
+            if run_worker:
+                await tg.start(worker.run)
+            yield Pipeline(queue, conn, dlq, metrics, worker)
             tg.cancel_scope.cancel()
     finally:
         queue.close()
@@ -244,3 +255,91 @@ async def test_a_batch_held_for_an_outage_is_not_sent_once_paused(tmp_path: Path
         gate.open()
         await p.flush()
     assert db.rows["t:1"]["v"] == 1
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+NOT_EXECUTED = "The query was not executed due to a failed transaction"
+
+
+@pytest.mark.parametrize(
+    ("kind", "attempts", "max_retries", "step"),
+    [
+        (ErrorKind.FIELD_TYPE, 0, 3, Step(1, False)),
+        (ErrorKind.FIELD_TYPE, 2, 3, Step(3, True)),
+        (ErrorKind.UNIQUE_INDEX, 0, 1, Step(1, True)),
+        (ErrorKind.OTHER, 0, 0, Step(1, True)),  # at least one attempt, whatever max says
+        (ErrorKind.RESPONSE, 1, 3, Step(2, False)),
+        (ErrorKind.NOT_EXECUTED, 0, 1, Step(0, False)),  # collateral: not the record's fault
+        (ErrorKind.NOT_EXECUTED, 2, 3, Step(2, False)),
+    ],
+)
+def test_next_step_decides_from_the_kind(
+    kind: ErrorKind, attempts: int, max_retries: int, step: Step
+) -> None:
+    assert next_step(kind, attempts, max_retries) == step
+
+
+async def test_a_parked_record_is_retried_when_the_clock_says(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = refuse_bad
+    clock = FakeClock()
+    async with pipeline(tmp_path, db, retry_interval=10.0, clock=clock, run_worker=False) as p:
+        p.put(0, "bad")
+        await p.worker.step()
+        assert len(db.refusals) == 2  # the batch, then the record alone
+        p.put(1, 1)
+        await p.worker.step()  # 10 s not passed: the parked record is not sent
+        assert len(db.refusals) == 2 and db.rows["t:1"]["v"] == 1
+        db.refuse = lambda row: None
+        clock.now += 10.0
+        p.put(2, 2)
+        await p.worker.step()
+        await p.flush()
+    assert db.rows["t:0"]["v"] == "bad" and p.count("retried") == 1
+    assert p.dlq.count() == 0
+
+
+async def test_a_statement_not_executed_does_not_count_against_its_record(
+    tmp_path: Path,
+) -> None:
+    db = FakeDatabase()
+    db.refuse = lambda row: NOT_EXECUTED
+    clock = FakeClock()
+    async with pipeline(
+        tmp_path, db, max_retries=1, retry_interval=1.0, clock=clock, run_worker=False
+    ) as p:
+        op = p.put(0, 0)
+        for _ in range(3):  # max_retries is 1, yet the record is never dead-lettered
+            await p.worker.step()
+            clock.now += 60.0
+        assert op.attempts == 0 and p.dlq.count() == 0 and p.count("retried") == 3
+        db.refuse = lambda row: None
+        await p.worker.step()
+        await p.flush()
+    assert db.rows["t:0"]["v"] == 0 and p.count("dead_lettered") == 0
+
+
+async def test_logs_name_the_kind_and_the_dead_letter_keeps_the_text(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = lambda row: (
+        f"Found '{row['v']}' for field `v`, with record `t:0`, but expected a int"
+    )
+    with capture_logs() as logs:
+        async with pipeline(tmp_path, db, max_retries=2) as p:
+            p.put(0, "SECRET-VALUE")
+            await p.flush()
+    refused = [e for e in logs if e["event"] in ("operation_rejected", "operation_dead_lettered")]
+    assert [e["event"] for e in refused] == ["operation_rejected", "operation_dead_lettered"]
+    assert {e["error_kind"] for e in refused} == {"field_type"}
+    assert "SECRET-VALUE" not in repr(logs)
+    letters, _ = p.dlq.read()
+    assert "SECRET-VALUE" in letters[0].error

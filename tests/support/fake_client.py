@@ -22,8 +22,10 @@ import anyio
 from syncd.errors import AuthenticationFailed, SecondaryUnavailable, ServerError
 from syncd.surreal.connection import ManagedConnection
 
-Fault = Literal["hang", "drop", "drop_after"]
+Fault = Literal["hang", "drop", "drop_after", "rpc_error", "short"]
 _VAR = re.compile(r"\$([bp]\d+)")
+#: The message of a scripted ``rpc_error`` (as the 2.x engine, wrapped, words it).
+RPC_ERROR = "There was a problem with the database: Failed to decode CBOR request: bad tag"
 
 
 class FakeDatabase:
@@ -110,6 +112,10 @@ class FakeClient:
         if fault == "drop":
             self.open = False
             raise SecondaryUnavailable("secondary unavailable: connection lost (reset)")
+        if fault == "rpc_error":  # the request refused whole, nothing applied
+            return {"id": 1, "error": {"code": -32000, "message": RPC_ERROR}}
+        if fault == "short":  # an answer without a result per statement
+            return {"id": 1, "result": []}
         statements = sql.split(";\n")
         self.db.calls.append(["batch" if s.startswith("FOR ") else "one" for s in statements])
         results = [self.db.run(statement, vars or {}) for statement in statements]

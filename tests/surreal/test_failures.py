@@ -1,10 +1,12 @@
-"""Error classification on every error both engines were recorded answering."""
+"""Error classification: every error both engines were recorded answering, and the refusal
+texts the worker meets (the values they quote never reach the kind)."""
 
 from __future__ import annotations
 
 import pytest
 
 from syncd.surreal.dialect import ErrorKind, classify, failure_of, is_undefined_table
+from syncd.surreal.values import CodecError
 from tests.surreal.recorded import frames
 
 K = ErrorKind
@@ -17,11 +19,11 @@ EXPECTED: dict[str, tuple[ErrorKind | None, ErrorKind | None]] = {
     "show_changes_since_param": (K.PARSE, K.PARSE),
     "parse_error": (K.PARSE, K.PARSE),
     "type_thing": (None, K.PARSE),
-    "coercion_error": (K.REFUSED_VALUE, K.REFUSED_VALUE),
-    "assert_error": (K.REFUSED_VALUE, K.REFUSED_VALUE),
+    "coercion_error": (K.FIELD_TYPE, K.FIELD_TYPE),
+    "assert_error": (K.FIELD_ASSERTION, K.FIELD_ASSERTION),
     "schemafull_extra_field": (None, K.REFUSED_VALUE),  # 2.x drops the field silently
-    "relation_refused": (K.REFUSED_VALUE, K.REFUSED_VALUE),
-    "undecodable_value": (K.REFUSED_VALUE, K.REFUSED_VALUE),  # raised by both engines
+    "relation_refused": (K.RELATION, K.RELATION),
+    "undecodable_value": (K.PAYLOAD, K.PAYLOAD),  # raised by both engines
     "unique_index_error": (K.UNIQUE_INDEX, K.UNIQUE_INDEX),
     "already_exists": (K.ALREADY_EXISTS, K.ALREADY_EXISTS),
     "signin_wrong_password": (K.AUTH, K.AUTH),
@@ -61,8 +63,8 @@ def test_wrapped_2x_exception_classifies_like_the_exception(case: str) -> None:
 def test_transaction_statements_classify_alike() -> None:
     v2 = [failure_of(r) for r in frames(2)["transaction_failed"].results]
     v3 = [failure_of(r) for r in frames(3)["transaction_failed"].results]
-    assert [f.kind for f in v2 if f] == [K.NOT_EXECUTED, K.REFUSED_VALUE]
-    assert [f.kind for f in v3 if f] == [K.NOT_EXECUTED, K.REFUSED_VALUE, K.NOT_EXECUTED]
+    assert [f.kind for f in v2 if f] == [K.NOT_EXECUTED, K.FIELD_TYPE]
+    assert [f.kind for f in v3 if f] == [K.NOT_EXECUTED, K.FIELD_TYPE, K.NOT_EXECUTED]
     cancelled = [failure_of(r) for r in frames(3)["transaction_cancel"].results]
     assert [f.kind for f in cancelled if f] == [K.NOT_EXECUTED]
 
@@ -111,3 +113,44 @@ def test_sdk_server_errors_keep_3x_kinds() -> None:
     assert classify(missing) is K.UNDEFINED_TABLE
     denied = NotAllowedError("NotAllowed", "There was a problem with authentication")
     assert classify(denied) is K.AUTH
+
+
+# Refusal texts as the worker meets them (2.3 engine unless noted); the kind is what logs name.
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Found 'CONTENT-X' for field `n`, with record `t:1`, but expected a int", K.FIELD_TYPE),
+        ("Found 'A\nB' for field `n`, with record `t:1`, but expected a int", K.FIELD_TYPE),
+        (
+            "Found 'CONTENT-LONG' for field `s`, with record `t:2`, but field must conform to: "
+            "$value = NONE OR string::len($value) < 5",
+            K.FIELD_ASSERTION,
+        ),
+        (
+            "Found changed value for field `n`, with record `t:1`, but field is readonly",
+            K.REFUSED_VALUE,
+        ),
+        ("Database index `uk` already contains 'SECRET-K', with record `u:1`", K.UNIQUE_INDEX),
+        ("Found record: `rel:1` which is a relation, but expected a  RELATION", K.RELATION),
+        ("Database record `t:1` already exists", K.ALREADY_EXISTS),
+        ("The table 'nope' does not exist", K.UNDEFINED_TABLE),
+        ("IAM error: Not enough permissions to perform this action", K.PERMISSION),
+        ("Parse error: Unexpected token", K.PARSE),
+        ("The query was not executed because it exceeded the timeout", K.TIMEOUT),
+        ("Failed to decode CBOR request: Error: Encountered an unknown CBOR tag", K.PAYLOAD),
+        ("something nobody has seen before: 'VALUE'", K.OTHER),
+    ],
+)
+def test_refusal_texts(text: str, kind: ErrorKind) -> None:
+    assert classify(text) is kind
+    failure = failure_of(text)
+    assert failure is not None and failure.message == text  # whole, for the dead-letter file
+
+
+def test_a_value_syncd_cannot_encode_is_a_payload_failure() -> None:
+    assert classify(CodecError("SurrealDB has no value for Widget <Widget>")) is K.PAYLOAD
+
+
+def test_a_kind_never_carries_the_text() -> None:
+    for text in ("Found 'SECRET' for field `n`, but expected a int", "SECRET"):
+        assert "SECRET" not in classify(text).value
