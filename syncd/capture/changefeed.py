@@ -32,7 +32,7 @@ from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.dialect import Dialect, dialect_for
 
-_RETENTION = re.compile(r"\bCHANGEFEED\s+((?:\d+(?:y|w|d|h|m|s|ms))+)", re.IGNORECASE)
+_RETENTION = re.compile(r"\bCHANGEFEED\s+((?:\d+(?:ms|y|w|d|h|m|s))+)", re.IGNORECASE)
 _RETENTION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
 _SECOND_NS = SURREAL_UNITS["s"]
 _POSITION_MAX = 2**64 - 1

@@ -80,6 +80,8 @@ def test_operations_skip_deletes_and_unreplicated_tables_and_use_natural_keys() 
         ("DEFINE TABLE t TYPE ANY SCHEMALESS CHANGEFEED 1w PERMISSIONS NONE", 604800),
         ("DEFINE TABLE t CHANGEFEED 7d", 604800),
         ("DEFINE TABLE t CHANGEFEED 1d12h", 129600),
+        ("DEFINE TABLE t CHANGEFEED 250ms", 0.25),  # not 250 minutes
+        ("DEFINE TABLE t CHANGEFEED 1m30s", 90),
         ("DEFINE TABLE t TYPE ANY SCHEMALESS PERMISSIONS NONE", None),
     ],
 )
