@@ -57,6 +57,21 @@ class FeedTables:
             if t not in self.tables or retention_of(tables[t]) is None
         ]
 
+    @staticmethod
+    def has_feed(tables: dict[str, str], table: str) -> bool:
+        """Whether ``table``'s definition in ``tables`` has a changefeed."""
+        return retention_of(tables.get(table, "")) is not None
+
+    def lost_in(self, tables: dict[str, str]) -> list[str]:
+        """Wanted tables that had a changefeed when last read and have none in ``tables``."""
+        return [
+            t
+            for t in self.wanted(tables)
+            if t in tables
+            and retention_of(tables[t]) is None
+            and retention_of(self.tables.get(t, "")) is not None
+        ]
+
     async def ensure(self, retry: Retry) -> dict[str, str]:
         """Enable a changefeed on every wanted table without one; return the tables.
 

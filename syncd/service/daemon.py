@@ -112,6 +112,9 @@ class Daemon:
         self._ready = False
         self._rates = fresh_rates()
         self._joining: list[str] = []
+        #: Replicated tables whose changefeed went away while running, and why it
+        #: is not back yet (``/readyz`` answers 503 while there is one).
+        self._feeds_lost: dict[str, str] = {}
 
     # -- the whole life ----------------------------------------------------
 
@@ -250,28 +253,47 @@ class Daemon:
         return done, True
 
     async def _scan_tables_loop(self) -> None:
-        if self.config.tables is not None:
-            return
+        """Every ``_TABLE_SCAN_INTERVAL``: tables created since start-up (``tables``
+        omitted) and replicated tables whose changefeed is gone (a ``DEFINE TABLE ...
+        OVERWRITE`` without ``CHANGEFEED``, a migration tool) are adopted again."""
         while True:
             await anyio.sleep(_TABLE_SCAN_INTERVAL)
             try:
                 tables = await self.reader.tables()
             except PrimaryUnavailable:
                 continue
+            for table in self.feeds.lost_in(tables):
+                if table not in self._feeds_lost:
+                    # Writes since the feed went are in no feed: the table is
+                    # copied again once its feed is back (see _adopt_new_tables).
+                    log.error("changefeed_lost", table=table)
+                    self._feeds_lost[table] = "gone"
             new = self.feeds.new_in(tables)
+            # A lost feed an operator restored: its table is copied again.
+            new += [t for t in self._feeds_lost if self.feeds.has_feed(tables, t) and t not in new]
             if new:
                 self._pending_new_tables = new
 
     _pending_new_tables: list[str] | None = None
 
     async def _adopt_new_tables(self) -> None:
-        """Enable the feed of tables created since start-up, then copy them.
+        """Enable the feed of tables created since start-up (or whose feed was lost),
+        then copy them.
 
         Runs between two reads of the tail, so the tables' feed entries (all
-        after the enable) are read after their copy is applied.
+        after the enable) are read after their copy is applied. With
+        ``changefeed_auto_enable`` off, a lost feed stays reported (``/readyz``
+        503) until an operator restores it; then the table is copied.
         """
         new, self._pending_new_tables = self._pending_new_tables or [], None
-        await self.feeds.ensure(self._retry_primary)
+        try:
+            await self.feeds.ensure(self._retry_primary)
+        except ConfigError as exc:
+            for table in new:
+                if table in self._feeds_lost:
+                    self._feeds_lost[table] = str(exc)
+            log.error("changefeed_not_restored", tables=new, error=str(exc))
+            return
         checkpoint = Checkpoint(position=None, backfill=start_backfill(0))
         await copy_tables(
             primary=self.primary,
@@ -281,6 +303,9 @@ class Daemon:
             save=keep_nothing,
             query_seconds=self.config.write_timeout,
         )
+        restored = [t for t in new if self._feeds_lost.pop(t, None) is not None]
+        if restored:
+            log.warning("changefeed_restored", tables=restored)
         log.info("new_tables_adopted", tables=new)
 
     async def _join(self, name: str) -> None:
@@ -368,6 +393,9 @@ class Daemon:
             return False, "stopping"
         if self.tail.stuck is not None:
             return False, self.tail.stuck
+        if self._feeds_lost:
+            lost = ", ".join(f"{t} ({why})" for t, why in sorted(self._feeds_lost.items()))
+            return False, f"changefeed lost on the primary: {lost}"
         problems = self.fanout.problems()
         if problems:
             return False, "; ".join(problems)

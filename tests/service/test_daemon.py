@@ -25,6 +25,7 @@ from tests.support.daemon import (
     events_daemon,
 )
 from tests.support.replica import secondary_rows
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -278,3 +279,45 @@ async def test_primary_outage_during_backfill_is_waited_out(
     finally:
         await db.close()
     assert syncd.proc.poll() is None
+
+
+async def test_a_changefeed_dropped_under_the_daemon_is_reported_restored_and_copied(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db, syncd = await events_daemon(primary_server, secondary_server, syncd_factory)
+    await db.query("FOR $i IN 0..20 { UPSERT events CONTENT {id: $i, n: $i} }")
+    await converge(db, secondary_server.url, "events")
+    # A migration tool redefines the table without its changefeed: writes
+    # from here on reach no feed.
+    await db.query("DEFINE TABLE OVERWRITE events TYPE ANY SCHEMALESS PERMISSIONS NONE")
+    await db.query("FOR $i IN 20..40 { UPSERT events CONTENT {id: $i, n: $i} }")
+    # Found within a scan (10 s), said at error level; the feed is enabled
+    # again and the table copied, so the writes of the gap arrive too.
+    await until(lambda: '"changefeed_lost"' in syncd.log.read_text(), seconds=60)
+    await converge(db, secondary_server.url, "events", within=90)
+    await until(lambda: '"changefeed_restored"' in syncd.log.read_text(), seconds=60)
+    await until(lambda: syncd.http("/readyz")[0] == 200, seconds=60)
+    info = await db.query("INFO FOR DB")
+    assert "CHANGEFEED" in info["tables"]["events"]
+    assert syncd.terminate() == 0
+    await db.close()
+
+
+async def test_a_lost_changefeed_without_auto_enable_keeps_the_daemon_unready(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db, syncd = await events_daemon(
+        primary_server, secondary_server, syncd_factory, changefeed_auto_enable=False
+    )
+    await db.query("DEFINE TABLE OVERWRITE events TYPE ANY SCHEMALESS PERMISSIONS NONE")
+    await until(lambda: syncd.http("/readyz")[0] == 503, seconds=60)
+    status, body = syncd.http("/readyz")
+    assert "changefeed lost on the primary: events" in body, body
+    assert syncd.proc is not None and syncd.proc.poll() is None  # up, not exited
+    # The operator restores the feed: the table is copied, the daemon is ready.
+    await db.query("DEFINE TABLE OVERWRITE events TYPE ANY SCHEMALESS CHANGEFEED 1d")
+    await db.query("UPSERT events:7 SET n = 7")
+    await until(lambda: syncd.http("/readyz")[0] == 200, seconds=60)
+    await converge(db, secondary_server.url, "events", within=60)
+    assert syncd.terminate() == 0
+    await db.close()
