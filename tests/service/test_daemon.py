@@ -311,7 +311,7 @@ async def test_a_lost_changefeed_without_auto_enable_keeps_the_daemon_unready(
     )
     await db.query("DEFINE TABLE OVERWRITE events TYPE ANY SCHEMALESS PERMISSIONS NONE")
     await until(lambda: syncd.http("/readyz")[0] == 503, seconds=60)
-    status, body = syncd.http("/readyz")
+    _, body = syncd.http("/readyz")
     assert "changefeed lost on the primary: events" in body, body
     assert syncd.proc is not None and syncd.proc.poll() is None  # up, not exited
     # The operator restores the feed: the table is copied, the daemon is ready.
