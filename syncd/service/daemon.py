@@ -20,6 +20,8 @@ with the most room takes it; one that is behind (down, slow, paused with
 ``syncd pause``, joining) spools its backlog. While every secondary is behind,
 or a spool refuses writes, the feed is the buffer: nothing is read. The
 checkpoint advances to the lowest watermark of applied positions once a second;
+the primary's definitions are read every ``schema_poll_interval`` and new or
+changed ones applied to every secondary (:mod:`syncd.service.schemamirror`);
 with ``tables`` omitted, new tables are found every
 ``changefeed_scan_interval`` and enabled and backfilled.
 
@@ -56,6 +58,7 @@ from syncd.service.connfailures import failure_label, reporter
 from syncd.service.joining import joining, run_join
 from syncd.service.positions import Positions
 from syncd.service.replicator import Replicator
+from syncd.service.schemamirror import managed_query
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
 from syncd.surreal.dialect import dialect_for
@@ -85,8 +88,15 @@ class Daemon:
         self._config_path = config_path
         self._notifier = notifier or Notifier()
         self._reload_logging = reload_logging
-        self.rep = Replicator(config, ready_on_start=False, http_required=True, resync=False)
+        self.rep = Replicator(
+            config,
+            ready_on_start=False,
+            http_required=True,
+            resync=False,
+            schema_poll=config.schema_poll_interval,
+        )
         self.primary = primary_connection(config)
+        self.rep.schema.primary = managed_query(self.primary, config.write_timeout)
         self.primary.on_state = lambda up: self.rep.metrics.primary_up.set(1 if up else 0)
         self.primary.on_failure = reporter(self.rep.metrics, "primary")
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -48,6 +49,8 @@ from syncd.service.pausing import Pausable, PauseControl
 from syncd.service.rates import RateSampler
 from syncd.service.replica import Replica
 from syncd.service.replicas import ReplicaSet
+from syncd.service.resync import AppPrimary
+from syncd.service.schemamirror import SchemaMirror
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.sdkvalues import from_sdk
@@ -72,13 +75,17 @@ class Replicator(Pausable):
         spool_name: str = "spool",
         resync: bool = True,
         only: str | None = None,
+        schema_poll: float | None = None,
     ) -> None:
         """Build every replica; nothing is opened or started until ``async with``.
 
         ``resync=False`` (the daemon): operations the spool cannot take wait in
         memory instead of being recorded for a re-sync, as the changefeed
         delivers them again after a crash. ``only``: replicate to that
-        secondary alone (one-shot tools' ``--secondary``).
+        secondary alone (one-shot tools' ``--secondary``). ``schema_poll``: read
+        the primary's definitions that often (the daemon; see
+        :mod:`syncd.service.schemamirror`); the library acts on the ``DEFINE``
+        statements sent through its wrapped connection instead.
 
         Raises:
             ConfigError: ``only`` names no configured secondary.
@@ -108,6 +115,14 @@ class Replicator(Pausable):
             active=lambda: self.config.sync_enabled and self._started,
             newest=config.newest_fields(),
         )
+        #: Keeps every secondary's definitions in line with the primary's.
+        self.schema = SchemaMirror(
+            config,
+            [(r.name, r.secondary, r.metrics) for r in self.replicas],
+            poll_interval=schema_poll,
+        )
+        for replica in self.replicas:
+            replica.on_up = partial(self.schema.changed, replica.name)
         self.http: HttpEndpoint | None = None
         self._tg: TaskGroup | None = None
         self._started = False
@@ -191,6 +206,7 @@ class Replicator(Pausable):
             if self.config.sync_enabled:
                 # A down or silent secondary costs at most connect_timeout here.
                 await self.replicas.start(tg, self.config.connect_timeout)
+                await tg.start(self.schema.run)
         except BaseException:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -256,6 +272,14 @@ class Replicator(Pausable):
         for replica in self.replicas:
             if replica.resyncer is not None:
                 replica.resyncer.primary = primary
+        app = AppPrimary(primary)
+        seconds = self.config.write_timeout
+
+        async def read_primary(sql: str) -> Any:
+            return await app.call(lambda c: c.query(sql), seconds)
+
+        self.schema.primary = read_primary
+        self.schema.changed()
         return ReplicatedConnection(primary, self, self.reads)
 
     # The contract spells it ``flush(timeout=30)``; the deadline is applied
@@ -337,6 +361,10 @@ class Replicator(Pausable):
         """Whether every secondary is currently reachable."""
         return all(r.is_up for r in self.replicas)
 
+    def schema_changed(self) -> None:
+        """The application sent a ``DEFINE``/``ALTER``/``REMOVE``: bring the secondaries in line."""
+        self.schema.changed()
+
     def count_uncaptured(self, reason: str) -> None:
         """Count a write whose records the wrapper could not see."""
         self.metrics.uncaptured_writes.labels(reason).inc()
@@ -377,7 +405,10 @@ class Replicator(Pausable):
             time.monotonic(), {name: snapshot.get(name, 0.0) for name in _RATE_COUNTERS}
         )
         ready, why = self.readiness()
-        each = [r.status(self.pauses.status(r.name)) for r in self.replicas]
+        each = [
+            {**r.status(self.pauses.status(r.name)), "schema": self.schema.state(r.name).as_dict()}
+            for r in self.replicas
+        ]
         return {
             "ready": {"ok": ready, "reason": why},
             "secondary": each[0],
