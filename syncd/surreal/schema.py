@@ -238,7 +238,7 @@ def canonical(definition: Definition) -> tuple[str, ...]:
     for i, tok in enumerate(tokens):
         if tok.text == ";" and i + 1 < len(tokens) and tokens[i + 1].text == "}":
             continue
-        out.append(tok.word or tok.text)
+        out.append(tok.text)
     return tuple(out)
 
 
@@ -373,6 +373,7 @@ def _rewrite(definition: Definition, *, rules: int, for_secondary: bool) -> str:
         if for_secondary:
             text = _drop_clause(text, "VALUE", _FIELD_CLAUSES)
         text = _field_name(text, rules)
+        text = _field_type(text, rules)
     elif definition.kind == "INDEX":
         text = _full_text(text, rules)
     return text
@@ -413,6 +414,41 @@ def _field_name(text: str, rules: int) -> str:
     name = text[start : on.start].rstrip()
     spelled = field_key(name) if rules >= 3 else name.replace(".*", "[*]")
     return text[:start] + spelled + text[start + len(name) :]
+
+
+def _field_type(text: str, rules: int) -> str:
+    """An optional type: 3.x prints ``none | T``, which 2.x refuses; 2.x's ``option<T>``."""
+    span = _clause_span(text, "TYPE", _FIELD_CLAUSES - {"TYPE"})
+    if span is None:
+        return text
+    start, end = span
+    kind = text[start + len("TYPE") : end].strip()
+    parts = _union(kind)
+    if rules >= 3:
+        match = re.fullmatch(r"option\s*<(.*)>", kind, re.DOTALL)
+        if match is None or len(parts) > 1:
+            return text
+        spelled = "none | " + match.group(1).strip()
+    elif len(parts) > 1 and any(p.lower() == "none" for p in parts):
+        spelled = "option<" + " | ".join(p for p in parts if p.lower() != "none") + ">"
+    else:
+        return text
+    return f"{text[:start]}TYPE {spelled} {text[end:].lstrip()}".rstrip()
+
+
+def _union(kind: str) -> list[str]:
+    """The alternatives of a type at its top level (``a | b<c | d>`` is two)."""
+    parts, depth, begin = [], 0, 0
+    for i, c in enumerate(kind):
+        if c in "<([{":
+            depth += 1
+        elif c in ">)]}":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(kind[begin:i].strip())
+            begin = i + 1
+    parts.append(kind[begin:].strip())
+    return parts
 
 
 def _drop_clause(text: str, keyword: str, ends: frozenset[str]) -> str:
@@ -463,7 +499,7 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Token:
-    kind: str  # word, atom, string, ident, punct
+    kind: str  # word, atom, param, string, ident, punct
     text: str
     start: int
     end: int
@@ -482,6 +518,12 @@ def _tokens(text: str) -> list[_Token]:
             end = _quoted_end(text, i + 1, _QUOTES[c])
             kind = "string" if c in "'\"" else "ident"
             tokens.append(_Token(kind, text[i:end], i, end, depth))
+            i = end
+        elif c == "$":
+            end = i + 1
+            while end < n and (text[end].isalnum() or text[end] == "_"):
+                end += 1
+            tokens.append(_Token("param", text[i:end], i, end, depth))
             i = end
         elif c in "([{":
             tokens.append(_Token("punct", c, i, i + 1, depth))
