@@ -25,7 +25,8 @@ def schema_statements(generation: int) -> list[str]:
         "DEFINE FIELD at ON vm TYPE option<datetime> VALUE time::now()",
         "DEFINE ANALYZER simple TOKENIZERS blank,class FILTERS lowercase,snowball(english)",
         "DEFINE FUNCTION fn::shout($s: string) { RETURN string::uppercase($s); }",
-        "DEFINE FIELD loud ON vm TYPE option<string> ASSERT $value = NONE OR fn::shout($value) != ''",
+        "DEFINE FIELD loud ON vm TYPE option<string> "
+        "ASSERT $value = NONE OR fn::shout($value) != ''",
         "DEFINE INDEX hnsw ON vm FIELDS embedding HNSW DIMENSION 2 DIST EUCLIDEAN",
         f"DEFINE INDEX ft ON vm FIELDS content {fulltext} ANALYZER simple BM25 HIGHLIGHTS",
         "DEFINE INDEX key ON vm FIELDS key UNIQUE",
