@@ -215,6 +215,11 @@ class SchemaMirror:
                     log.info("schema_sync_deferred", error=str(exc))
                     await anyio.sleep(_RETRY)
                     slot.poke()
+                except Exception as exc:
+                    # An INFO answer syncd cannot read, say: replication goes on,
+                    # and the next change or reconnect tries again.
+                    slot.state.error = describe(exc)
+                    log.warning("schema_sync_failed", error=describe(exc))
 
     async def _poll_primary(self, interval: float) -> None:
         policy = self.config.schema_policy

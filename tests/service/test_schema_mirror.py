@@ -7,7 +7,7 @@ and not at all with ``schema: off``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from surrealdb import RecordID
 
 from tests.support.daemon import connect as connect_primary
 from tests.support.replica import connect_secondary, embedded_primary, replicator
+from tests.support.schema import eventually, has_indexes, secondary_info
 from tests.support.server import ServerProcess
 from tests.support.waiting import until
 
@@ -37,30 +38,6 @@ VECTOR_SCHEMA = [
 def fulltext(generation: int) -> str:
     word = "SEARCH" if generation == 2 else "FULLTEXT"
     return f"DEFINE INDEX text ON vector_memories FIELDS content {word} ANALYZER words BM25"
-
-
-async def secondary_info(url: str, table: str) -> dict[str, Any]:
-    """``INFO FOR TABLE`` on the secondary (its indexes, fields, events)."""
-    db = await connect_secondary(url)
-    try:
-        with anyio.fail_after(10):
-            info: dict[str, Any] = await db.query(f"INFO FOR TABLE {table}")
-            return info
-    finally:
-        with anyio.move_on_after(5):
-            await db.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
-    """Until ``check()`` is true (it reads a database: async); fail after ``seconds``."""
-    with anyio.fail_after(seconds):
-        while not await check():  # noqa: ASYNC110 (a database to poll, nobody to signal)
-            await anyio.sleep(0.1)
-
-
-async def has_indexes(url: str, *names: str) -> bool:
-    info = await secondary_info(url, "vector_memories")
-    return set(names) <= set(info.get("indexes", {}))
 
 
 async def test_definitions_mirrored_at_start_and_while_running(
