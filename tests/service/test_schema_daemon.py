@@ -11,6 +11,7 @@ import pytest
 from tests.support.daemon import connect
 from tests.support.schema import eventually, has_indexes, secondary_info
 from tests.support.server import ServerProcess
+from tests.support.tools import syncd as run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -55,6 +56,8 @@ async def daemon_mirrors(
         assert status["archived"] == ["INDEX key ON vector_memories"]
         metrics = syncd.http("/metrics")[1]
         assert 'syncd_schema_applied_total{kind="INDEX",secondary="secondary"}' in metrics
+        shown = run_cli("status", "-c", str(syncd.config), cwd=syncd.config.parent).stdout
+        assert "kept after removal on the primary: INDEX key ON" in " ".join(shown.split())
         assert syncd.terminate() == 0
     finally:
         await db.close()
