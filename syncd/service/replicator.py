@@ -120,6 +120,7 @@ class Replicator(Pausable):
             config,
             [(r.name, r.secondary, r.metrics) for r in self.replicas],
             poll_interval=schema_poll,
+            paused=self.pauses.is_paused,
         )
         for replica in self.replicas:
             replica.on_up = partial(self.schema.changed, replica.name)

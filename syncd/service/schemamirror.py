@@ -47,6 +47,7 @@ log = structlog.get_logger("syncd.service.schemamirror")
 Query = Callable[[str], Awaitable[Any]]
 
 _RETRY = 5.0
+_PAUSED_CHECK = 1.0
 
 
 async def read_schema(query: Query, tables: Callable[[Iterable[str]], Iterable[str]]) -> Schema:
@@ -152,15 +153,18 @@ class SchemaMirror:
         secondaries: Iterable[tuple[str, ManagedConnection, Metrics]],
         *,
         poll_interval: float | None = None,
+        paused: Callable[[str], bool] = lambda _name: False,
     ) -> None:
         """``secondaries``: (name, connection, metrics bound to it) of each secondary.
 
         ``poll_interval``: read the primary that often and act on a change
-        (the daemon); None: only when told (:meth:`changed`).
+        (the daemon); None: only when told (:meth:`changed`). ``paused(name)``:
+        a paused secondary (``syncd pause``) gets no definitions until resumed.
         """
         self.config = config
         self._slots = {name: _Slot(name, conn, metrics) for name, conn, metrics in secondaries}
         self._poll = poll_interval
+        self._paused = paused
         self._seconds = config.write_timeout
         #: Reads the primary (set by ``Replicator.wrap`` or the daemon); None: not yet.
         self.primary: Query | None = None
@@ -206,6 +210,10 @@ class SchemaMirror:
                 if self.primary is None or not slot.due:
                     continue
                 await slot.conn.wait_up()
+                if self._paused(slot.name):
+                    await anyio.sleep(_PAUSED_CHECK)
+                    slot.poke()
+                    continue
                 slot.due = False
                 try:
                     await self.sync(slot.name)
@@ -235,8 +243,11 @@ class SchemaMirror:
                 log.warning("schema_read_failed", error=describe(exc))
                 continue
             seen = frozenset((k, d.text) for k, d in select(schema, policy).items())
-            if self._seen is not None and seen != self._seen:
-                log.info("schema_changed_on_primary")
+            if seen != self._seen:
+                # The first poll counts as a change too: a definition made
+                # between the start-up check and this poll is not missed.
+                if self._seen is not None:
+                    log.info("schema_changed_on_primary")
                 self.changed()
             self._seen = seen
 
