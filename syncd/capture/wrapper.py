@@ -46,7 +46,7 @@ _V3 = dialect_for("surrealdb-3.0.0")
 # Read-backs of one racing record per write; a writer that keeps racing is
 # read back by whichever write finishes last, so a bound loses nothing.
 _MAX_READ_BACKS = 5
-# Statements that change definitions (and may hide in text syncd cannot parse).
+# Statements that change definitions (the schema mirror then reads the primary's).
 _SCHEMA_KINDS = frozenset({"DEFINE", "ALTER", "REMOVE"})
 
 
@@ -214,7 +214,9 @@ class ReplicatedConnection:
     def _notice_schema(self, statements: list[Statement] | None) -> None:
         """A definition sent through here reaches the secondaries (the schema mirror
         reads the primary's definitions, so what exactly changed need not be parsed)."""
-        if statements is None or any(s.kind in _SCHEMA_KINDS for s in statements):
+        if statements is None:
+            return  # text the splitter cannot read: the daemon's poll or a reconnect catches it
+        if any(s.kind in _SCHEMA_KINDS for s in statements):
             self._intake.schema_changed()
 
     async def _capture_statements(

@@ -17,7 +17,12 @@ import pytest
 from surrealdb import RecordID
 
 from tests.support.daemon import connect as connect_primary
-from tests.support.replica import connect_secondary, embedded_primary, replicator
+from tests.support.replica import (
+    connect_secondary,
+    embedded_primary,
+    replicator,
+    secondary_rows,
+)
 from tests.support.schema import eventually, has_indexes, secondary_info
 from tests.support.server import ServerProcess
 from tests.support.waiting import until
@@ -154,11 +159,16 @@ async def test_mixed_generations_translate_the_definitions(
                     "DEFINE INDEX mt ON vector_memories FIELDS embedding MTREE DIMENSION 2"
                 )
             async with replicator(tmp_path, server.url) as rep:
-                rep.wrap(primary)
+                db = rep.wrap(primary)
                 await eventually(lambda: has_indexes(server.url, "hnsw", "key", "plain", "text"))
                 if source == 2:
                     await until(lambda: rep.metrics.snapshot()["schema_refused"] >= 1)
+                # A refused definition stops nothing: records keep replicating.
+                await db.create(RecordID("vector_memories", 1), {"embedding": [1.0, 2.0]})
+                await rep.flush(timeout=30)
             info = await secondary_info(server.url, "vector_memories")
+            rows = await secondary_rows(server.url, "vector_memories")
+            assert list(rows) == ["vector_memories:1"]
     word = "FULLTEXT" if target == 3 else "SEARCH"
     assert f"{word} ANALYZER words" in info["indexes"]["text"]
     assert "mt" not in info["indexes"]
