@@ -59,8 +59,11 @@ __all__ = [
     "statement_for",
 ]
 
-KINDS = ("ANALYZER", "FUNCTION", "PARAM", "TABLE", "FIELD", "INDEX", "EVENT")
-"""Definition kinds in the order they are applied (what is depended on first)."""
+KINDS = ("ANALYZER", "FUNCTION", "PARAM", "FIELD", "TABLE", "INDEX", "EVENT")
+"""Definition kinds in the order they are applied: what is depended on first, and a
+table's fields before the table (a field defines a missing table as schemaless on
+both generations), so a SCHEMAFULL table never meets a record without its fields
+defined (2.x would drop them silently, 3.x refuse the record)."""
 DB_KINDS = frozenset({"ANALYZER", "FUNCTION", "PARAM", "TABLE"})
 """Kinds ``INFO FOR DB`` lists; the others are per table (``INFO FOR TABLE``)."""
 

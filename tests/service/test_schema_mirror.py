@@ -45,6 +45,16 @@ def fulltext(generation: int) -> str:
     return f"DEFINE INDEX text ON vector_memories FIELDS content {word} ANALYZER words BM25"
 
 
+def later_indexes(generation: int) -> str:
+    """Full-text, unique, plain (and MTREE, which only 2.x has) on table ``later``."""
+    word = "SEARCH" if generation == 2 else "FULLTEXT"
+    mtree = "; DEFINE INDEX m ON later FIELDS v MTREE DIMENSION 2" if generation == 2 else ""
+    return (
+        f"DEFINE INDEX t ON later FIELDS c {word} ANALYZER words BM25; "
+        "DEFINE INDEX u ON later FIELDS k UNIQUE; DEFINE INDEX p ON later FIELDS k, c" + mtree
+    )
+
+
 async def test_definitions_mirrored_at_start_and_while_running(
     tmp_path: Path, primary: Any, secondary_server: ServerProcess, engine: int
 ) -> None:
@@ -58,10 +68,17 @@ async def test_definitions_mirrored_at_start_and_while_running(
         assert info["events"] == {}  # an event would fire twice
         assert "embedding" in info["fields"]
 
-        # Sent by the application while running.
+        # Sent by the application while running: every kind of index again, on another
+        # table (the one at start had them all too).
+        await db.query("DEFINE TABLE later SCHEMALESS")
         await db.query("DEFINE INDEX by_user_key ON vector_memories FIELDS user_id, key")
         await db.query_raw("DEFINE FIELD score ON vector_memories TYPE option<float>")
+        await db.query(
+            "DEFINE INDEX v ON later FIELDS v HNSW DIMENSION 2; " + later_indexes(engine)
+        )
         await eventually(lambda: has_indexes(url, "by_user_key"))
+        wanted = ["v", "t", "u", "p", *(["m"] if engine == 2 else [])]
+        await eventually(lambda: has_indexes(url, *wanted, table="later"))
 
         for i in range(5):
             await db.create(

@@ -29,6 +29,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20.0
             await anyio.sleep(0.1)
 
 
-async def has_indexes(url: str, *names: str) -> bool:
-    info = await secondary_info(url, "vector_memories")
+async def has_indexes(url: str, *names: str, table: str = "vector_memories") -> bool:
+    """Whether the secondary's ``table`` has every index named."""
+    info = await secondary_info(url, table)
     return set(names) <= set(info.get("indexes", {}))

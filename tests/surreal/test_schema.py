@@ -205,7 +205,7 @@ def test_an_empty_secondary_gets_everything_in_dependency_order() -> None:
     changes = diff(select(primary(), policy), {}, 3, primary=primary(), policy=policy)
     assert [c.action for c in changes] == ["define"] * 10
     kinds = [c.definition.kind for c in changes]
-    assert kinds == ["ANALYZER", "FUNCTION", "TABLE", *["FIELD"] * 4, *["INDEX"] * 3]
+    assert kinds == ["ANALYZER", "FUNCTION", *["FIELD"] * 4, "TABLE", *["INDEX"] * 3]
 
 
 def test_a_secondary_of_the_other_generation_in_sync_needs_nothing() -> None:
