@@ -49,8 +49,7 @@ from syncd.service.pausing import Pausable, PauseControl
 from syncd.service.rates import RateSampler
 from syncd.service.replica import Replica
 from syncd.service.replicas import ReplicaSet
-from syncd.service.resync import AppPrimary
-from syncd.service.schemamirror import SchemaMirror
+from syncd.service.schemamirror import SchemaMirror, app_query
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.sdkvalues import from_sdk
@@ -273,13 +272,7 @@ class Replicator(Pausable):
         for replica in self.replicas:
             if replica.resyncer is not None:
                 replica.resyncer.primary = primary
-        app = AppPrimary(primary)
-        seconds = self.config.write_timeout
-
-        async def read_primary(sql: str) -> Any:
-            return await app.call(lambda c: c.query(sql), seconds)
-
-        self.schema.primary = read_primary
+        self.schema.primary = app_query(primary, self.config.write_timeout)
         self.schema.changed()
         return ReplicatedConnection(primary, self, self.reads)
 

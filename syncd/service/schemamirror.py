@@ -34,12 +34,21 @@ from anyio.abc import TaskStatus
 from syncd.config import Config
 from syncd.errors import DatabaseUnavailable
 from syncd.metrics import Metrics
+from syncd.service.resync import AppPrimary
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.dialect import dialect_for, quote_ident
 from syncd.surreal.errors import describe
 from syncd.surreal.schema import Change, Key, Schema, diff, from_info, select
 
-__all__ = ["Query", "SchemaMirror", "SchemaState", "compare", "managed_query", "read_schema"]
+__all__ = [
+    "Query",
+    "SchemaMirror",
+    "SchemaState",
+    "app_query",
+    "compare",
+    "managed_query",
+    "read_schema",
+]
 
 log = structlog.get_logger("syncd.service.schemamirror")
 
@@ -61,6 +70,16 @@ async def read_schema(query: Query, tables: Callable[[Iterable[str]], Iterable[s
         info = await query(f"INFO FOR TABLE {quote_ident(name)}")
         infos[name] = info if isinstance(info, dict) else {}
     return from_info(db, infos)
+
+
+def app_query(conn: Any, seconds: float) -> Query:
+    """A :data:`Query` through the application's own SDK connection (the library)."""
+    primary = AppPrimary(conn)
+
+    async def query(sql: str) -> Any:
+        return await primary.call(lambda c: c.query(sql), seconds)
+
+    return query
 
 
 def managed_query(conn: ManagedConnection, seconds: float) -> Query:
