@@ -78,6 +78,9 @@ class Metrics:
     retried: Labelled[Counter]
     dead_lettered: Labelled[Counter]
     superseded: Labelled[Counter]
+    schema_applied: Labelled[Counter]
+    schema_refused: Labelled[Counter]
+    schema_archived: Gauge
     resync_pending: Labelled[Gauge]
     queue_depth: Gauge
     spool_depth: Gauge
@@ -133,6 +136,26 @@ class Metrics:
             "syncd_operations_superseded_total",
             "Unapplied operations dropped because a newer version of the same record was queued.",
             ["secondary", "table"],
+            registry=r,
+        )
+        # The schema mirror (syncd.service.schemamirror).
+        f["schema_applied"] = Counter(
+            "syncd_schema_applied_total",
+            "Definitions (DEFINE/REMOVE statements) a secondary accepted, by kind "
+            "(TABLE, FIELD, INDEX, ANALYZER, FUNCTION, PARAM, EVENT).",
+            ["secondary", "kind"],
+            registry=r,
+        )
+        f["schema_refused"] = Counter(
+            "syncd_schema_refused_total",
+            "Definitions a secondary refused or its generation cannot express, by kind.",
+            ["secondary", "kind"],
+            registry=r,
+        )
+        f["schema_archived"] = Gauge(
+            "syncd_schema_archived_definitions",
+            "Definitions kept on a secondary that the primary has removed (at the last check).",
+            ["secondary"],
             registry=r,
         )
         self.uncaptured_writes = Counter(

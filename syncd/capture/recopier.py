@@ -125,6 +125,9 @@ class _CopyIntake:
     def count_uncaptured(self, reason: str) -> None:
         """Never called by a copy."""
 
+    def schema_changed(self) -> None:
+        """Never called by a copy."""
+
 
 class Recopier:
     """Copies the ledger's tables from the primary through the pipeline; see the module."""

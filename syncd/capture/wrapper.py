@@ -46,6 +46,8 @@ _V3 = dialect_for("surrealdb-3.0.0")
 # Read-backs of one racing record per write; a writer that keeps racing is
 # read back by whichever write finishes last, so a bound loses nothing.
 _MAX_READ_BACKS = 5
+# Statements that change definitions (the schema mirror then reads the primary's).
+_SCHEMA_KINDS = frozenset({"DEFINE", "ALTER", "REMOVE"})
 
 
 class ReplicatedConnection:
@@ -175,7 +177,9 @@ class ReplicatedConnection:
         finally:
             self._races.end(ticket)
         exact = self._exact()
-        await self._capture_statements(parse_safely(query), exact or response, ticket)
+        statements = parse_safely(query)
+        await self._capture_statements(statements, exact or response, ticket)
+        self._notice_schema(statements)
         return response
 
     async def query(self, query: str, vars: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -203,8 +207,17 @@ class ReplicatedConnection:
                 self._races.end(ticket)
             exact = self._exact()
             await self._capture_statements(statements, exact or response, ticket)
+            self._notice_schema(statements)
         # The SDK's own checks, so errors are exactly the ones it raises.
         return first_result(response)
+
+    def _notice_schema(self, statements: list[Statement] | None) -> None:
+        """A definition sent through here reaches the secondaries (the schema mirror
+        reads the primary's definitions, so what exactly changed need not be parsed)."""
+        if statements is None:
+            return  # text the splitter cannot read: the daemon's poll or a reconnect catches it
+        if any(s.kind in _SCHEMA_KINDS for s in statements):
+            self._intake.schema_changed()
 
     async def _capture_statements(
         self, statements: list[Statement] | None, response: Any, ticket: int

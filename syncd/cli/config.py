@@ -33,6 +33,9 @@ def _render(key: str, value: object) -> str:
         }.get(key, "(not set)")
     if isinstance(value, bool):
         return "true" if value else "false"
+    if key == "schema" and isinstance(value, dict):
+        removals = "; mirror_removals: true" if value.get("mirror_removals") else ""
+        return f"{value.get('mode')}{removals}"
     if isinstance(value, dict):  # tables: one line each, options only when not default
         lines = []
         for name, options in value.items():

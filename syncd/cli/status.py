@@ -148,12 +148,32 @@ def render_status(info: Mapping[str, Any]) -> Table:
     if info.get("resync_pending"):
         tables = ", ".join(info["resync_pending"])
         rows.insert(-3, ("re-sync", f"{tables} (the spool could not keep all their writes)"))
+    entries = listed if isinstance(listed, list) else []
+    for entry in entries:
+        note = _schema_note(entry)
+        if note is not None:
+            rows.insert(-3, (f"schema {entry['name']}" if len(entries) > 1 else "schema", note))
     table = Table(title="syncd status", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in rows:
         table.add_row(key, Text(value))  # Text: values are not rich markup
     return table
+
+
+def _schema_note(entry: object) -> str | None:
+    """The schema mirror's findings on one secondary, when there are any."""
+    schema = entry.get("schema") if isinstance(entry, Mapping) else None
+    if not isinstance(schema, Mapping):
+        return None
+    parts = []
+    if schema.get("archived"):
+        parts.append(f"kept after removal on the primary: {', '.join(schema['archived'])}")
+    if schema.get("refused"):
+        parts.append(f"refused by the secondary: {', '.join(schema['refused'])}")
+    if schema.get("error"):
+        parts.append(f"last check failed: {schema['error']}")
+    return "; ".join(parts) or None
 
 
 @app.command()

@@ -42,6 +42,7 @@ from syncd.tools.verify import (
     VerifyOptions,
     VerifyReport,
 )
+from syncd.words import plural
 
 __all__ = ["EXIT_INCOMPLETE", "EXIT_INCONSISTENT", "verify"]
 
@@ -128,6 +129,10 @@ def _print(console: Console, name: str | None, result: Result) -> None:
             line += f" to {name}"
         if result.dead_lettered:
             line += f", {result.dead_lettered} refused by the secondary (see `syncd dlq list`)"
+        if result.schema_applied:
+            line += f"; {plural(result.schema_applied, 'definition')} applied"
+        if result.schema_refused:
+            line += f"; refused by the secondary: {', '.join(result.schema_refused)}"
         if not result.flushed:
             line += "; not all applied in time (the rest stays queued for the next --repair)"
         console.print(Text(line))

@@ -5,7 +5,7 @@ May import: the basics (errors, keys, durations) only.
 ``from syncd.config import Config, load_config`` is the import every part uses;
 the modules say where each idea lives (:mod:`~syncd.config.model`,
 :mod:`~syncd.config.load`, :mod:`~syncd.config.values`,
-:mod:`~syncd.config.tables`, :mod:`~syncd.config.secondaries`,
+:mod:`~syncd.config.tables`, :mod:`~syncd.config.schema`, :mod:`~syncd.config.secondaries`,
 :mod:`~syncd.config.show`).
 """
 

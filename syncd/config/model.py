@@ -26,12 +26,14 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     SecretStr,
     ValidationError,
     model_validator,
 )
 
 from syncd.config.load import apply_env, describe, read_yaml
+from syncd.config.schema import SchemaConfig, TablePolicy, schema_value
 from syncd.config.secondaries import (
     FLAT_NAME,
     Endpoint,
@@ -78,6 +80,7 @@ __all__ = [
     "SUPPORTED_SCHEMES",
     "Config",
     "Endpoint",
+    "SchemaConfig",
     "SecondaryConfig",
     "TableConfig",
     "is_identifier",
@@ -101,7 +104,9 @@ class Config(BaseModel):
     environment) or :meth:`Config.from_mapping` (a dict, e.g. in tests).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
 
     # Keys of the original module: same names, meanings and defaults.
     secondary_url: Url | None = None
@@ -188,6 +193,14 @@ class Config(BaseModel):
     """Log record ids and natural keys (debugging); by default only a hash of the key."""
     volatile_fields: FieldNames = []
     """Fields ``verify`` ignores in every table (timestamps the secondary sets, etc.)."""
+    # Spelled ``schema`` in YAML (pydantic's BaseModel has a ``schema`` of its own).
+    schema_: Annotated[SchemaConfig, BeforeValidator(schema_value)] = Field(
+        default_factory=SchemaConfig, alias="schema"
+    )
+    """``mirror`` (default) or ``off``: the primary's definitions reach every secondary;
+    long form ``{mode: mirror, mirror_removals: true}``."""
+    schema_poll_interval: Duration = 10.0
+    """How often the daemon reads the primary's definitions for new or changed ones."""
 
     @model_validator(mode="after")
     def _secondaries_well_formed(self) -> Config:
@@ -261,7 +274,7 @@ class Config(BaseModel):
                 apply_secret_sources(merged, env)
             except ValueError as exc:
                 raise ConfigError(f"{prefix}{exc}") from None
-            from_env = apply_env(merged, env, Config.model_fields)
+            from_env = apply_env(merged, env, config_keys())
             conflict = env_conflict(merged.get("secondaries") is not None, from_env)
             if conflict is not None:
                 raise ConfigError(prefix + conflict)
@@ -269,7 +282,7 @@ class Config(BaseModel):
             return cls.model_validate(merged)
         except ValidationError as exc:
             problems = [
-                describe(error, from_env, Config.model_fields, TableConfig.model_fields)
+                describe(error, from_env, config_keys(), config_keys(TableConfig))
                 for error in exc.errors()
             ]
             # from None: the ValidationError's own text carries input values,
@@ -340,6 +353,15 @@ class Config(BaseModel):
         """``primary_url`` as the SDK wants it (see :func:`sdk_url`)."""
         return sdk_url(self.primary_url)
 
+    def schema_policy(self, table: str) -> TablePolicy | None:
+        """How ``table``'s definitions are mirrored; None when it is not replicated."""
+        if not self.replicates(table):
+            return None
+        options = self.tables.get(table) if self.tables is not None else None
+        mode = options.schema_ if options is not None else None
+        events = options.events if options is not None else False
+        return TablePolicy(mirror=(mode or self.schema_.mode) == "mirror", events=events)
+
     def replicates(self, table: str) -> bool:
         """Whether ``table`` is replicated: every table when ``tables`` is ``None``, never
         one syncd keeps for itself (``syncd_*``) — the one table rule of every path."""
@@ -384,6 +406,12 @@ class Config(BaseModel):
         user-info passwords are masked; durations are rendered (``"5s"``).
         """
         return summarize(self)
+
+
+def config_keys(model: type[BaseModel] | None = None) -> list[str]:
+    """The keys a config file spells (a field's alias where it has one)."""
+    fields = (model or Config).model_fields
+    return [info.alias or name for name, info in fields.items()]
 
 
 # --------------------------------------------------------------------------

@@ -15,8 +15,9 @@ def summarize(config: BaseModel) -> dict[str, object]:
     """Every key of ``config`` and its effective value, safe to print or log (see
     :meth:`syncd.config.Config.summary`)."""
     out: dict[str, object] = {}
-    for name in type(config).model_fields:
-        value = getattr(config, name)
+    for attr, info in type(config).model_fields.items():
+        name = info.alias or attr
+        value = getattr(config, attr)
         if isinstance(value, SecretStr):
             out[name] = "***" if value.get_secret_value() else None
         elif isinstance(value, float):  # every float field is a duration
@@ -29,8 +30,10 @@ def summarize(config: BaseModel) -> dict[str, object]:
             out[name] = (
                 None
                 if value is None
-                else {t: opts.model_dump(mode="json") for t, opts in value.items()}
+                else {t: opts.model_dump(mode="json", by_alias=True) for t, opts in value.items()}
             )
+        elif isinstance(value, BaseModel):
+            out[name] = value.model_dump(mode="json")
         elif isinstance(value, list):
             out[name] = list(value)
         else:

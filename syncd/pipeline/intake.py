@@ -49,3 +49,7 @@ class Intake(Protocol):
     def count_uncaptured(self, reason: str) -> None:
         """Count a write whose records could not be captured."""
         ...
+
+    def schema_changed(self) -> None:
+        """The primary's definitions may have changed (a ``DEFINE`` went through)."""
+        ...

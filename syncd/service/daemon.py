@@ -20,6 +20,8 @@ with the most room takes it; one that is behind (down, slow, paused with
 ``syncd pause``, joining) spools its backlog. While every secondary is behind,
 or a spool refuses writes, the feed is the buffer: nothing is read. The
 checkpoint advances to the lowest watermark of applied positions once a second;
+the primary's definitions are read every ``schema_poll_interval`` and new or
+changed ones applied to every secondary (:mod:`syncd.service.schemamirror`);
 with ``tables`` omitted, new tables are found every
 ``changefeed_scan_interval`` and enabled and backfilled.
 
@@ -58,6 +60,7 @@ from syncd.service.fanout import Fanout
 from syncd.service.httpserver import HttpEndpoint, serve
 from syncd.service.joining import joining, run_join
 from syncd.service.replicator import fresh_rates, status_of
+from syncd.service.schemamirror import managed_query
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
 from syncd.surreal.dialect import dialect_for
@@ -89,9 +92,10 @@ class Daemon:
         self._reload_logging = reload_logging
         # No re-sync ledger: what a spool cannot take waits in memory, and the
         # feed delivers it again after a crash.
-        self.fanout = Fanout(config, ledger=False)
+        self.fanout = Fanout(config, ledger=False, schema_poll=config.schema_poll_interval)
         self.metrics = self.fanout.metrics
         self.primary = primary_connection(config)
+        self.fanout.schema.primary = managed_query(self.primary, config.write_timeout)
         self.primary.on_state = lambda up: self.metrics.primary_up.set(1 if up else 0)
         self.primary.on_failure = reporter(self.metrics, "primary")
         self.reader = ChangefeedReader(self.primary, timeout=config.write_timeout)

@@ -42,6 +42,7 @@ from syncd.metrics import Metrics
 from syncd.pipeline.statedir import open_state, state_error
 from syncd.service.pausing import PauseControl
 from syncd.service.replica import Replica
+from syncd.service.schemamirror import SchemaMirror
 from syncd.sink.operation import Operation
 from syncd.surreal.sdkvalues import from_sdk
 
@@ -61,6 +62,7 @@ class Fanout:
         only: str | None = None,
         spool_name: str = "spool",
         ledger: bool = True,
+        schema_poll: float | None = None,
     ) -> None:
         """Build one replica per secondary; nothing is opened until ``async with``.
 
@@ -69,6 +71,9 @@ class Fanout:
         daemon has its own). ``ledger=False`` (daemon, tools): operations a
         spool cannot take wait in memory instead of being recorded for a
         re-sync, as the feed (or running the tool again) delivers them.
+        ``schema_poll``: read the primary's definitions that often (the daemon;
+        see :mod:`syncd.service.schemamirror`); the library acts on the
+        ``DEFINE`` statements sent through its wrapped connection instead.
 
         Raises:
             ConfigError: ``only`` names no configured secondary.
@@ -97,6 +102,16 @@ class Fanout:
             workers={r.name: r.workers for r in self.replicas},
             names=[r.name for r in self.replicas],
         )
+        #: Keeps every secondary's definitions in line with the primary's (its
+        #: ``primary`` is set by whoever owns the primary's connection).
+        self.schema = SchemaMirror(
+            config,
+            [(r.name, r.secondary, r.metrics) for r in self.replicas],
+            poll_interval=schema_poll,
+            paused=self.pauses.is_paused,
+        )
+        for replica in self.replicas:
+            replica.on_up = partial(self.schema.changed, replica.name)
         #: After a restart, feed positions at or before a secondary's own
         #: (the checkpointer's ``applied``) are not enqueued to it again.
         self.skip_through: dict[str, int] = {}
@@ -166,6 +181,7 @@ class Fanout:
         try:
             if self.config.sync_enabled:
                 await self._start(tg)
+                await tg.start(self.schema.run)
         except BaseException:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -304,6 +320,10 @@ class Fanout:
         """How many more operations the feed may deliver now (see the module rules)."""
         return feed_room([(r.queue.writable, r.room()) for r in self.replicas])
 
+    def schema_changed(self) -> None:
+        """The application sent a ``DEFINE``/``ALTER``/``REMOVE``: bring the secondaries in line."""
+        self.schema.changed()
+
     def count_uncaptured(self, reason: str) -> None:
         """Count a write whose records the wrapper could not see."""
         self.metrics.uncaptured_writes.labels(reason).inc()
@@ -366,7 +386,10 @@ class Fanout:
     def status(self) -> dict[str, object]:
         """The secondaries' part of ``status()``: each one, and the totals."""
         snapshot = self.metrics.snapshot()
-        each = [r.status(self.pauses.status(r.name)) for r in self.replicas]
+        each = [
+            {**r.status(self.pauses.status(r.name)), "schema": self.schema.state(r.name).as_dict()}
+            for r in self.replicas
+        ]
         return {
             "secondary": each[0],
             "secondaries": each,

@@ -15,6 +15,7 @@ config leaves its directory in place, unused.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import anyio
 import structlog
@@ -126,6 +127,8 @@ class Replica:
         metrics.set_lag_source(self.queue.lag_seconds)
         metrics.set_dead_letter_source(self.deadletters.live_count)
         metrics.secondary_up.set(0)
+        #: Called each time the secondary's connection comes up (the schema mirror).
+        self.on_up: Callable[[], None] | None = None
 
     # -- lifecycle (the Replicator calls these in order) ----------------------
 
@@ -239,6 +242,8 @@ class Replica:
     def _on_state(self, up: bool) -> None:
         self.metrics.secondary_up.set(1 if up else 0)
         self.metrics.secondary_state_since.set(time.time())
+        if up and self.on_up is not None:
+            self.on_up()
 
     def refusal(self) -> str | None:
         """The secondary's refusal of syncd's credentials, if that keeps it down (the

@@ -28,6 +28,7 @@ from syncd.reads.merged import MergedReads, Source
 from syncd.service.fanout import Fanout
 from syncd.service.httpserver import HttpEndpoint, serve
 from syncd.service.rates import RateSampler
+from syncd.service.schemamirror import app_query
 
 __all__ = ["Replicator"]
 
@@ -118,6 +119,8 @@ class Replicator:
         for replica in self.fanout:
             if replica.recopier is not None:
                 replica.recopier.primary = primary
+        self.fanout.schema.primary = app_query(primary, self.config.write_timeout)
+        self.fanout.schema.changed()
         return ReplicatedConnection(primary, self.fanout, self.reads)
 
     # The contract spells it ``flush(timeout=30)``; the deadline is applied

@@ -21,7 +21,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from syncd.pipeline.statedir import state_files
 from syncd.service.fanout import Fanout
 from syncd.surreal.endpoints import Caller
 from syncd.tools.control import refuse_while_paused
-from syncd.tools.verify import Progress, Verifier, VerifyOptions, VerifyReport
+from syncd.tools.verify import Progress, Verifier, VerifyOptions, VerifyReport, apply_schema
 
 __all__ = [
     "FLUSH_TIMEOUT",
@@ -57,6 +57,8 @@ class RepairOutcome:
     flushed: bool = True  # False: not everything was applied within FLUSH_TIMEOUT
     dead_lettered: int = 0  # repaired records the secondary refused (now in the dlq)
     second: VerifyReport | None = None  # None: the first run did not complete
+    schema_applied: int = 0  # definitions sent to the secondary
+    schema_refused: list[str] = field(default_factory=list)  # and those it refused
 
     @property
     def consistent(self) -> bool:
@@ -71,6 +73,8 @@ class RepairOutcome:
             "enqueued": self.enqueued,
             "flushed": self.flushed,
             "dead_lettered": self.dead_lettered,
+            "schema_applied": self.schema_applied,
+            "schema_refused": self.schema_refused,
             "after": None if self.second is None else self.second.to_json(),
         }
 
@@ -148,6 +152,8 @@ async def verify_and_repair(
                 on_progress=on_progress,
             ).run()
             outcome = RepairOutcome(first, enqueued=enqueued)
+            applied, refused = await apply_schema(secondary, first.schema_drift)
+            outcome.schema_applied, outcome.schema_refused = applied, refused
             try:
                 await fanout.flush(timeout=FLUSH_TIMEOUT)
             except TimeoutError:

@@ -9,7 +9,7 @@ from rich.text import Text
 from syncd.tools.verify import PROGRESS_FILE, VerifyReport
 from syncd.words import plural
 
-__all__ = ["print_report", "report_table", "verdict"]
+__all__ = ["print_report", "report_table", "schema_lines", "verdict"]
 
 
 def report_table(report: VerifyReport, title: str) -> Table:
@@ -55,7 +55,28 @@ def print_report(console: Console, report: VerifyReport, title: str = "syncd ver
             console.print(Text(f"{t.name}: differing, e.g. {shown}"))
         for warning in t.warnings:
             console.print(Text(f"warning: {t.name}: {warning}", style="yellow"))
+    for line in schema_lines(report):
+        console.print(line)
     console.print(verdict(report), soft_wrap=not console.is_terminal)
+
+
+_SCHEMA_WORDS = {
+    "define": ("schema: missing on the secondary", "red"),
+    "redefine": ("schema: different on the secondary", "red"),
+    "remove": ("schema: removed on the primary, still on the secondary", "red"),
+    "archived": ("schema: removed on the primary, kept on the secondary (archived)", ""),
+    "unsupported": ("schema: the secondary's server generation cannot hold", "yellow"),
+}
+
+
+def schema_lines(report: VerifyReport) -> list[Text]:
+    """One line per kind of schema finding, naming the definitions."""
+    lines = []
+    for action, (words, style) in _SCHEMA_WORDS.items():
+        found = [d.describe() for d in report.schema if d.action == action]
+        if found:
+            lines.append(Text(f"{words}: {', '.join(found)}", style=style))
+    return lines
 
 
 def verdict(report: VerifyReport) -> Text:
@@ -75,6 +96,13 @@ def verdict(report: VerifyReport) -> Text:
         return Text(
             f"stopped after {plural(report.pages, 'page')}; run `syncd verify` again to resume"
             + so_far
+        )
+    drift = len(report.schema_drift)
+    if drift and all(t.tally.consistent for t in report.tables):
+        return Text(
+            f"NOT consistent: {plural(drift, 'definition')} missing or different on the "
+            "secondary (`syncd verify --repair` applies them)",
+            "red",
         )
     if report.consistent:
         return (

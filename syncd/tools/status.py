@@ -190,6 +190,7 @@ def _one_from_daemon(entry: Mapping[str, Any], name: str) -> dict[str, Any]:
         "spool_depth": entry.get("spool_depth"),
         "resync_pending": entry.get("resync_pending") or [],
         "dead_letters": None if dead is None else int(dead),
+        "schema": entry.get("schema"),
     }
 
 

@@ -14,6 +14,12 @@ After every page the position is saved to ``<state_dir>/verify-progress.json``
 removes the file. ``--sample N`` compares N random records per table each way
 instead, and is neither resumable nor saved.
 
+Before the records, the schema (:mod:`syncd.service.schemamirror`): the
+definitions the secondary lacks or has differently (*drift*: inconsistent,
+fixed by ``--repair``), those the primary removed and the secondary keeps
+(*archived*, as records are), and those its server generation cannot hold
+(*unsupported*, an MTREE index on 3.x). With ``schema: off``: not compared.
+
 Records written while a verification runs may show as missing or differing
 until the replica has caught up: verify a quiet replica, or verify again.
 The comparison itself is :mod:`syncd.tools.compare` (pure).
@@ -26,12 +32,14 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from syncd.config import Config, is_identifier
 from syncd.errors import ConfigError, ServerError
 from syncd.files import write_atomically
+from syncd.service.schemamirror import Query, compare
 from syncd.surreal.codec import pack, unpack
 from syncd.surreal.endpoints import CALL_TIMEOUT, Caller
 from syncd.surreal.failures import is_undefined_table
@@ -41,10 +49,12 @@ from syncd.tools.records import count_records, last_id, list_tables, lookup, rea
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "PROGRESS_FILE",
+    "SchemaDrift",
     "TableReport",
     "Verifier",
     "VerifyOptions",
     "VerifyReport",
+    "apply_schema",
     "key_spec",
 ]
 
@@ -98,6 +108,38 @@ class TableReport:
         return out
 
 
+@dataclass(frozen=True)
+class SchemaDrift:
+    """One definition that differs between the primary and the secondary.
+
+    ``action``: ``define`` (missing on the secondary), ``redefine`` (different
+    there), ``remove`` (removed on the primary, ``mirror_removals`` on): all
+    three drift, which ``--repair`` fixes with ``statement``; ``archived``
+    (removed on the primary, kept) and ``unsupported`` (no form for the
+    secondary's server generation) are reported only.
+    """
+
+    action: str
+    kind: str
+    name: str
+    table: str
+    statement: str | None = None
+
+    @property
+    def drifts(self) -> bool:
+        """Whether this makes the replica's schema inconsistent."""
+        return self.action in ("define", "redefine", "remove")
+
+    def describe(self) -> str:
+        """``INDEX hnsw ON vector_memories``."""
+        on = f" ON {self.table}" if self.table and self.kind != "TABLE" else ""
+        return f"{self.kind} {self.name}{on}"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form for ``--json`` (no statement: it may be long)."""
+        return {"action": self.action, "kind": self.kind, "name": self.name, "table": self.table}
+
+
 @dataclass
 class VerifyReport:
     """The outcome of a verification run."""
@@ -107,11 +149,17 @@ class VerifyReport:
     resumed: bool = False
     sample: int | None = None
     pages: int = 0  # pages read by this run
+    schema: list[SchemaDrift] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
-        """No table has a record missing or differing on the secondary."""
-        return all(t.tally.consistent for t in self.tables)
+        """No table has a record missing or differing on the secondary, nor a definition."""
+        return all(t.tally.consistent for t in self.tables) and not self.schema_drift
+
+    @property
+    def schema_drift(self) -> list[SchemaDrift]:
+        """The definitions missing or different on the secondary (``--repair`` fixes them)."""
+        return [d for d in self.schema if d.drifts]
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form for ``--json``."""
@@ -122,6 +170,7 @@ class VerifyReport:
             "sample": self.sample,
             "pages": self.pages,
             "tables": [t.to_json() for t in self.tables],
+            "schema": [d.to_json() for d in self.schema],
             "missing": sum(t.tally.missing for t in self.tables),
             "differing": sum(t.tally.differing for t in self.tables),
             "extra": sum(t.tally.extra for t in self.tables),
@@ -172,6 +221,7 @@ class Verifier:
     async def run(self) -> VerifyReport:
         """Verify every table; the report says whether the run completed."""
         self._tables = await self.tables()
+        self._report.schema = await self.schema()
         saved = self._load_progress()
         current: dict[str, Any] | None = None
         if saved is not None:
@@ -194,6 +244,27 @@ class Verifier:
         if self.progress_path is not None:
             self.progress_path.unlink(missing_ok=True)
         return self._report
+
+    async def schema(self) -> list[SchemaDrift]:
+        """The secondary's schema compared with the primary's, for this run's tables."""
+        config = self.config
+        if not config.schema_.mirrors and not any(
+            t.schema_ == "mirror" for t in (config.tables or {}).values()
+        ):
+            return []
+        version = await self.secondary.call(lambda c: c.version(), CALL_TIMEOUT)
+        changes = await compare(config, _query(self.primary), _query(self.secondary), str(version))
+        return [
+            SchemaDrift(
+                c.action,
+                c.definition.kind,
+                c.definition.name,
+                c.definition.table,
+                c.statement,
+            )
+            for c in changes
+            if not c.definition.table or c.definition.table in self._tables
+        ]
 
     # -- one table ---------------------------------------------------------
 
@@ -321,6 +392,32 @@ class Verifier:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the daemon makes it
         # An interruption leaves the old file or the new; a power cut costs only progress.
         write_atomically(path, json.dumps(data, separators=(",", ":")).encode(), durable=False)
+
+
+def _query(caller: Caller) -> Query:
+    async def query(sql: str) -> Any:
+        return await caller.call(lambda c: c.query(sql), CALL_TIMEOUT)
+
+    return query
+
+
+async def apply_schema(secondary: Caller, drift: list[SchemaDrift]) -> tuple[int, list[str]]:
+    """Send each drifting definition's statement; how many applied, and which were refused."""
+    applied, refused = 0, []
+    for item in drift:
+        if item.statement is None:
+            continue
+        try:
+            await secondary.call(partial(_run_statement, item.statement), CALL_TIMEOUT)
+        except ServerError:
+            refused.append(item.describe())
+            continue
+        applied += 1
+    return applied, refused
+
+
+async def _run_statement(statement: str, conn: Any) -> Any:
+    return await conn.query(statement)
 
 
 def _index_fields(definition: str) -> set[str] | None:
