@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import connect
 from tests.support.schema import eventually, has_indexes, secondary_info
-from tests.support.server import ServerProcess
 from tests.support.tools import syncd as run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

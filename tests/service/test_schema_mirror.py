@@ -16,6 +16,7 @@ import anyio
 import pytest
 from surrealdb import RecordID
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import connect as connect_primary
 from tests.support.replica import (
     connect_secondary,
@@ -24,7 +25,6 @@ from tests.support.replica import (
     secondary_rows,
 )
 from tests.support.schema import eventually, has_indexes, secondary_info
-from tests.support.server import ServerProcess
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

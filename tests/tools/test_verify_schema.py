@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.engines import GENERATIONS
-from tests.support.server import ServerProcess
 from tests.support.tools import close, connect, syncd, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
