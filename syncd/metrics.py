@@ -239,6 +239,13 @@ class Metrics:
             ["secondary", "outcome"],
             registry=r,
         )
+        self.unmerged_reads = Counter(
+            "syncd_unmerged_reads_total",
+            "Merged reads answered by the primary alone because the statement cannot be "
+            "merged like the union and its table says unmergeable: primary, by reason.",
+            ["table", "reason"],
+            registry=r,
+        )
         f["dead_letters"] = Gauge(
             "syncd_dead_letters",
             "Entries currently in the dead-letter file (counted from the file, so a replay "

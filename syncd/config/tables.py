@@ -30,6 +30,11 @@ class TableConfig(BaseModel):
     """Merged reads: the primary's row wins (``primary``), or the one with the newer
     ``version`` (``newest``; the primary on a tie)."""
 
+    unmergeable: Literal["raise", "primary"] = "raise"
+    """Merged reads of a statement syncd cannot answer like the union: raise
+    ``MergeUnsupported`` (``raise``), or accept the primary's answer alone (``primary``,
+    logged and counted in ``syncd_unmerged_reads_total``)."""
+
     @model_validator(mode="after")
     def _newest_needs_a_version(self) -> TableConfig:
         if self.prefer == "newest" and self.version is None:
