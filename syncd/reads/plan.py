@@ -49,6 +49,7 @@ __all__ = [
     "SelectPlan",
     "choose",
     "lookups",
+    "plan",
     "plan_let",
     "plan_select",
     "short",
@@ -107,6 +108,14 @@ def plan_let(statement: Statement) -> None:
     """Raise when a ``LET`` cannot run beside a merged SELECT (it reads a table)."""
     if any(t.word in ("SELECT", "FROM") for t in tokenize(statement.text)):
         raise MergeUnsupported("LET of a query")
+
+
+def plan(statement: Statement, vars: Mapping[str, Any] | None = None) -> SelectPlan | None:
+    """A SELECT's plan, or None for a LET (checked); raises :class:`MergeUnsupported`."""
+    if statement.kind == "LET":
+        plan_let(statement)
+        return None
+    return plan_select(statement, vars)
 
 
 def plan_select(statement: Statement, vars: Mapping[str, Any] | None = None) -> SelectPlan:

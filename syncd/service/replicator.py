@@ -107,6 +107,8 @@ class Replicator(Pausable):
             metrics=self.metrics,
             active=lambda: self.config.sync_enabled and self._started,
             newest=config.newest_fields(),
+            max_rows=config.merge_max_rows,
+            primary_unmergeable=config.primary_unmergeable(),
         )
         self.http: HttpEndpoint | None = None
         self._tg: TaskGroup | None = None
@@ -230,6 +232,7 @@ class Replicator(Pausable):
             # Whatever a task did, what is pending in memory reaches the disk.
             with anyio.CancelScope(shield=True):
                 persisted = await self.replicas.persist_and_close()
+                await self.reads.aclose()
                 self._unlock()
                 if self.http is not None:
                     self.http.stop()
