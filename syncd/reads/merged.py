@@ -323,10 +323,12 @@ class MergedReads:
         first = plan.first_ask(self._max_rows)
         asked = [first] * n
         got: list[list[Mapping[str, Any]] | None] = [None] * n
-        again = list(range(n))
+        again = every = list(range(n))
         version = self._newest.get(plan.table)
         while True:
-            fetched = await self._candidates(primary, plan, prelude, vars, again, asked, deadline)
+            fetched = await self._candidates(
+                primary, plan, prelude, vars, again, asked, deadline, first_round=again is every
+            )
             for i in again:
                 got[i] = fetched[i]
             for i, rows in enumerate(got):
@@ -374,6 +376,8 @@ class MergedReads:
         which: list[int],
         asked: list[int],
         deadline: float,
+        *,
+        first_round: bool,
     ) -> list[list[Mapping[str, Any]] | None]:
         """Source ``i``'s candidates for each ``i`` in ``which`` (0: the primary); None: left out."""
         out: list[list[Mapping[str, Any]] | None] = [None] * (1 + len(self._sources))
@@ -388,7 +392,8 @@ class MergedReads:
                 return await conn.query_raw(sql, vars, sdk_values=True)
 
             answer = await self._ask(self._sources[i - 1], call, deadline - time.monotonic())
-            self.count(answer.outcome, self._sources[i - 1].name)
+            if first_round:  # one merged read, counted once per secondary
+                self.count(answer.outcome, self._sources[i - 1].name)
             if answer.result == []:  # 3.x: the table is not defined there yet
                 out[i] = []
             elif answer.result is not None:
