@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.errors import MergeUnsupported
+from syncd.keys import canonical
 from syncd.reads.merge import field_value, sort_key
 from syncd.reads.statements import Statement, select_clauses, split_terms
 from syncd.reads.tokens import Token, tokenize
@@ -258,7 +259,7 @@ def _bound(
         return limit + start, None
     projection = clauses.get("SELECT", [])
     if projection and projection[0].word == "VALUE":
-        return None
+        projection = projection[1:]  # ``SELECT VALUE n ... ORDER BY n`` orders by n too
     kept = {_path(term) for term in split_terms(projection)}
     for term in split_terms(order):
         if term[-1].word in ("ASC", "ASCENDING", "DESC", "DESCENDING"):
@@ -305,7 +306,8 @@ VersionFunc = Callable[[Mapping[str, Any]], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Chosen:
-    """The winners to evaluate the statement over, and each source's count of them."""
+    """The winners to evaluate the statement over, and how many of each source's
+    candidates are winners or copies of one (what rule 4 counts)."""
 
     rows: list[Mapping[str, Any]]
     per_source: list[int]
@@ -382,16 +384,25 @@ def choose(
             field = newest(row) if newest is not None else None
             if field is not None and _newer(row, held[2], field):
                 best[k] = (rank, is_candidate, row)
-    per_source = [0] * len(candidates)
     rows: list[Mapping[str, Any]] = []
     for k in order:
         rank, is_candidate, row = best[k]
         if is_candidate:
             rows.append(row)
-            per_source[rank] += 1
-    for rank, row in keyless:
-        rows.append(row)
-        per_source[rank] += 1
+    rows.extend(row for _, row in keyless)
+    # A source's candidate counts as a winner where it won, or where the
+    # winner is a candidate equal to it (a replicated copy): it then ranks
+    # exactly where the candidate does (rule 4).
+    per_source = [0] * len(candidates)
+    for rank, source_rows in enumerate(candidates):
+        for row in source_rows:
+            k = key(row)
+            if k is None:
+                per_source[rank] += 1
+                continue
+            _, is_candidate, winner = best[k]
+            if is_candidate and (winner is row or canonical(winner) == canonical(row)):
+                per_source[rank] += 1
     return Chosen(rows, per_source)
 
 
