@@ -355,7 +355,7 @@ class Config(BaseModel):
         }
 
     def primary_unmergeable(self) -> frozenset[str]:
-        """The tables whose unmergeable reads take the primary's answer (``unmergeable: primary``)."""
+        """The tables whose unmergeable reads take the primary's answer alone."""
         tables = self.tables or {}
         return frozenset(name for name, t in tables.items() if t.unmergeable == "primary")
 

@@ -294,7 +294,11 @@ class MergedReads:
         statements = [*prelude, plan.statement.text]
         if candidates is None:
             entries = await self._scratch.evaluate(
-                generation, table="syncd_none", definitions=(), rows=(), statements=statements,
+                generation,
+                table="syncd_none",
+                definitions=(),
+                rows=(),
+                statements=statements,
                 vars=vars,
             )
             return entries[-1]
@@ -331,7 +335,7 @@ class MergedReads:
             )
             for i in again:
                 got[i] = fetched[i]
-            for i, rows in enumerate(got):
+            for rows in got:
                 if rows is not None and len(rows) > self._max_rows:
                     raise MergeUnsupported(
                         "merge_max_rows", f"more than {self._max_rows} rows from one database"
@@ -379,7 +383,7 @@ class MergedReads:
         *,
         first_round: bool,
     ) -> list[list[Mapping[str, Any]] | None]:
-        """Source ``i``'s candidates for each ``i`` in ``which`` (0: the primary); None: left out."""
+        """Source i's candidates for each i in ``which`` (0: the primary); None: left out."""
         out: list[list[Mapping[str, Any]] | None] = [None] * (1 + len(self._sources))
 
         async def one(i: int) -> None:

@@ -130,11 +130,11 @@ def _refuse_anywhere(toks: list[Token]) -> None:
     for i, tok in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         after = toks[i + 2] if i + 2 < len(toks) else None
-        if tok.word == "SEARCH" and nxt is not None and nxt.text == "::" and after is not None:
-            if after.word == "SCORE":
-                raise MergeUnsupported(
-                    "search::score", "BM25 scores depend on each database's own corpus"
-                )
+        score = after is not None and after.word == "SCORE"
+        if tok.word == "SEARCH" and nxt is not None and nxt.text == "::" and score:
+            raise MergeUnsupported(
+                "search::score", "BM25 scores depend on each database's own corpus"
+            )
         if nxt is not None and nxt.start == tok.end and tok.text + nxt.text in ("->", "<-"):
             raise MergeUnsupported("graph traversal")
 
@@ -368,7 +368,10 @@ def choose(
     keyless: list[tuple[int, Mapping[str, Any]]] = []
     for rank in range(len(candidates)):
         extra = found[rank] if rank < len(found) else ()
-        for row, is_candidate in [*((r, True) for r in candidates[rank]), *((r, False) for r in extra)]:
+        for row, is_candidate in [
+            *((r, True) for r in candidates[rank]),
+            *((r, False) for r in extra),
+        ]:
             k = key(row)
             if k is None:
                 if is_candidate:
@@ -410,9 +413,7 @@ def _newer(row: Mapping[str, Any], than: Mapping[str, Any], field: str) -> bool:
     return sort_key(field_value(row, field)) > sort_key(field_value(than, field))
 
 
-def short(
-    plan: Candidates, asked: Sequence[int], got: Sequence[int], chosen: Chosen
-) -> list[int]:
+def short(plan: Candidates, asked: Sequence[int], got: Sequence[int], chosen: Chosen) -> list[int]:
     """The sources to ask again (rule 4): bounded, not exhausted, too few winners."""
     if plan.need is None:
         return []

@@ -450,7 +450,13 @@ def test_summary_masks_secrets() -> None:
     assert summary["sync_retry_interval"] == "5s"
     assert summary["batch_timeout"] == "20ms"
     assert summary["tables"] == {
-        "kv": {"key": ["user_id"], "volatile_fields": [], "version": None, "prefer": "primary"}
+        "kv": {
+            "key": ["user_id"],
+            "volatile_fields": [],
+            "version": None,
+            "prefer": "primary",
+            "unmergeable": "raise",
+        }
     }
     assert list(summary) == list(Config.model_fields)
     rendered = repr(summary) + repr(config) + str(config)

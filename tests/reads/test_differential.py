@@ -38,9 +38,11 @@ _tables = itertools.count(1)
 def databases(request: pytest.FixtureRequest) -> Iterator[tuple[BlockingPortal, Union, int]]:
     """A portal's event loop holding one primary, two secondaries and the oracle."""
     generation = int(request.param)
-    with start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(union(generation, 2)) as u:
-            yield portal, u, generation
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(union(generation, 2)) as u,
+    ):
+        yield portal, u, generation
 
 
 # -- data ---------------------------------------------------------------------
@@ -70,39 +72,38 @@ def _row(table: str, key: int, variant: int, seed: int) -> dict[str, Any]:
 
 # -- statements ---------------------------------------------------------------
 
-_x = st.integers(0, 5)
-_limit = st.integers(1, 6)
-_start = st.integers(0, 3)
-_dir = st.sampled_from(["ASC", "DESC"])
+# (SurrealQL, whether the answer is totally ordered); {t} is the table, the
+# other fields are drawn by _params.
+STATEMENTS = [
+    ("SELECT * FROM {t} WHERE v >= {x} ORDER BY n {d} LIMIT {lim} START {s}", True),
+    ("SELECT id, n FROM {t} ORDER BY n {d} LIMIT {lim}", True),
+    ("SELECT VALUE v FROM {t} WHERE v < {x}", False),
+    ("SELECT g, v FROM {t} WHERE v >= {x}", False),
+    ("SELECT count() AS c FROM {t} WHERE v > {x} GROUP ALL", True),
+    ("SELECT g, count() AS c, math::sum(v) AS s FROM {t} GROUP BY g", False),
+    ("SELECT math::max(n) AS hi, math::min(n) AS lo FROM {t} GROUP ALL", True),
+    (
+        "SELECT id, vector::distance::knn() AS d FROM {t} WHERE emb <|{k},{ef}|> $q ORDER BY d",
+        True,
+    ),
+    ("SELECT id, txt FROM {t} WHERE txt @@ '{w}'", False),
+    (
+        "SELECT * FROM (SELECT id, n, v FROM {t} WHERE v >= {x}) WHERE n > 5 "
+        "ORDER BY n LIMIT {lim}",
+        True,
+    ),
+    ("LET $x = {x}; SELECT VALUE n FROM {t} WHERE v >= $x", False),
+]
 
-# Each: (SurrealQL with {t} for the table, whether the answer is totally ordered)
-_statements = st.one_of(
-    st.builds(
-        lambda x, d, l, s: (f"SELECT * FROM {{t}} WHERE v >= {x} ORDER BY n {d} LIMIT {l} START {s}", True),
-        _x, _dir, _limit, _start,
-    ),
-    st.builds(lambda d, l: (f"SELECT id, n FROM {{t}} ORDER BY n {d} LIMIT {l}", True), _dir, _limit),
-    st.builds(lambda x: (f"SELECT VALUE v FROM {{t}} WHERE v < {x}", False), _x),
-    st.builds(lambda x: (f"SELECT g, v FROM {{t}} WHERE v >= {x}", False), _x),
-    st.builds(lambda x: (f"SELECT count() AS c FROM {{t}} WHERE v > {x} GROUP ALL", True), _x),
-    st.just(("SELECT g, count() AS c, math::sum(v) AS s FROM {t} GROUP BY g", False)),
-    st.just(("SELECT math::max(n) AS hi, math::min(n) AS lo FROM {t} GROUP ALL", True)),
-    st.builds(
-        lambda k: (
-            f"SELECT id, vector::distance::knn() AS d FROM {{t}} WHERE emb <|{k},{max(4 * k, 40)}|> $q ORDER BY d",
-            True,
-        ),
-        st.integers(1, 4),
-    ),
-    st.builds(lambda w: (f"SELECT id, txt FROM {{t}} WHERE txt @@ '{w}'", False), st.sampled_from(WORDS)),
-    st.builds(
-        lambda x, l: (
-            f"SELECT * FROM (SELECT id, n, v FROM {{t}} WHERE v >= {x}) WHERE n > 5 ORDER BY n LIMIT {l}",
-            True,
-        ),
-        _x, _limit,
-    ),
-    st.builds(lambda x: (f"LET $x = {x}; SELECT VALUE n FROM {{t}} WHERE v >= $x", False), _x),
+_params = st.fixed_dictionaries(
+    {
+        "x": st.integers(0, 5),
+        "d": st.sampled_from(["ASC", "DESC"]),
+        "lim": st.integers(1, 6),
+        "s": st.integers(0, 3),
+        "k": st.integers(1, 4),
+        "w": st.sampled_from(WORDS),
+    }
 )
 
 
@@ -120,7 +121,12 @@ def _multiset(rows: Any) -> list[str]:
 
 
 async def _check(
-    u: Union, generation: int, keys: list[tuple[Any, Any, Any]], seed: int, shape: tuple[str, bool]
+    u: Union,
+    generation: int,
+    keys: list[tuple[Any, Any, Any]],
+    seed: int,
+    shape: tuple[str, bool],
+    params: dict[str, Any],
 ) -> None:
     table = f"m{next(_tables)}"
     await u.run_all(_schema(table, generation))
@@ -131,7 +137,7 @@ async def _check(
                 sides[side].append(_row(table, key, variant, seed))
     await u.fill(table, sides[0], sides[1:])
     sql, ordered = shape
-    sql = sql.format(t=table)
+    sql = sql.format(t=table, ef=max(4 * params["k"], 40), **params)  # HNSW ef >= 4k
     vars = {"q": [0.5, 0.5]}
     merged = await u.merged(sql, vars)
     oracle = await u.oracle_answer(sql, vars)
@@ -150,7 +156,8 @@ async def _check(
 @given(
     keys=st.lists(_placements, min_size=0, max_size=14),
     seed=st.integers(0, 96),
-    shape=_statements,
+    shape=st.sampled_from(STATEMENTS),
+    params=_params,
 )
 @pytest.mark.timeout(300)
 def test_merged_answer_equals_the_union_databases(
@@ -158,6 +165,7 @@ def test_merged_answer_equals_the_union_databases(
     keys: list[tuple[Any, Any, Any]],
     seed: int,
     shape: tuple[str, bool],
+    params: dict[str, Any],
 ) -> None:
     portal, u, generation = databases
-    portal.call(_check, u, generation, keys, seed, shape)
+    portal.call(_check, u, generation, keys, seed, shape, params)

@@ -127,7 +127,9 @@ async def test_natural_keys_and_the_newest_row(engine: int) -> None:
             "CREATE kv:old SET user_id = 'u', key = 'a', v = 1;"
             "CREATE kv:gone SET user_id = 'u', key = 'b', v = 1"
         )
-        await u.primary.query("CREATE docs:1 SET at = 1, s = 'p'; CREATE docs:2 SET at = 5, s = 'p'")
+        await u.primary.query(
+            "CREATE docs:1 SET at = 1, s = 'p'; CREATE docs:2 SET at = 5, s = 'p'"
+        )
         await u.secondaries[0].query("CREATE docs:1 SET at = 3, s = 's1'; CREATE docs:3 SET at = 1")
         await u.secondaries[1].query("CREATE docs:1 SET at = 9, s = 's2'; CREATE docs:2 SET at = 1")
         kv = await u.merged("SELECT key, v FROM kv ORDER BY key")
@@ -148,7 +150,9 @@ async def test_lets_params_and_several_statements(engine: int) -> None:
         merged = await u.merged(sql, {"hi": 7})
         several = sql + "; SELECT count() AS c FROM t GROUP ALL"
         answer = await u.reads.query_raw(u.primary, several, {"hi": 7}, parse(several))
-        limited = await u.merged("SELECT VALUE n FROM t ORDER BY n LIMIT $l START $s", {"l": 2, "s": 1})
+        limited = await u.merged(
+            "SELECT VALUE n FROM t ORDER BY n LIMIT $l START $s", {"l": 2, "s": 1}
+        )
         only = await u.merged("SELECT * FROM ONLY t:3")
     assert merged == [2, 3, 4, 5, 6]
     assert [e["status"] for e in answer["result"]] == ["OK", "OK", "OK"]
