@@ -33,7 +33,7 @@ from syncd.reads.plan import Candidates, SelectPlan, choose, lookups, plan, shor
 from syncd.reads.statements import Statement
 from syncd.reads.tokens import tokenize
 from syncd.surreal.failures import is_undefined_table
-from syncd.surreal.scratch import ScratchEngine, quoted
+from syncd.surreal.scratch import ScratchEngine, ScratchRefused, quoted
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.reads")
@@ -254,7 +254,7 @@ class MergedReads:
                 entries.append(await self._merged_select(primary, select, prelude, vars))
         except MergeUnsupported as exc:
             return await self._unmerged(primary, query, vars, statements, exc)
-        except _PrimaryRefused:
+        except (_PrimaryRefused, ScratchRefused):
             # The primary's own error (a bad WHERE, a bad parameter): the
             # application gets the answer the primary gives its statement.
             return await primary.query_raw(query, vars)
@@ -291,7 +291,7 @@ class MergedReads:
         """One SELECT's result entry, computed over the deduplicated union."""
         generation = await self._generation(primary)
         candidates = plan.candidates
-        statements = [*prelude, plan.statement.text]
+        statements = [*prelude, plan.text]
         if candidates is None:
             entries = await self._scratch.evaluate(
                 generation,
@@ -302,7 +302,9 @@ class MergedReads:
                 vars=vars,
             )
             return entries[-1]
-        definitions = await self._definitions(primary, candidates.table, plan.statement.text)
+        definitions: list[str] = []
+        if plan.vector_index or plan.fulltext_index:
+            definitions = await self._definitions(primary, candidates.table, plan)
         rows = await self._winners(primary, candidates, prelude, vars)
         entries = await self._scratch.evaluate(
             generation,
@@ -385,9 +387,11 @@ class MergedReads:
     ) -> list[list[Mapping[str, Any]] | None]:
         """Source i's candidates for each i in ``which`` (0: the primary); None: left out."""
         out: list[list[Mapping[str, Any]] | None] = [None] * (1 + len(self._sources))
+        version = self._newest.get(plan.table)
+        keep = [*self._keys.fields(plan.table), *([version] if version else [])]
 
         async def one(i: int) -> None:
-            sql = ";\n".join([*prelude, plan.sql(asked[i])])
+            sql = ";\n".join([*prelude, plan.sql(asked[i], keep)])
             if i == 0:
                 out[0] = await _primary_rows(primary, sql, vars)
                 return
@@ -460,18 +464,17 @@ class MergedReads:
             self._primary_generation = 2 if ok else 3
         return self._primary_generation
 
-    async def _definitions(self, primary: Any, table: str, text: str) -> list[str]:
-        """The primary's KNN and full-text index definitions a statement needs (cached)."""
-        knn = "<|" in text.replace(" ", "")
-        search = "@" in text
-        if not (knn or search):
-            return []
+    async def _definitions(self, primary: Any, table: str, plan: SelectPlan) -> list[str]:
+        """The primary's vector and full-text index definitions the plan needs (cached)."""
         cached = self._schema.get(table)
         if cached is None:
             cached = await _schema(primary, table)
             self._schema[table] = cached
         vector, analyzers, fulltext = cached
-        return [*(vector if knn else []), *(analyzers + fulltext if search else [])]
+        return [
+            *(vector if plan.vector_index else []),
+            *(analyzers + fulltext if plan.fulltext_index else []),
+        ]
 
     # -- running every side -------------------------------------------------
 

@@ -76,15 +76,24 @@ class Candidates:
     knn: tuple[int, int] | None = None  # the span of ``k`` or ``k,ef`` in ``where``
     ef: int | None = None
     complete: bool = False
+    fields: tuple[str, ...] | None = None
 
-    def sql(self, rows: int) -> str:
-        """The candidates query asking for at most ``rows`` rows."""
+    def sql(self, rows: int, keep: Sequence[str] = ()) -> str:
+        """The candidates query asking for at most ``rows`` rows.
+
+        With ``fields`` (every name the statement mentions), only those are
+        asked for, with ``id`` and ``keep`` (the dedup key's, the version's).
+        """
         where = self.where
         if where is not None and self.knn is not None:
             # An HNSW search returns at most ef rows: it grows with k.
             ask = str(rows) if self.ef is None else f"{rows},{max(self.ef, rows)}"
             where = where[: self.knn[0]] + ask + where[self.knn[1] :]
-        parts = [f"SELECT * FROM {self.target}"]
+        projection = "*"
+        if self.fields is not None:
+            names = dict.fromkeys(["id", *keep, *self.fields])
+            projection = ", ".join("`" + n.replace("`", "\\`") + "`" for n in names)
+        parts = [f"SELECT {projection} FROM {self.target}"]
         if where is not None:
             parts.append(f"WHERE {where}")
         if self.order is not None:
@@ -99,10 +108,21 @@ class Candidates:
 
 @dataclass(frozen=True, slots=True)
 class SelectPlan:
-    """A SELECT's merge plan: its candidates, or ``None`` when it reads no table."""
+    """A SELECT's merge plan: its candidates (``None``: it reads no table), and what the
+    scratch engine runs over the winners.
+
+    Every winner matched the WHERE in its own source (rule 3), so the scratch
+    text replaces the WHERE that chose the candidates with ``WHERE true``, unless it holds a KNN
+    operator (the top k is chosen again over the union) or the statement
+    calls ``search::`` functions (they read the match): then the indexes
+    named by ``vector_index``/``fulltext_index`` are defined in the scratch.
+    """
 
     statement: Statement
     candidates: Candidates | None
+    text: str = ""
+    vector_index: bool = False
+    fulltext_index: bool = False
 
 
 def plan_let(statement: Statement) -> None:
@@ -123,7 +143,44 @@ def plan_select(statement: Statement, vars: Mapping[str, Any] | None = None) -> 
     """The candidates of a read-only SELECT; raises :class:`MergeUnsupported`."""
     toks = tokenize(statement.text)
     _refuse_anywhere(toks)
-    return SelectPlan(statement, _level(statement.text, toks, dict(vars or {})))
+    found = _level(statement.text, toks, dict(vars or {}), 0)
+    if found is None:
+        return SelectPlan(statement, None, statement.text)
+    candidates, where_span = found
+    search = any(
+        t.word == "SEARCH" and i + 1 < len(toks) and toks[i + 1].text == "::"
+        for i, t in enumerate(toks)
+    )
+    text = statement.text
+    if candidates.knn is None and not search and where_span is not None:
+        # ``WHERE true``, not nothing: 2.x counts an empty table as 0 rows
+        # without a WHERE (a count fast path), and as no rows with one.
+        text = text[: where_span[0]] + "WHERE true" + text[where_span[1] :]
+    if not _mentions_whole_rows(toks):
+        candidates = replace(candidates, fields=_names(toks))
+    return SelectPlan(statement, candidates, text, candidates.knn is not None, search)
+
+
+def _mentions_whole_rows(toks: list[Token]) -> bool:
+    """Whether the statement may read fields it does not name (``*``, ``$this``, ``$parent``)."""
+    return any(t.text == "*" or t.text.lower() in ("$this", "$parent") for t in toks)
+
+
+def _names(toks: list[Token]) -> tuple[str, ...]:
+    """Every name that may be a top-level field: words not part of a function or path.
+
+    Keywords and aliases come along; asking for a field that no row has costs nothing.
+    """
+    names: list[str] = []
+    for i, tok in enumerate(toks):
+        if tok.kind not in ("word", "ident"):
+            continue
+        before = toks[i - 1].text if i else ""
+        after = toks[i + 1].text if i + 1 < len(toks) else ""
+        if before in (".", "::") or after in ("(", "::"):
+            continue
+        names.append(tok.text[1:-1] if tok.kind == "ident" else tok.text)
+    return tuple(dict.fromkeys(names))
 
 
 def _refuse_anywhere(toks: list[Token]) -> None:
@@ -139,8 +196,11 @@ def _refuse_anywhere(toks: list[Token]) -> None:
             raise MergeUnsupported("graph traversal")
 
 
-def _level(sql: str, toks: list[Token], vars: dict[str, Any]) -> Candidates | None:
-    """The candidates of one SELECT level (a FROM subquery is the next level down)."""
+def _level(
+    sql: str, toks: list[Token], vars: dict[str, Any], offset: int
+) -> tuple[Candidates, tuple[int, int] | None] | None:
+    """The candidates of one SELECT level (a FROM subquery is the next level down), and
+    the span of its ``WHERE`` clause in the statement (``sql`` starts at ``offset`` in it)."""
     clauses = select_clauses(toks)
     for clause in ("FETCH", "EXPLAIN", "VERSION"):
         if clause in clauses:
@@ -159,27 +219,27 @@ def _level(sql: str, toks: list[Token], vars: dict[str, Any]) -> Candidates | No
     target = targets[0]
     head = target[0]
     if head.text == "(" and len(target) > 2 and target[1].word == "SELECT":
+        # The inner level's bounds hold (its KNN, its ORDER/LIMIT); the outer
+        # clauses are evaluated over the winners by the scratch engine.
         inner = sql[head.end : target[-1].start]
-        inner_toks = tokenize(inner)
-        found = _level(inner, inner_toks, vars)
-        if found is None:
-            return None
-        # Bounds of the inner level hold (its KNN, its own ORDER/LIMIT) ...
-        # but the outer WHERE/ORDER/LIMIT are evaluated over the winners only.
-        return found
+        return _level(inner, tokenize(inner), vars, offset + head.end)
     table, target_text = _target(sql, target, vars)
     where_toks = clauses.get("WHERE", [])
     where = sql[where_toks[0].start : where_toks[-1].end] if where_toks else None
+    span = None
+    if where_toks:
+        keyword = toks[toks.index(where_toks[0]) - 1]
+        span = (offset + keyword.start, offset + where_toks[-1].end)
     knn = _knn(where_toks, where_toks[0].start if where_toks else 0)
     plain = Candidates(table, target_text, where, complete=where is None and ":" not in target_text)
     if knn is not None:
-        k, span, ef = knn
-        return replace(plain, need=k, knn=span, ef=ef, complete=False)
+        k, k_span, ef = knn
+        return replace(plain, need=k, knn=k_span, ef=ef, complete=False), span
     bound = _bound(sql, clauses, vars) if not _groups(clauses, sql) else None
     if bound is None:
-        return plain
+        return plain, span
     limit, order = bound
-    return replace(plain, need=limit, order=order, complete=False)
+    return replace(plain, need=limit, order=order, complete=False), span
 
 
 def _target(sql: str, target: list[Token], vars: Mapping[str, Any]) -> tuple[str, str]:

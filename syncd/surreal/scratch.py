@@ -24,11 +24,15 @@ import anyio
 from syncd.config import is_identifier
 from syncd.surreal.rpc import RpcClient
 
-__all__ = ["ROWS_VAR", "ScratchEngine", "quoted"]
+__all__ = ["ROWS_VAR", "ScratchEngine", "ScratchRefused", "quoted"]
 
 #: The variable holding the rows a frame inserts (unlikely to clash with an application's).
 ROWS_VAR = "__syncd_rows"
 _NAMESPACE = "syncd_scratch"
+
+
+class ScratchRefused(Exception):
+    """The scratch engine refused a whole frame (a parse error): the statement is at fault."""
 
 
 def quoted(name: str) -> str:
@@ -91,7 +95,7 @@ class ScratchEngine:
         answer = await client.query_raw(sql, {**(vars or {}), ROWS_VAR: list(rows)})
         results = answer.get("result")
         if not isinstance(results, list) or len(results) != len(head) + len(statements) + 1:
-            raise RuntimeError(f"the scratch engine answered {answer.get('error')!r}")
+            raise ScratchRefused(str(answer.get("error")))
         failed = [r for r in results[: len(head)] if r.get("status") != "OK"]
         if failed:
             raise RuntimeError(f"the scratch engine refused the rows: {failed[0].get('result')}")

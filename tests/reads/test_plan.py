@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -81,7 +82,35 @@ def _candidates(sql: str, vars: dict[str, Any] | None = None) -> Candidates | No
 def test_what_each_source_is_asked(sql: str, asked: list[str]) -> None:
     found = _candidates(sql, {"l": 4, "tb": "m"})
     assert found is not None
-    assert [found.sql(found.first_ask(100)), found.sql(80)] == asked
+    whole = replace(found, fields=None)  # the names asked for: see the next test
+    assert [whole.sql(whole.first_ask(100)), whole.sql(80)] == asked
+
+
+def test_only_the_names_a_statement_mentions_are_asked_for() -> None:
+    found = _candidates("SELECT user_id, count() AS n FROM m WHERE v.x > 1 GROUP BY user_id")
+    assert found is not None
+    assert found.sql(10, ["k"]) == (
+        "SELECT `id`, `k`, `SELECT`, `user_id`, `AS`, `n`, `FROM`, `m`, `WHERE`, `v`, "
+        "`GROUP`, `BY` FROM m WHERE v.x > 1 LIMIT 10"
+    )
+    for whole in ("SELECT * FROM m", "SELECT VALUE $this.a FROM m", "SELECT a * 2 FROM m"):
+        found = _candidates(whole)
+        assert found is not None and found.fields is None
+
+
+def test_the_scratch_text_drops_the_condition_that_chose_the_candidates() -> None:
+    def text(sql: str) -> str:
+        return plan_select(parse(sql)[0]).text
+
+    matched = "SELECT id FROM m WHERE true ORDER BY n"
+    assert text("SELECT id FROM m WHERE t @@ 'x' ORDER BY n") == matched
+    inner = "SELECT * FROM (SELECT id, n FROM m WHERE n > 1) WHERE n < 5"
+    assert text(inner) == "SELECT * FROM (SELECT id, n FROM m WHERE true) WHERE n < 5"
+    knn = "SELECT id FROM m WHERE e <|2,COSINE|> $q"
+    assert text(knn) == knn  # the top k is chosen again over the union
+    highlight = "SELECT search::highlight('<b>', '</b>', 1) FROM m WHERE t @1@ 'x'"
+    assert text(highlight) == highlight
+    assert plan_select(parse(highlight)[0]).fulltext_index
 
 
 def test_a_select_of_values_reads_no_table_and_a_let_needs_no_candidates() -> None:

@@ -243,3 +243,27 @@ async def _memories_schema_mixed(u: Union, primary: int, secondary: int) -> None
             "DEFINE INDEX hnsw ON vector_memories FIELDS embedding HNSW DIMENSION 4 DIST EUCLIDEAN;"
             f"DEFINE INDEX words ON vector_memories FIELDS content {fulltext} ANALYZER simple BM25;"
         )
+
+
+async def test_edges_answer_like_the_union(engine: int) -> None:
+    async with union(engine) as u:
+        rows = [{"id": RecordID("t", i), "n": i, "g": "ab"[i % 2]} for i in range(6)]
+        await u.fill("t", rows[4:], [rows])
+        for sql in (
+            "SELECT count() AS c FROM t WHERE n > 100 GROUP ALL",  # nothing matches
+            "SELECT count() AS c FROM t GROUP ALL",
+            "SELECT g, math::mean(n) AS m, array::group(n) AS ns FROM t GROUP BY g",
+            "SELECT * OMIT g FROM t WHERE n IN [1, 5] ORDER BY n",
+            "SELECT * FROM t:1..=3 ORDER BY n",
+            "SELECT VALUE n FROM t WHERE g = 'a' ORDER BY n DESC LIMIT 2 START 1",
+        ):
+            await _same(u, sql)
+
+
+async def test_a_statement_the_engine_refuses_gets_the_primarys_own_error(engine: int) -> None:
+    async with union(engine) as u:
+        await u.primary.query("CREATE t:1 SET n = 1")
+        sql = "SELECT n FROM t WHERE n > 0 OMIT n"
+        answer = await u.reads.query_raw(u.primary, sql, {}, parse(sql))
+        alone = await u.primary.query_raw(sql, {})
+    assert answer.get("error") == alone.get("error") and "error" in alone
