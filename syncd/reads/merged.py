@@ -306,6 +306,9 @@ class MergedReads:
         if plan.vector_index or plan.fulltext_index:
             definitions = await self._definitions(primary, candidates.table, plan)
         rows = await self._winners(primary, candidates, prelude, vars)
+        link = plan.follows_link(rows)
+        if link is not None:
+            raise MergeUnsupported("record link", f"{link} links to a record of another table")
         entries = await self._scratch.evaluate(
             generation,
             table=candidates.table,

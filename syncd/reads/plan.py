@@ -123,6 +123,18 @@ class SelectPlan:
     text: str = ""
     vector_index: bool = False
     fulltext_index: bool = False
+    walked: tuple[str, ...] = ()  # fields the statement walks into (``author.name``)
+
+    def follows_link(self, rows: Sequence[Mapping[str, Any]]) -> str | None:
+        """A walked field that holds a record link in ``rows``: the scratch engine cannot
+        follow it to the linked record, which lives in another table."""
+        for row in rows:
+            for name in self.walked:
+                value = row.get(name)
+                values = value if isinstance(value, list) else [value]
+                if any(hasattr(v, "table_name") and hasattr(v, "id") for v in values):
+                    return name
+        return None
 
 
 def plan_let(statement: Statement) -> None:
@@ -158,7 +170,17 @@ def plan_select(statement: Statement, vars: Mapping[str, Any] | None = None) -> 
         text = text[: where_span[0]] + "WHERE true" + text[where_span[1] :]
     if not _mentions_whole_rows(toks):
         candidates = replace(candidates, fields=_names(toks))
-    return SelectPlan(statement, candidates, text, candidates.knn is not None, search)
+    walked = tuple(
+        dict.fromkeys(
+            t.text
+            for i, t in enumerate(toks[:-1])
+            if t.kind == "word"
+            and toks[i + 1].text == "."
+            and (i == 0 or toks[i - 1].text not in (".", "::"))
+            and t.text != "id"
+        )
+    )
+    return SelectPlan(statement, candidates, text, candidates.knn is not None, search, walked)
 
 
 def _mentions_whole_rows(toks: list[Token]) -> bool:

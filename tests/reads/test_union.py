@@ -267,3 +267,13 @@ async def test_a_statement_the_engine_refuses_gets_the_primarys_own_error(engine
         answer = await u.reads.query_raw(u.primary, sql, {}, parse(sql))
         alone = await u.primary.query_raw(sql, {})
     assert answer.get("error") == alone.get("error") and "error" in alone
+
+
+async def test_walking_into_a_record_link_raises(engine: int) -> None:
+    async with union(engine) as u:
+        await u.primary.query("CREATE person:1 SET name = 'a'")
+        primary = [{"id": RecordID("post", 1), "author": RecordID("person", 1)}]
+        await u.fill("post", primary, [[{"id": RecordID("post", 2), "meta": {"n": 1}}]])
+        await _same(u, "SELECT VALUE meta.n FROM post ORDER BY meta.n")  # an object, no link
+        with pytest.raises(MergeUnsupported, match="record link"):
+            await u.merged("SELECT author.name FROM post")
