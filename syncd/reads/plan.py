@@ -77,6 +77,7 @@ class Candidates:
     ef: int | None = None
     complete: bool = False
     fields: tuple[str, ...] | None = None
+    where_at: int = 0  # where ``where`` starts in the statement's text
 
     def sql(self, rows: int, keep: Sequence[str] = ()) -> str:
         """The candidates query asking for at most ``rows`` rows.
@@ -89,17 +90,21 @@ class Candidates:
             # An HNSW search returns at most ef rows: it grows with k.
             ask = str(rows) if self.ef is None else f"{rows},{max(self.ef, rows)}"
             where = where[: self.knn[0]] + ask + where[self.knn[1] :]
-        projection = "*"
-        if self.fields is not None:
-            names = dict.fromkeys(["id", *keep, *self.fields])
-            projection = ", ".join("`" + n.replace("`", "\\`") + "`" for n in names)
-        parts = [f"SELECT {projection} FROM {self.target}"]
+        parts = [f"SELECT {self.projection(keep)} FROM {self.target}"]
         if where is not None:
             parts.append(f"WHERE {where}")
         if self.order is not None:
             parts.append(f"ORDER BY {self.order}")
         parts.append(f"LIMIT {rows}")
         return " ".join(parts)
+
+    def projection(self, keep: Sequence[str] = ()) -> str:
+        """What the candidates and lookups ask for: ``*``, or the names the statement
+        mentions with ``id`` and ``keep``."""
+        if self.fields is None:
+            return "*"
+        names = dict.fromkeys(["id", *keep, *self.fields])
+        return ", ".join("`" + n.replace("`", "\\`") + "`" for n in names)
 
     def first_ask(self, max_rows: int) -> int:
         """How many rows to ask each source for first."""
@@ -124,6 +129,15 @@ class SelectPlan:
     vector_index: bool = False
     fulltext_index: bool = False
     walked: tuple[str, ...] = ()  # fields the statement walks into (``author.name``)
+
+    def brute_force(self, distance: str) -> str:
+        """The scratch text with the KNN operator's ``k,ef`` made ``k,<distance>``: an exact
+        search, for an index whose own distances are exact (2.x ``TYPE F64``)."""
+        c = self.candidates
+        if c is None or c.knn is None or c.need is None:
+            return self.text
+        start, end = c.where_at + c.knn[0], c.where_at + c.knn[1]
+        return self.text[:start] + f"{c.need},{distance}" + self.text[end:]
 
     def follows_link(self, rows: Sequence[Mapping[str, Any]]) -> str | None:
         """A walked field that holds a record link in ``rows``: the scratch engine cannot
@@ -253,7 +267,13 @@ def _level(
         keyword = toks[toks.index(where_toks[0]) - 1]
         span = (offset + keyword.start, offset + where_toks[-1].end)
     knn = _knn(where_toks, where_toks[0].start if where_toks else 0)
-    plain = Candidates(table, target_text, where, complete=where is None and ":" not in target_text)
+    plain = Candidates(
+        table,
+        target_text,
+        where,
+        complete=where is None and ":" not in target_text,
+        where_at=offset + where_toks[0].start if where_toks else 0,
+    )
     if knn is not None:
         k, k_span, ef = knn
         return replace(plain, need=k, knn=k_span, ef=ef, complete=False), span
