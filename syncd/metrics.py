@@ -235,7 +235,7 @@ class Metrics:
         self.merged_reads = Counter(
             "syncd_merged_reads_total",
             "Reads answered, by outcome: merged, or primary only because the secondary "
-            "was down, timed out, failed, or the query could not be merged.",
+            "was down, timed out or failed (unmergeable statements: syncd_unmerged_reads_total).",
             ["secondary", "outcome"],
             registry=r,
         )

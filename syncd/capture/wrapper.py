@@ -13,11 +13,13 @@ come back (``RETURN NONE``, ``RETURN DIFF``, a projection, a write inside a
 ``syncd_uncaptured_writes_total`` and logged; the daemon's changefeed capture
 (``syncd run``) sees every write. Deletes are never propagated.
 
-Read path — ``select`` and SELECT-only ``query`` go to the primary (required)
-and the secondary (optional, bounded by ``query_timeout``) in parallel; rows
-are merged one per dedup key, the primary's row winning. If the secondary is
-down, slow or failing, the primary's rows come back alone, with a warning and
-a metric.
+Read path — ``select`` and read-only ``query``/``query_raw`` (SELECTs, with
+LETs) go to the primary (required) and the secondaries (optional, bounded by
+``query_timeout``) in parallel, and answer like one database holding the
+union, one row per dedup key, the primary's row winning
+(:mod:`syncd.reads.merged`); a statement that cannot be answered so raises
+``MergeUnsupported``. If a secondary is down, slow or failing, it is left
+out, with a warning and a metric.
 """
 
 from __future__ import annotations
@@ -168,7 +170,8 @@ class ReplicatedConnection:
         return await self._primary.delete(*args, **kwargs)
 
     async def query_raw(self, query: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
-        """``query_raw`` on the primary; records its write statements return are captured."""
+        """``query_raw``: read-only queries merged, others on the primary with their
+        returned records captured."""
         statements = parse_safely(query)
         if self._reads is not None and self._reads.active and not kw and _merged_read(statements):
             return await self._reads.query_raw(self._primary, query, params, statements or [])
@@ -184,7 +187,7 @@ class ReplicatedConnection:
     async def query(self, query: str, vars: dict[str, Any] | None = None, **kw: Any) -> Any:
         """``query`` with SDK semantics (first statement's result).
 
-        SELECT-only queries are merged with the secondary; others run on the
+        Read-only queries are merged with the secondaries; others run on the
         primary and the records their write statements return are captured.
         """
         statements = parse_safely(query)

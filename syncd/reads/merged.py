@@ -1,14 +1,23 @@
 """Merged reads: the primary (required) and every secondary (optional, bounded) in parallel.
 
-``select`` and SELECT-only queries go to all of them at once; each
-secondary's part is bounded by ``query_timeout`` and never marks it down (a
-slow read proves little). Rows are merged one per dedup key: the primary's
-row, else the row of the secondary with the lowest priority number, or the
-newest version for tables that prefer it (:func:`syncd.reads.merge.merge_rows`).
-A secondary that is down, slow or failing is left out, with a warning and a
-metric (``syncd_merged_reads_total{secondary, outcome}``); with all left out
-the primary's answer comes back alone. The primary's own errors reach the
-caller as the SDK raised them.
+``select`` of a table or records goes to all of them at once and the rows
+are merged one per dedup key: the primary's row, else the row of the
+secondary with the lowest priority number, or the newest version for tables
+that prefer it (:func:`syncd.reads.merge.merge_rows`).
+
+A read-only query (SELECTs, with LETs) answers like one database holding the
+union (:mod:`syncd.reads.plan` says what each source is asked and which rows
+win): candidates from every source, deduplicated, then the statement run
+over the winners by a scratch engine of the primary's generation
+(:mod:`syncd.surreal.scratch`). What cannot be answered so raises
+:class:`~syncd.errors.MergeUnsupported`, or takes the primary's answer for
+tables configured ``unmergeable: primary`` (``syncd_unmerged_reads_total``).
+
+Each secondary's part is bounded by ``query_timeout`` and never marks it down
+(a slow read proves little). A secondary that is down, slow or failing is
+left out, with a warning and a metric (``syncd_merged_reads_total{secondary,
+outcome}``); with all left out the primary's answer comes back alone. The
+primary's own errors reach the caller as the SDK raised them.
 
 The secondary's calls ask for ``sdk_values``: its rows are decoded as the
 SDK decodes the primary's, so the application gets one set of Python types.
@@ -148,7 +157,7 @@ class MergedReads:
         names = [s.name for s in self._sources] if secondary is None else [secondary]
         for name in names:
             self._metrics.merged_reads.labels(name, outcome).inc()
-            if outcome not in ("merged", "primary_only_unsupported"):
+            if outcome != "merged":
                 log.warning("merged_read_primary_only", reason=outcome, secondary=name)
 
     def _count_all(self, answers: Sequence[Answer]) -> None:
