@@ -213,7 +213,7 @@ async def test_a_secondary_down_leaves_the_primarys_answer(engine: int) -> None:
     async with union(engine) as u:
         rows = [{"id": RecordID("t", i), "n": i} for i in range(6)]
         await u.fill("t", rows[3:], [rows])
-        secondary = u.reads._sources[0].conn
+        secondary = u.reads.sources[0].conn
         secondary.up = False  # type: ignore[attr-defined]
         alone = await u.merged("SELECT count() AS c FROM t GROUP ALL")
         down = u.metrics.registry.get_sample_value(
