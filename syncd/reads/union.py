@@ -314,7 +314,10 @@ class UnionQueries:
     async def _generation(self, primary: Any) -> int:
         """The primary's engine generation (2 or 3), probed once: 3.x refuses ``type::thing``."""
         if self._primary_generation is None:
-            answer = await primary.query_raw("RETURN type::thing('syncd', 1)", {})
+            try:
+                answer = await primary.query_raw("RETURN type::thing('syncd', 1)", {})
+            except Exception:  # an SDK that raises on an error answer: not 2.x
+                answer = None
             results = answer.get("result") if isinstance(answer, Mapping) else None
             ok = isinstance(results, list) and results and results[0].get("status") == "OK"
             self._primary_generation = 2 if ok else 3
@@ -375,7 +378,10 @@ def _exact_distance(definitions: Sequence[str]) -> str | None:
 
 async def _schema(primary: Any, table: str) -> tuple[list[str], list[str], list[str]]:
     """The primary's (vector indexes, analyzers, full-text indexes) of ``table``."""
-    answer = await primary.query_raw(f"INFO FOR TABLE {quoted(table)}; INFO FOR DB", {})
+    try:
+        answer = await primary.query_raw(f"INFO FOR TABLE {quoted(table)}; INFO FOR DB", {})
+    except Exception:  # no schema to copy: the scratch table has no index
+        answer = None
     results = answer.get("result") if isinstance(answer, Mapping) else None
     if not isinstance(results, list) or len(results) != 2:
         return [], [], []
