@@ -15,31 +15,69 @@ every table it reads says ``unmergeable: primary`` (logged, counted in
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 import structlog
 
 from syncd.errors import MergeUnsupported
+from syncd.keys import KeyRule
+from syncd.metrics import Metrics
 from syncd.reads.plan import Candidates, SelectPlan, choose, lookups, plan, short
 from syncd.reads.statements import Statement
 from syncd.reads.tokens import tokenize
 from syncd.surreal.failures import is_undefined_table
 from syncd.surreal.scratch import ScratchEngine, ScratchRefused, quoted
 
-if TYPE_CHECKING:
-    from syncd.reads.merged import MergedReads
-
 log = structlog.get_logger("syncd.reads")
+
+
+class Reads(Protocol):
+    """What merged queries use of :class:`~syncd.reads.merged.MergedReads`."""
+
+    @property
+    def sources(self) -> Sequence[Any]:
+        """The secondaries (``name``, ``conn``), in priority order."""
+        ...
+
+    @property
+    def keys(self) -> KeyRule:
+        """The dedup key rule."""
+        ...
+
+    @property
+    def newest(self) -> Mapping[str, str]:
+        """The tables that prefer the newest row, and their version field."""
+        ...
+
+    @property
+    def query_timeout(self) -> float:
+        """The bound on every secondary's part of one merged read."""
+        ...
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where merged reads are counted."""
+        ...
+
+    def row_key(self, row: Mapping[str, Any]) -> str | None:
+        """The dedup key of a row."""
+        ...
+
+    def count(self, outcome: str, secondary: str | None = None) -> None:
+        """Count a merged read by outcome."""
+        ...
+
+    async def ask(self, source: Any, call: Callable[[Any], Awaitable[Any]], seconds: float) -> Any:
+        """One secondary's answer (``result``, ``outcome``) within ``seconds``; never raises."""
+        ...
 
 
 class UnionQueries:
     """Read-only queries of a :class:`~syncd.reads.merged.MergedReads`, merged like the union."""
 
-    def __init__(
-        self, reads: MergedReads, *, max_rows: int, primary_unmergeable: frozenset[str]
-    ) -> None:
+    def __init__(self, reads: Reads, *, max_rows: int, primary_unmergeable: frozenset[str]) -> None:
         """``max_rows``: ``merge_max_rows``; ``primary_unmergeable``: the tables whose
         unmergeable statements take the primary's answer."""
         self._reads = reads
