@@ -3,8 +3,9 @@
 The secondary (a devserver on the other core) archives ``rows`` memories;
 the primary (embedded, as an application holds it) kept the newest quarter.
 Each statement is timed through ``rep.wrap(primary).query`` (merged: the
-union's answer) and on the primary alone (the primary's answer), in
-interleaved rounds; the figure is the median ratio. Run:
+union's answer), on the primary alone (the primary's answer) and on the
+secondary alone (over WebSocket: the slowest part a merge waits for), in
+interleaved rounds; the figures are medians and merged ÷ primary. Run:
 
     .venv/bin/python -m bench.merged_queries [rows] [rounds]
 """
@@ -77,14 +78,17 @@ async def run(rows: int = 2000, rounds: int = 30) -> dict[str, dict[str, float]]
             await admin.query(SCHEMA.format(fulltext="SEARCH"))
             for start in range(0, rows, 500):
                 await admin.query(insert, {"rows": data[start : start + 500]})
-            await admin.close()
             await primary.query(SCHEMA.format(fulltext="SEARCH"))
             await primary.query(insert, {"rows": data[rows - rows // 4 :]})
             wrapped = rep.wrap(primary)
             q = {"q": [0.5] * DIMENSION}
             for name, sql in STATEMENTS.items():
-                times: dict[str, list[float]] = {"primary_only": [], "merged": []}
-                readers: dict[str, Any] = {"primary_only": primary, "merged": wrapped}
+                times: dict[str, list[float]] = {"primary_only": [], "merged": [], "secondary": []}
+                readers: dict[str, Any] = {
+                    "primary_only": primary,
+                    "merged": wrapped,
+                    "secondary": admin,
+                }
                 for _, arm in interleaved(2, list(times)):  # warm-up
                     await readers[arm].query(sql, q)
                 for _, arm in interleaved(rounds, list(times)):
@@ -92,7 +96,14 @@ async def run(rows: int = 2000, rounds: int = 30) -> dict[str, dict[str, float]]
                     await readers[arm].query(sql, q)
                     times[arm].append(time.perf_counter() - started)
                 p, m = median(times["primary_only"]) * 1e3, median(times["merged"]) * 1e3
-                out[name] = {"primary_only_ms": p, "merged_ms": m, "ratio": ratio(m, p)}
+                secondary_ms = median(times["secondary"]) * 1e3
+                out[name] = {
+                    "primary_only_ms": p,
+                    "secondary_ms": secondary_ms,
+                    "merged_ms": m,
+                    "ratio": ratio(m, p),
+                }
+            await admin.close()
     return out
 
 
@@ -102,8 +113,8 @@ def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 30
     for name, f in anyio.run(run, rows, rounds).items():
         print(
-            f"{name:14} primary {f['primary_only_ms']:7.2f} ms  merged {f['merged_ms']:7.2f} ms"
-            f"  ratio {f['ratio']:.2f}"
+            f"{name:14} primary {f['primary_only_ms']:7.2f} ms  secondary {f['secondary_ms']:7.2f}"
+            f" ms  merged {f['merged_ms']:7.2f} ms  merged/primary {f['ratio']:.2f}"
         )
 
 

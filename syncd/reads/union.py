@@ -293,7 +293,9 @@ class UnionQueries:
                 out[i] = _last_rows(answer.result, primary=False)
 
         async with anyio.create_task_group() as tg:
-            for i in which:
+            # The secondaries' requests go out first: an embedded primary may
+            # answer on the event loop's own thread, holding it until it is done.
+            for i in sorted(which, reverse=True):
                 tg.start_soon(one, i)
         return out
 
@@ -345,7 +347,7 @@ class UnionQueries:
                 out[j] = None if answer.result is None else _last_rows(answer.result, primary=False)
 
         async with anyio.create_task_group() as tg:
-            for j in range(len(present)):
+            for j in reversed(range(len(present))):  # the primary last, as above
                 tg.start_soon(one, j)
         return out
 
