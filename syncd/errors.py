@@ -55,6 +55,18 @@ class ServerError(SyncdError):
         self.details = details
 
 
+class MergeUnsupported(SyncdError):
+    """A merged read syncd cannot answer like one database holding the union; names the clause."""
+
+    def __init__(self, clause: str, detail: str = "") -> None:
+        """``clause``: what cannot be merged (``search::score``, ``GROUP BY`` ...)."""
+        super().__init__(
+            f"merged read: {clause} cannot be answered like the union of the databases"
+            + (f" ({detail})" if detail else "")
+        )
+        self.clause = clause
+
+
 class AuthenticationFailed(SyncdError):
     """The database refused the sign-in: wrong user or password (an operator must act)."""
 

@@ -258,8 +258,15 @@ class Metrics:
         self.merged_reads = Counter(
             "syncd_merged_reads_total",
             "Reads answered, by outcome: merged, or primary only because the secondary "
-            "was down, timed out, failed, or the query could not be merged.",
+            "was down, timed out or failed (unmergeable statements: syncd_unmerged_reads_total).",
             ["secondary", "outcome"],
+            registry=r,
+        )
+        self.unmerged_reads = Counter(
+            "syncd_unmerged_reads_total",
+            "Merged reads answered by the primary alone because the statement cannot be "
+            "merged like the union and its table says unmergeable: primary, by reason.",
+            ["table", "reason"],
             registry=r,
         )
         f["dead_letters"] = Gauge(

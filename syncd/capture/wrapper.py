@@ -13,11 +13,13 @@ come back (``RETURN NONE``, ``RETURN DIFF``, a projection, a write inside a
 ``syncd_uncaptured_writes_total`` and logged; the daemon's changefeed capture
 (``syncd run``) sees every write. Deletes are never propagated.
 
-Read path — ``select`` and SELECT-only ``query`` go to the primary (required)
-and the secondary (optional, bounded by ``query_timeout``) in parallel; rows
-are merged one per dedup key, the primary's row winning. If the secondary is
-down, slow or failing, the primary's rows come back alone, with a warning and
-a metric.
+Read path — ``select`` and read-only ``query``/``query_raw`` (SELECTs, with
+LETs) go to the primary (required) and the secondaries (optional, bounded by
+``query_timeout``) in parallel, and answer like one database holding the
+union, one row per dedup key, the primary's row winning
+(:mod:`syncd.reads.merged`); a statement that cannot be answered so raises
+``MergeUnsupported``. If a secondary is down, slow or failing, it is left
+out, with a warning and a metric.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import structlog
 from syncd.capture.races import RaceGuard
 from syncd.pipeline.intake import Intake
 from syncd.reads.merged import MergedReads, rows_of
-from syncd.reads.statements import Statement, is_read_only, parse, result_index
+from syncd.reads.statements import Statement, parse, result_index
 from syncd.surreal.codec import CodecError, decode
 from syncd.surreal.dialect import dialect_for
 from syncd.surreal.results import first_result
@@ -170,14 +172,17 @@ class ReplicatedConnection:
         return await self._primary.delete(*args, **kwargs)
 
     async def query_raw(self, query: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
-        """``query_raw`` on the primary; records its write statements return are captured."""
+        """``query_raw``: read-only queries merged, others on the primary with their
+        returned records captured."""
+        statements = parse_safely(query)
+        if self._reads is not None and self._reads.active and not kw and _merged_read(statements):
+            return await self._reads.query_raw(self._primary, query, params, statements or [])
         ticket = self._races.begin()
         try:
             response = await self._primary.query_raw(query, params, **kw)
         finally:
             self._races.end(ticket)
         exact = self._exact()
-        statements = parse_safely(query)
         await self._capture_statements(statements, exact or response, ticket)
         self._notice_schema(statements)
         return response
@@ -185,19 +190,16 @@ class ReplicatedConnection:
     async def query(self, query: str, vars: dict[str, Any] | None = None, **kw: Any) -> Any:
         """``query`` with SDK semantics (first statement's result).
 
-        SELECT-only queries are merged with the secondary; others run on the
+        Read-only queries are merged with the secondaries; others run on the
         primary and the records their write statements return are captured.
         """
         statements = parse_safely(query)
-        reads_only = bool(statements) and is_read_only(statements or [])
+        reads_only = _merged_read(statements)
         merging = self._reads is not None and self._reads.active
-        if reads_only and merging and not kw and _mergeable(statements or []):
+        if reads_only and merging and not kw:
             assert self._reads is not None  # for mypy: merging says so
-            primary_call = self._primary.query_raw(query, vars)
-            response = await self._reads.query_raw(primary_call, query, vars, statements or [])
+            response = await self._reads.query_raw(self._primary, query, vars, statements or [])
         elif reads_only:
-            if merging and self._reads is not None:
-                self._reads.count("primary_only_unsupported")
             response = await self._primary.query_raw(query, vars, **kw)
         else:
             ticket = self._races.begin()
@@ -276,18 +278,8 @@ def parse_safely(query: str) -> list[Statement] | None:
         return None
 
 
-def _mergeable(statements: list[Statement]) -> bool:
-    # Only plain SELECTs whose rows can be deduplicated and re-sorted here:
-    # GROUP BY, SPLIT, aggregates, START, parameterised LIMITs, expression
-    # orders, SELECT VALUE and subqueries that write read the primary only.
-    return all(
-        s.kind == "SELECT"
-        and not s.is_write
-        and not s.group_or_split
-        and s.start is None
-        and s.start_param is None
-        and s.limit_param is None
-        and s.order_exact
-        and not (s.value or s.only or s.fetch or s.explain)
-        for s in statements
-    )
+def _merged_read(statements: list[Statement] | None) -> bool:
+    """Whether a query only reads: SELECTs, with ``LET``s before or between them."""
+    if not statements or not any(s.kind == "SELECT" for s in statements):
+        return False
+    return all(s.kind in ("SELECT", "LET") and not s.is_write for s in statements)

@@ -172,6 +172,9 @@ class Config(BaseModel):
     """Deadline on connecting and signing in to either database."""
     query_timeout: Duration = 2.0
     """Deadline on the secondary half of a merged read."""
+    merge_max_rows: AtLeastOne = 100000
+    """Most rows a merged read takes from one database; a merge needing more raises
+    ``MergeUnsupported`` instead of exhausting memory."""
     drain_timeout: Duration = 30.0
     """On clean shutdown, how long to keep writing queued operations."""
     log_level: LogLevel = "info"
@@ -392,6 +395,11 @@ class Config(BaseModel):
             for name, t in tables.items()
             if t.prefer == "newest" and t.version is not None
         }
+
+    def primary_unmergeable(self) -> frozenset[str]:
+        """The tables whose unmergeable reads take the primary's answer alone."""
+        tables = self.tables or {}
+        return frozenset(name for name, t in tables.items() if t.unmergeable == "primary")
 
     def table_volatile_fields(self, table: str) -> list[str]:
         """Fields ``verify`` ignores in ``table``: the global list, then the table's own."""

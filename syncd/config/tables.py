@@ -44,6 +44,11 @@ class TableConfig(BaseModel):
     """Mirror this table's EVENTs too (off by default: an event would fire a second time
     on the secondary, for the write the primary's event already made)."""
 
+    unmergeable: Literal["raise", "primary"] = "raise"
+    """Merged reads of a statement syncd cannot answer like the union: raise
+    ``MergeUnsupported`` (``raise``), or accept the primary's answer alone (``primary``,
+    logged and counted in ``syncd_unmerged_reads_total``)."""
+
     @model_validator(mode="after")
     def _newest_needs_a_version(self) -> TableConfig:
         if self.prefer == "newest" and self.version is None:

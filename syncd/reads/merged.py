@@ -1,14 +1,23 @@
 """Merged reads: the primary (required) and every secondary (optional, bounded) in parallel.
 
-``select`` and SELECT-only queries go to all of them at once; each
-secondary's part is bounded by ``query_timeout`` and never marks it down (a
-slow read proves little). Rows are merged one per dedup key: the primary's
-row, else the row of the secondary with the lowest priority number, or the
-newest version for tables that prefer it (:func:`syncd.reads.merge.merge_rows`).
-A secondary that is down, slow or failing is left out, with a warning and a
-metric (``syncd_merged_reads_total{secondary, outcome}``); with all left out
-the primary's answer comes back alone. The primary's own errors reach the
-caller as the SDK raised them.
+``select`` of a table or records goes to all of them at once and the rows
+are merged one per dedup key: the primary's row, else the row of the
+secondary with the lowest priority number, or the newest version for tables
+that prefer it (:func:`syncd.reads.merge.merge_rows`).
+
+A read-only query (SELECTs, with LETs) answers like one database holding the
+union (:mod:`syncd.reads.plan` says what each source is asked and which rows
+win): candidates from every source, deduplicated, then the statement run
+over the winners by a scratch engine of the primary's generation
+(:mod:`syncd.surreal.scratch`). What cannot be answered so raises
+:class:`~syncd.errors.MergeUnsupported`, or takes the primary's answer for
+tables configured ``unmergeable: primary`` (``syncd_unmerged_reads_total``).
+
+Each secondary's part is bounded by ``query_timeout`` and never marks it down
+(a slow read proves little). A secondary that is down, slow or failing is
+left out, with a warning and a metric (``syncd_merged_reads_total{secondary,
+outcome}``); with all left out the primary's answer comes back alone. The
+primary's own errors reach the caller as the SDK raised them.
 
 The secondary's calls ask for ``sdk_values``: its rows are decoded as the
 SDK decodes the primary's, so the application gets one set of Python types.
@@ -30,6 +39,7 @@ from syncd.keys import KeyRule, table_of
 from syncd.metrics import Metrics
 from syncd.reads.merge import merge_rows
 from syncd.reads.statements import Statement
+from syncd.reads.union import UnionQueries
 from syncd.surreal.failures import is_undefined_table
 
 T = TypeVar("T")
@@ -91,11 +101,16 @@ class MergedReads:
         metrics: Metrics,
         active: Callable[[], bool],
         newest: Mapping[str, str] | None = None,
+        max_rows: int = 100000,
+        primary_unmergeable: frozenset[str] = frozenset(),
     ) -> None:
         """``active()`` says whether to consult the secondaries at all (sync on and started).
 
         ``secondaries`` are in priority order (lowest number first); ``newest``
-        maps the tables that prefer the newest row to their version field.
+        maps the tables that prefer the newest row to their version field;
+        ``max_rows`` bounds the rows one database sends for one merge
+        (``merge_max_rows``); ``primary_unmergeable`` names the tables whose
+        unmergeable statements take the primary's answer.
         """
         self._sources = list(secondaries)
         self._keys = keys
@@ -103,6 +118,38 @@ class MergedReads:
         self._timeout = query_timeout
         self._metrics = metrics
         self._active = active
+        self._queries = UnionQueries(
+            self, max_rows=max_rows, primary_unmergeable=primary_unmergeable
+        )
+
+    @property
+    def sources(self) -> list[Source]:
+        """The secondaries, in priority order."""
+        return self._sources
+
+    @property
+    def keys(self) -> KeyRule:
+        """The dedup key rule."""
+        return self._keys
+
+    @property
+    def newest(self) -> dict[str, str]:
+        """The tables that prefer the newest row, and their version field."""
+        return self._newest
+
+    @property
+    def query_timeout(self) -> float:
+        """The bound on every secondary's part of one merged read."""
+        return self._timeout
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where merged reads are counted."""
+        return self._metrics
+
+    async def aclose(self) -> None:
+        """Close the scratch engines (they abort the process if left open at exit)."""
+        await self._queries.aclose()
 
     @property
     def active(self) -> bool:
@@ -131,7 +178,7 @@ class MergedReads:
         names = [s.name for s in self._sources] if secondary is None else [secondary]
         for name in names:
             self._metrics.merged_reads.labels(name, outcome).inc()
-            if outcome not in ("merged", "primary_only_unsupported"):
+            if outcome != "merged":
                 log.warning("merged_read_primary_only", reason=outcome, secondary=name)
 
     def _count_all(self, answers: Sequence[Answer]) -> None:
@@ -190,7 +237,7 @@ class MergedReads:
             async def rows(conn: Any) -> Any:
                 return await conn.query("SELECT * FROM $ids", {"ids": wanted}, sdk_values=True)
 
-            found = await self._ask(source, rows, self._timeout - head.spent)
+            found = await self.ask(source, rows, self._timeout - head.spent)
             if not isinstance(found.result, list):
                 return found
             by_id = {str(row.get("id")): row for row in rows_of(found.result)}
@@ -204,52 +251,13 @@ class MergedReads:
 
     async def query_raw(
         self,
-        primary_call: Awaitable[Any],
+        primary: Any,
         query: str,
         vars: dict[str, Any] | None,
         statements: list[Statement],
     ) -> Any:
-        """A SELECT-only ``query_raw`` on both, merged statement by statement."""
-
-        async def secondary(conn: Any) -> Any:
-            return await conn.query_raw(query, vars, sdk_values=True)
-
-        primary, answers = await self._all(primary_call, secondary)
-        if not isinstance(primary, Mapping) or "error" in primary:
-            return primary
-        p_results = primary.get("result")
-        if not isinstance(p_results, list) or len(p_results) != len(statements):
-            return primary
-        aligned = [
-            results
-            for a in answers
-            if isinstance(a.result, Mapping)
-            and isinstance(results := a.result.get("result"), list)
-            and len(results) == len(p_results)
-        ]
-        if not aligned:
-            return primary
-        merged = [
-            self._merge_statement(statement, p, [s[i] for s in aligned])
-            for i, (statement, p) in enumerate(zip(statements, p_results, strict=True))
-        ]
-        return {**primary, "result": merged}
-
-    def _merge_statement(self, statement: Statement, p: Any, answers: list[Any]) -> Any:
-        if not isinstance(p, Mapping) or p.get("status") != "OK":
-            return p
-        p_rows = p.get("result")
-        if not isinstance(p_rows, list) or not all(isinstance(r, Mapping) for r in p_rows):
-            return p
-        extras: list[list[Any]] = []
-        for s in answers:
-            rows = statement_rows(s)
-            if rows is not None:
-                extras.append(rows)
-        if not extras:
-            return p
-        rows = self._merge(p_rows, extras, order_by=statement.order_by, limit=statement.limit)
-        return {**p, "result": rows}
+        """A read-only query answered like the union (see :class:`UnionQueries`)."""
+        return await self._queries.query_raw(primary, query, vars, statements)
 
     # -- running every side -------------------------------------------------
 
@@ -259,7 +267,7 @@ class MergedReads:
         self._count_all(answers)
         return result, answers
 
-    async def _ask(self, source: Source, call: Call, seconds: float) -> Answer:
+    async def ask(self, source: Source, call: Call, seconds: float) -> Answer:
         """Run a read on one secondary within ``seconds``; never raises."""
         if not source.conn.is_up:
             return Answer(None, "primary_only_down")
@@ -304,7 +312,7 @@ class MergedReads:
         answers = [Answer(None, "primary_only_timeout") for _ in self._sources]
 
         async def run_secondary(i: int) -> None:
-            answers[i] = await self._ask(self._sources[i], secondary, self._timeout)
+            answers[i] = await self.ask(self._sources[i], secondary, self._timeout)
 
         failure: Exception | None = None
         result: Any = None
@@ -321,19 +329,6 @@ class MergedReads:
         if failure is not None:
             raise failure
         return result, answers
-
-
-def statement_rows(answer: Any) -> list[Any] | None:
-    """A secondary's rows for one statement, or None when they cannot be merged."""
-    if not isinstance(answer, Mapping):
-        return None
-    if answer.get("status") != "OK":
-        # 3.x: a table not replicated to yet is an error there, empty here.
-        return [] if is_undefined_table(answer) else None
-    rows = answer.get("result")
-    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
-        return None
-    return rows
 
 
 def whole_table(args: tuple[Any, ...]) -> str | None:

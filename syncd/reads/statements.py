@@ -247,6 +247,27 @@ def _clauses(toks: list[Token]) -> dict[str, list[Token]]:
     return clauses
 
 
+def select_clauses(toks: list[Token]) -> dict[str, list[Token]]:
+    """A SELECT's tokens (its keyword first) grouped by clause; the projection under "SELECT"."""
+    return _clauses(toks)
+
+
+def split_terms(body: list[Token]) -> list[list[Token]]:
+    """A clause operand's depth-0 terms (split at depth-0 commas), with their nested tokens.
+
+    Unlike the depth-0-only terms used for ORDER BY, a term keeps the tokens
+    inside its brackets, so a subquery or a call stays whole.
+    """
+    base = min((t.depth for t in body), default=0)
+    terms: list[list[Token]] = [[]]
+    for tok in body:
+        if tok.depth == base and tok.text == ",":
+            terms.append([])
+        else:
+            terms[-1].append(tok)
+    return [t for t in terms if t]
+
+
 def _wants_operand(clause: str, body: list[Token]) -> bool:
     """Whether a clause body so far ends where an operand must follow."""
     if clause in _BARE_CLAUSES:

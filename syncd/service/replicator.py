@@ -63,6 +63,8 @@ class Replicator:
             metrics=self.metrics,
             active=lambda: self.config.sync_enabled and self.fanout.running,
             newest=config.newest_fields(),
+            max_rows=config.merge_max_rows,
+            primary_unmergeable=config.primary_unmergeable(),
         )
         self._serve_http = serve_http
         self._entered = False
@@ -105,6 +107,8 @@ class Replicator:
         try:
             await self.fanout.__aexit__(exc_type, exc, tb)
         finally:
+            with anyio.CancelScope(shield=True):
+                await self.reads.aclose()
             if self.http is not None:
                 self.http.stop()
 

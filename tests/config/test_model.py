@@ -459,6 +459,7 @@ def test_summary_masks_secrets() -> None:
             "prefer": "primary",
             "schema": None,
             "events": False,
+            "unmergeable": "raise",
         }
     }
     assert summary["schema"] == {"mode": "mirror", "mirror_removals": False}

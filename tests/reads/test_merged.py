@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from surrealdb import RecordID
 
+from syncd import MergeUnsupported
 from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.replica import connect_secondary, dead_url, entry, replicator
 
@@ -113,3 +116,59 @@ async def test_merged_reads_ask_every_secondary_and_rank_them_by_priority(
     }
     assert partial == {"facts:1": "primary", "facts:2": "archive"}
     assert down is not None and down >= 1
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+async def test_wrapped_queries_answer_like_the_union(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    # The secondary archived 20 memories; the primary kept the newest 5.
+    schema = "DEFINE INDEX hnsw ON vm FIELDS e HNSW DIMENSION 2 DIST EUCLIDEAN;"
+    rows = [{"id": RecordID("vm", i), "ts": i, "e": [i / 20, 1 - i / 20]} for i in range(20)]
+    insert = "INSERT INTO vm $rows RETURN NONE"
+    admin = await connect_secondary(secondary_server.url)
+    await admin.query(schema)
+    await admin.query(insert, {"rows": rows})
+    await primary.query(schema)
+    await primary.query(insert, {"rows": rows[15:]})
+    await primary.query("CREATE logs:1 SET n = 1")
+    knn = "SELECT id, vector::distance::knn() AS d FROM vm WHERE e <|3,40|> $q ORDER BY d"
+    q = {"q": [0.0, 1.0]}
+    expected = await admin.query(knn, q)
+    await admin.close()
+    tables: dict[str, Any] = {"vm": {}, "logs": {"unmergeable": "primary"}}
+    async with replicator(tmp_path, secondary_server.url, tables=tables) as rep:
+        db = rep.wrap(primary)
+        count = await db.query("SELECT count() AS n FROM vm GROUP ALL")
+        nearest = await db.query(knn, q)
+        raw = await db.query_raw("LET $t = 3; SELECT VALUE ts FROM vm WHERE ts < $t")
+        with pytest.raises(MergeUnsupported, match="FETCH"):
+            await db.query("SELECT * FROM vm FETCH e")
+        logs = await db.query("SELECT * FROM logs FETCH n")
+    assert count == [{"n": 20}]
+    assert [r["id"] for r in nearest] == [r["id"] for r in expected]
+    assert [r["id"] for r in expected] == [RecordID("vm", i) for i in range(3)]
+    assert raw["result"][1]["result"] == [0, 1, 2]
+    assert logs == [{"id": RecordID("logs", 1), "n": 1}]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+async def test_a_frozen_secondary_bounds_a_merged_query_by_query_timeout(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    await primary.query("CREATE t:1 SET n = 1; CREATE t:2 SET n = 2")
+    async with replicator(tmp_path, secondary_server.url) as rep:
+        db = rep.wrap(primary)
+        await db.query("SELECT count() AS c FROM t GROUP ALL")  # the scratch engine is open
+        secondary_server.freeze()
+        try:
+            started = time.perf_counter()
+            alone = await db.query("SELECT count() AS c FROM t WHERE n > 0 GROUP ALL")
+            spent = time.perf_counter() - started
+        finally:
+            secondary_server.thaw()
+        limit = rep.config.query_timeout * 1.1 + 0.25
+    assert alone == [{"c": 2}]
+    assert spent < limit, f"merged query took {spent:.3f}s"
