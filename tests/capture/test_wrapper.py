@@ -40,9 +40,9 @@ class Recorded:
         source: str = "wrapper",
         copy: Callable[[Any], Any] = from_sdk,
     ) -> int:
-        rows = [dict(copy(row)) for row in rows]
-        self.captures.append((source, rows))
-        return len(rows)
+        copied = [dict(copy(row)) for row in rows]
+        self.captures.append((source, copied))
+        return len(copied)
 
     def enqueue(self, ops: Iterable[Operation]) -> None:
         raise AssertionError("the wrapper only captures")
