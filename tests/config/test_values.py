@@ -101,6 +101,7 @@ def test_sdk_url(url: str, sdk: str) -> None:
         ("ws://root@h", "ws://root@h"),
         ("ws://h:8000", "ws://h:8000"),
         ("http://[::1", "http://[::1"),  # unparseable: left as it is
+        ("root:secret@h:8000/rpc", "root:***@h:8000/rpc"),  # the scheme forgotten
         ("mem://", "mem://"),
         ("localhost:8000", "localhost:8000"),
     ],
@@ -292,6 +293,7 @@ def test_url_bad(url: object, text: str) -> None:
 def test_a_bad_url_never_shows_its_password() -> None:
     text = message(_url, "ws://root:secret@h:notaport")
     assert "secret" not in text and "***" in text
+    assert "secret" not in message(_url, "root:secret@h")
 
 
 @pytest.mark.parametrize(
