@@ -220,6 +220,15 @@ async def test_a_failed_statement_captures_nothing_of_its_own(primary: Any) -> N
     assert intake.ids() == ["w:other"]
 
 
+async def test_a_query_the_primary_refuses_raises_and_captures_nothing(primary: Any) -> None:
+    db, intake = wrap(primary)
+    await db.query("CREATE w:dup SET n = 1")
+    intake.captures.clear()
+    with pytest.raises(Exception):  # noqa: B017 - the SDK's own error, as it raises it
+        await db.query("CREATE w:dup SET n = 2")
+    assert intake.captures == [] and intake.uncaptured == []
+
+
 async def test_a_transaction_is_captured_on_either_generation(primary: Any) -> None:
     db, intake = wrap(primary)
     await db.query_raw("BEGIN; CREATE w:t1 SET n = 1; CREATE w:t2 SET n = 2; COMMIT")
