@@ -101,15 +101,19 @@ def sdk_url(url: str) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` with any password in its user-info replaced by ``***`` (for logs and summaries)."""
+    # Without "://" (a scheme forgotten: "root:pw@db:8000") urlsplit would read
+    # "root" as the scheme and find no password: read it as a network location.
+    bare = "://" not in url
     try:
-        parts = urlsplit(url)
+        parts = urlsplit("//" + url if bare else url)
     except ValueError:
         return url
     if parts.password is None:
         return url
     userinfo = f"{parts.username or ''}:***"
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+    out = urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+    return out.removeprefix("//") if bare else out
 
 
 # --------------------------------------------------------------------------
