@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from syncd.config.load import apply_env, describe, read_yaml
+from syncd.config.load import apply_env, describe, read_yaml, unknown_env
 from syncd.config.secondaries import (
     FLAT_NAME,
     SecondaryConfig,
@@ -227,6 +227,9 @@ class Config(BaseModel):
         merged: dict[str, object] = {str(key): value for key, value in data.items()}
         from_env: set[str] = set()
         if env is not None:
+            stray = unknown_env(env, Config.model_fields)
+            if stray is not None:
+                raise ConfigError(prefix + stray)
             try:
                 apply_secret_sources(merged, env)
             except ValueError as exc:

@@ -191,12 +191,39 @@ def test_from_mapping_ignores_environment_unless_asked(monkeypatch: pytest.Monke
     assert Config.from_mapping(REQUIRED).sync_workers == 4
 
 
-def test_structured_keys_do_not_come_from_env() -> None:
-    config = Config.from_mapping(
-        REQUIRED, env={"SYNCD_TABLES": "events", "SYNCD_VOLATILE_FIELDS": "x"}
-    )
-    assert config.tables is None
-    assert config.volatile_fields == []
+@pytest.mark.parametrize("name", ["SYNCD_TABLES", "SYNCD_VOLATILE_FIELDS", "SYNCD_SECONDARIES"])
+def test_structured_keys_do_not_come_from_env(name: str) -> None:
+    message = problem({}, env={name: "events"})
+    assert f"{name}: {name[6:].lower()} comes only from the config file" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("SYNCD_SYNC_WORKER", "SYNCD_SYNC_WORKERS"),
+        ("SYNCD_SECONDARY_PASSWORD", "SYNCD_SECONDARY_PASS"),
+        ("SYNCD_CONFIGG", "SYNCD_CONFIG"),
+    ],
+)
+def test_unknown_env_variable_is_refused_with_a_hint(name: str, hint: str) -> None:
+    message = problem({}, env={name: "x"})
+    expected = f'unknown environment variable "{name}" (did you mean "{hint}"?)'
+    assert message == f"config t.yaml: {expected}"
+    assert '"x"' not in message  # a value might be a password
+
+
+def test_env_variables_that_are_not_keys_are_accepted() -> None:
+    env = {
+        "SYNCD_CONFIG": "syncd.yaml",
+        "SYNCD_DEVSERVER_ENGINE": "3",
+        "SYNCD_DEVSERVER_PASS": "p",
+        "SYNCD_BENCH_NO_PIN": "1",
+        "SYNCD_SECONDARIES_ARCHIVE_PASS": "p",
+        "SYNCD_SECONDARY_PASS": "p",
+        "SYNCD_CONTROL_TOKEN": "t",
+        "OTHER_SYNC_WORKER": "8",
+    }
+    assert Config.from_mapping(REQUIRED, env=env).secondary_pass.get_secret_value() == "p"
 
 
 def test_bad_env_value_names_the_variable() -> None:
