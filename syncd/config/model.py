@@ -37,6 +37,7 @@ from syncd.config.secondaries import (
     SecondaryConfig,
     apply_secret_sources,
     env_conflict,
+    follow_primary,
     form_problem,
     into_itself,
     secondaries_value,
@@ -88,6 +89,9 @@ __all__ = [
 # --------------------------------------------------------------------------
 # Models.
 
+#: The primary's namespace and database when the config does not name them.
+PRIMARY_PLACE = {"primary_namespace": "remembrances", "primary_database": "production"}
+
 
 class Config(BaseModel):
     """The validated, immutable configuration of syncd (daemon, library and tools).
@@ -107,9 +111,9 @@ class Config(BaseModel):
     secondary_pass: Password = SecretStr("")
     """Password for ``secondary_user``; empty: do not sign in."""
     secondary_namespace: Name = "remembrances"
-    """Namespace on the secondary."""
+    """Namespace on the secondary; not given: ``primary_namespace``."""
     secondary_database: Name = "production"
-    """Database on the secondary."""
+    """Database on the secondary; not given: ``primary_database``."""
     sync_enabled: Bool = True
     """Master switch: false means writes go to the primary only and nothing is replicated."""
     sync_retry_interval: Duration = 5.0
@@ -132,10 +136,10 @@ class Config(BaseModel):
     """User to sign in to the primary as."""
     primary_pass: Password = SecretStr("")
     """Password for ``primary_user``; empty: do not sign in."""
-    primary_namespace: Name = "remembrances"
-    """Namespace on the primary."""
-    primary_database: Name = "production"
-    """Database on the primary."""
+    primary_namespace: Name = PRIMARY_PLACE["primary_namespace"]
+    """Namespace on the primary (and every secondary that names none)."""
+    primary_database: Name = PRIMARY_PLACE["primary_database"]
+    """Database on the primary (and every secondary that names none)."""
 
     secondaries: Annotated[list[SecondaryConfig] | None, BeforeValidator(secondaries_value)] = None
     """Several secondaries (instead of the flat ``secondary_*`` keys), each named."""
@@ -183,6 +187,16 @@ class Config(BaseModel):
     """Log record ids and natural keys (debugging); by default only a hash of the key."""
     volatile_fields: FieldNames = []
     """Fields ``verify`` ignores in every table (timestamps the secondary sets, etc.)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secondaries_follow_the_primary(cls, data: object) -> object:
+        # A secondary's namespace and database not given are the primary's:
+        # the data lands under the names the application uses, not under the
+        # original module's "remembrances"/"production".
+        if not isinstance(data, Mapping):
+            return data
+        return follow_primary(data, PRIMARY_PLACE)
 
     @model_validator(mode="after")
     def _secondaries_well_formed(self) -> Config:

@@ -409,6 +409,42 @@ def test_rejections(data: dict[str, object], expected: str) -> None:
     assert expected in problem(data)
 
 
+def test_secondary_place_defaults_to_the_primarys() -> None:
+    config = Config.from_mapping(
+        {**REQUIRED, "primary_namespace": "app", "primary_database": "main"}
+    )
+    assert (config.secondary_namespace, config.secondary_database) == ("app", "main")
+    # From the environment too: SYNCD_PRIMARY_* is applied before the default is taken.
+    env = {"SYNCD_PRIMARY_NAMESPACE": "shop", "SYNCD_PRIMARY_DATABASE": "orders"}
+    config = Config.from_mapping(REQUIRED, env=env)
+    assert (config.secondary_namespace, config.secondary_database) == ("shop", "orders")
+
+
+def test_explicit_secondary_place_stands() -> None:
+    config = Config.from_mapping(
+        {**REQUIRED, "primary_namespace": "app", "secondary_database": "archive"}
+    )
+    assert (config.secondary_namespace, config.secondary_database) == ("app", "archive")
+    env = {"SYNCD_SECONDARY_NAMESPACE": "cold", "SYNCD_PRIMARY_NAMESPACE": "app"}
+    assert Config.from_mapping(REQUIRED, env=env).secondary_namespace == "cold"
+
+
+def test_listed_secondaries_follow_the_primary_unless_told() -> None:
+    config = Config.from_mapping(
+        {
+            "primary_namespace": "app",
+            "primary_database": "main",
+            "secondaries": [
+                {"name": "a", "url": "ws://a:8000"},
+                {"name": "b", "url": "ws://b:8000", "namespace": "x", "priority": 1},
+            ],
+        }
+    )
+    a, b = config.for_secondary("a"), config.for_secondary("b")
+    assert (a.secondary_namespace, a.secondary_database) == ("app", "main")
+    assert (b.secondary_namespace, b.secondary_database) == ("x", "main")
+
+
 def test_same_server_other_database_is_fine() -> None:
     config = Config.from_mapping(
         {
