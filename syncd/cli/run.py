@@ -50,11 +50,13 @@ def backfill(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from syncd.config.secondaries import select
+    from syncd.service.entry import check_daemon_config
     from syncd.tools.backfill import backfill_now
     from syncd.tools.control import refuse_while_paused
 
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
+        check_daemon_config(cfg, resolve_config_path(config), command="syncd backfill")
         # An unknown name: one line, before any connection.
         names = select(cfg.secondary_names(), secondary)
         refuse_while_paused(cfg, "a backfill", names)  # all of them before the first copy

@@ -27,11 +27,19 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
+from syncd.cli.app import (
+    ConfigOption,
+    app,
+    fail,
+    handle_errors,
+    load_cli_config,
+    resolve_config_path,
+)
 from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
 from syncd.config import Config
 from syncd.config.secondaries import select
 from syncd.interrupts import run_until_interrupted
+from syncd.service.entry import check_daemon_config
 from syncd.surreal.endpoints import open_connection
 from syncd.tools.repair import RepairOutcome, verify_and_repair
 from syncd.tools.report import print_report
@@ -187,6 +195,7 @@ def verify(
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
+        check_daemon_config(cfg, resolve_config_path(config), command="syncd verify")
         names = select(cfg.secondary_names(), secondary)
         quiet_logging(cfg)
         for name in table or []:  # before connecting: a typo should not wait on a network
