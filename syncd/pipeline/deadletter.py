@@ -198,8 +198,15 @@ class DeadLetterFile:
         *,
         first_failed_at: float,
         last_failed_at: float | None = None,
-    ) -> None:
-        """Record ``op`` as dead (``last_failed_at`` defaults to now); fsynced before return."""
+    ) -> bool:
+        """Record ``op`` as dead (``last_failed_at`` defaults to now); fsynced before return.
+
+        One entry per record and reason: when the file already holds ``op``'s
+        table and key with the same error (a backfill run again, a replay
+        refused again), that entry is kept (with this ``op``'s record if it
+        changed, and its first failure time), not repeated. Returns whether
+        an entry was added.
+        """
         last = datetime.now(UTC).timestamp() if last_failed_at is None else last_failed_at
         line = encode_line(op, error, first_failed_at, last)
         try:
@@ -207,6 +214,8 @@ class DeadLetterFile:
             with self._locked(exclusive=True, create=True) as fd:
                 assert fd is not None
                 size = os.fstat(fd).st_size
+                if size and self._merge_into_same(fd, size, op, error, last):
+                    return False
                 if size == 0:
                     os.fchmod(fd, 0o600)  # os.open's mode is subject to the umask
                 elif os.pread(fd, 1, size - 1) != b"\n":
@@ -217,6 +226,56 @@ class DeadLetterFile:
                     _fsync_dir(self.path.parent)
         except OSError as exc:
             raise DeadLetterError(f"cannot append to {self.path}: {exc}") from exc
+        return True
+
+    def _merge_into_same(self, fd: int, size: int, op: Operation, error: str, last: float) -> bool:
+        """Whether the file (``fd``, locked) already has ``op``'s record for ``error``.
+
+        If it has, and the record changed since, that line is rewritten (same
+        place, first failure kept). Only the lines' ``table``/``key``/``error``
+        are read: no payload is decoded.
+        """
+        lines = _lines(os.pread(fd, size, 0))
+        reason = one_line(error)
+        for index, raw in enumerate(lines):
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(data, dict) or (
+                data.get("table"),
+                data.get("key"),
+                data.get("error"),
+            ) != (op.table, op.key, reason):
+                continue
+            payload = base64.b64encode(op.to_bytes()).decode("ascii")
+            if data.get("payload") == payload:
+                return True
+            try:
+                first = _unix(str(data.get("first_failed_at")))
+            except ValueError:
+                first = last
+            lines[index] = encode_line(op, error, first, last)
+            self._replace_locked(b"".join(lines))
+            return True
+        return False
+
+    def _replace_locked(self, content: bytes) -> None:
+        """Swap the file for ``content`` atomically (the caller holds the flock)."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(out, 0o600)
+                _write_all(out, content)
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.replace(tmp, self.path)  # still under the flock: appenders retry
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
 
     def _raw_lines(self) -> list[bytes]:
         try:

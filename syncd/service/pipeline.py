@@ -112,6 +112,8 @@ async def drain(
     if held:
         return False  # a wrong password does not heal in a grace period, nor a pause end
     target = queue.last_seq
+    if queue.finished_through(target):
+        return True  # nothing to drain: no grace period for a secondary that is down
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if not secondary.is_up:

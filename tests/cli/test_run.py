@@ -248,7 +248,9 @@ async def test_backfill_copies_to_the_selected_secondaries_only(
 
     result = syncd("backfill", "-c", "syncd.yaml", "--secondary", "analytics", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "t: 2 records copied to analytics\n"
+    assert result.stdout == (
+        "t: 2 records copied to analytics\nanalytics: copied 2, dead-lettered 0\n"
+    )
     assert (await rows(targets["analytics"]), await rows(targets["archive"])) == (
         ["t:1", "t:2"],
         [],
@@ -260,3 +262,52 @@ async def test_backfill_copies_to_the_selected_secondaries_only(
     result = syncd("backfill", "-c", "syncd.yaml", "--secondary", "archive", cwd=tmp_path)
     assert result.returncode == 0, result.stderr  # a pause of another secondary is no reason
     assert await rows(targets["archive"]) == ["t:1", "t:2"]
+
+
+@pytest.mark.integration
+async def test_backfill_says_what_it_dead_lettered_once_and_exits_1(
+    tmp_path: Path, primary_server: ServerProcess, secondary_server: ServerProcess
+) -> None:
+    write_config(tmp_path, primary=primary_server, secondary=secondary_server, database="dead")
+    primary = await connect(primary_server, "dead")
+    await primary.query(
+        "CREATE t:1 SET u = 'same'; CREATE t:2 SET u = 'same'; CREATE t:3 SET u = 3"
+    )
+    await close(primary)
+    secondary = await connect(secondary_server, "dead")
+    await secondary.query("DEFINE INDEX t_u ON t FIELDS u UNIQUE")  # refuses the second 'same'
+    await close(secondary)
+    dlq = DeadLetterFile(tmp_path / "state" / "deadletters.jsonl")
+    for _ in range(2):  # a second run must not add the same dead letter again
+        result = syncd("backfill", "-c", "syncd.yaml", cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout.splitlines()[-1] == (
+            "secondary: copied 3, dead-lettered 1 (see `syncd dlq list`)"
+        )
+        assert dlq.count() == 1
+
+
+@pytest.mark.integration
+async def test_backfill_of_an_empty_primary_database_is_refused(
+    tmp_path: Path, primary_server: ServerProcess, secondary_server: ServerProcess
+) -> None:
+    write_config(tmp_path, primary=primary_server, secondary=secondary_server, database="void")
+    line = one_line(syncd("backfill", "-c", "syncd.yaml", cwd=tmp_path))
+    assert line == (
+        'syncd: backfill: the primary database (namespace "app", database "void") has no '
+        "tables to copy (are primary_namespace and primary_database the application's?)"
+    )
+
+
+@pytest.mark.parametrize("command", ["backfill", "verify"])
+def test_one_shot_tools_on_an_unreachable_primary_say_why_once_and_soon(
+    tmp_path: Path, command: str
+) -> None:
+    write_config(tmp_path, primary=None, secondary=None, database="main")  # connect_timeout 2s
+    started = time.monotonic()
+    line = one_line(syncd(command, "-c", "syncd.yaml", cwd=tmp_path, timeout=30))
+    assert time.monotonic() - started < 2.0 + 4.0  # connect_timeout, the interpreter's start
+    assert line.startswith("syncd: cannot connect to the primary at ws://127.0.0.1:9/rpc: ")
+    assert "unavailable" not in line and "PrimaryUnavailable" not in line
+    assert line.count("Error") == 1, line  # the cause, once
