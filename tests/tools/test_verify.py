@@ -24,7 +24,7 @@ from syncd.tools.verify import Verifier, VerifyOptions
 from tests.support.engines import GENERATIONS
 from tests.support.secondaries import write_secondaries_config
 from tests.support.server import ServerProcess
-from tests.support.tools import close, connect, syncd, write_config
+from tests.support.tools import close, connect, syncd, syncd_on_a_terminal, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -357,3 +357,19 @@ async def test_tables_empty_on_the_primary_are_said_loudly(
     assert code == 0
     (kv,) = [t for t in report["tables"] if t["table"] == "kv"]
     assert any("no record on the primary but 20 on the secondary" in w for w in kv["warnings"])
+
+
+async def test_on_a_terminal_verify_and_backfill_show_a_total(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "terminal")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="terminal", tables=TABLES
+    )
+    code, seen = syncd_on_a_terminal("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert code == 0, seen
+    assert "160/160" in seen and "100%" in seen  # 80 records on each side: counted first
+    code, seen = syncd_on_a_terminal("backfill", "-c", "syncd.yaml", cwd=tmp_path)
+    assert code == 0, seen
+    assert "80/80" in seen and "100%" in seen
+    assert "secondary: copied 80, dead-lettered 0" in seen
