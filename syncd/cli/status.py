@@ -48,13 +48,15 @@ def _secondary(info: Mapping[str, Any], running: bool) -> str:
     return line
 
 
-def _backlog(info: Mapping[str, Any], running: bool) -> str:
+def _backlog(info: Mapping[str, Any], running: bool, primary_down: bool = False) -> str:
     """One secondary's row when there are several: its state, lag, backlog, dead letters."""
     parts = [_secondary(info, running)]
     if info.get("joining"):
         parts.append("joining (a backfill is bringing it up to date)")
     lag = info.get("lag_seconds")
-    if lag is not None:
+    if primary_down:
+        parts.append("lag unknown")
+    elif lag is not None:
         parts.append(f"lag {lag:.3f}s")
     queue, spool = info.get("queue_depth"), info.get("spool_depth")
     backlog = [
@@ -99,6 +101,12 @@ def _rates(rates: Mapping[str, Any] | None) -> str:
     return f"{', '.join(parts)} (over {window:.0f}s)"
 
 
+def _lag(lag: Any, primary_down: bool) -> str:
+    if primary_down:
+        return "— (unknown while the primary is down)"
+    return "unknown" if lag is None else f"{lag:.3f}s"
+
+
 def _count(value: Any, unit: str) -> str:
     return "unknown" if value is None else f"{int(value)} {unit}"
 
@@ -111,6 +119,9 @@ def render_status(info: Mapping[str, Any]) -> Table:
     else:
         source = f"state directory {info['state_dir']} ({info.get('note') or 'no daemon'})"
     lag = info.get("lag_seconds")
+    primary = info.get("primary")
+    # Nothing is read from a primary that is down: a lag of 0 would say "up to date".
+    primary_down = isinstance(primary, Mapping) and primary.get("up") is False
     count = info.get("dead_letters")
     dead = "unknown" if count is None else plural(int(count), "entry")
     if info.get("dead_letters_malformed"):
@@ -126,7 +137,7 @@ def render_status(info: Mapping[str, Any]) -> Table:
         ("health", health + (": " + "; ".join(reasons) if reasons else "")),
         ("source", source),
         ("secondary", _secondary(info.get("secondary") or {}, running)),
-        ("lag", "unknown" if lag is None else f"{lag:.3f}s"),
+        ("lag", _lag(lag, primary_down)),
         ("queue", _count(info.get("queue_depth"), "operations in memory")),
         ("spool", spool + " on disk"),
         ("checkpoint", _checkpoint(info.get("checkpoint"))),
@@ -138,11 +149,10 @@ def render_status(info: Mapping[str, Any]) -> Table:
         # One row each, in place of the one "secondary" row; lag and backlog rows are totals.
         at_row = [key for key, _ in rows].index("secondary")
         rows[at_row : at_row + 1] = [
-            (f"secondary {s.get('name')}", _backlog(s, running))
+            (f"secondary {s.get('name')}", _backlog(s, running, primary_down))
             for s in listed
             if isinstance(s, Mapping)
         ]
-    primary = info.get("primary")
     if isinstance(primary, Mapping) and primary.get("up") is not None:
         rows.insert(1, ("primary", _secondary(primary, running)))
     if info.get("resync_pending"):

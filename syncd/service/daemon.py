@@ -59,6 +59,7 @@ from syncd.service.replicator import Replicator
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
 from syncd.surreal.dialect import dialect_for
+from syncd.surreal.errors import cause
 
 log = structlog.get_logger("syncd.service.daemon")
 T = TypeVar("T")
@@ -102,7 +103,7 @@ class Daemon:
             before_read=self._adopt_if_pending,
         )
         self.rep.status_extra = self._status_extra
-        self.rep.health_problem = lambda: self.tail.stuck
+        self.rep.health_problem = lambda: self.tail.stuck or self._primary_problem()
         self._joining: list[str] = []
 
     # -- the whole life ----------------------------------------------------
@@ -353,6 +354,13 @@ class Daemon:
             },
             "newest_seen": self.tail.newest_seen,
         }
+
+    def _primary_problem(self) -> str | None:
+        """Why the start waits on the primary, while it does (``/readyz``'s reason)."""
+        primary = self.primary
+        if primary.is_up or primary.failure is None or self.rep.is_ready:
+            return None
+        return f"primary down: {cause(primary.failure)}"
 
     def _status_line(self) -> str:
         rep = self.rep

@@ -348,12 +348,21 @@ class Replicator(Pausable):
         """Declare start-up finished (for owners that start with ``ready_on_start=False``)."""
         self._ready = True
 
+    @property
+    def is_ready(self) -> bool:
+        """Whether start-up has finished (:meth:`mark_ready`)."""
+        return self._ready
+
     def readiness(self) -> tuple[bool, str]:
         """``/readyz``: not ready while starting, or while a secondary is refused or down
         longer than ``readyz_down_threshold`` (the reason names it)."""
         refusals = [p for r in self.replicas if (p := r.refusal()) is not None]
         if not self._ready:
-            return False, "starting" if not refusals else f"starting: {refusals[0]}"
+            # What holds the start up (a refused password, a primary out of
+            # reach), not just "starting": the operator reads this first.
+            problem = self.health_problem() if self.health_problem is not None else None
+            why = [*refusals, *([problem] if problem else [])]
+            return False, "starting" if not why else f"starting: {why[0]}"
         if self._tg is None:
             return False, "stopping"
         problem = self.health_problem() if self.health_problem is not None else None

@@ -27,7 +27,7 @@ from tests.support.daemon import SyncdProcess
 from tests.support.replica import rows_by_id
 from tests.support.secondaries import write_secondaries_config
 from tests.support.server import ServerProcess
-from tests.support.tools import close, connect, syncd, write_config
+from tests.support.tools import close, connect, free_port, syncd, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -311,3 +311,31 @@ def test_one_shot_tools_on_an_unreachable_primary_say_why_once_and_soon(
     assert line.startswith("syncd: cannot connect to the primary at ws://127.0.0.1:9/rpc: ")
     assert "unavailable" not in line and "PrimaryUnavailable" not in line
     assert line.count("Error") == 1, line  # the cause, once
+
+
+@pytest.mark.integration
+async def test_a_daemon_waiting_on_the_primary_says_why_and_shows_no_lag(
+    tmp_path: Path, secondary_server: ServerProcess
+) -> None:
+    daemon = SyncdProcess(
+        tmp_path, f"ws://127.0.0.1:{free_port()}/rpc", f"{secondary_server.url}/rpc"
+    )
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        ready: tuple[int, str] = (0, "")
+        while time.monotonic() < deadline:
+            ready = daemon.http("/readyz")
+            if "primary down" in ready[1]:
+                break
+            await anyio.sleep(0.2)
+        assert ready[0] == 503, ready
+        assert ready[1].startswith("starting: primary down: ConnectionRefusedError"), ready
+        assert "unavailable" not in ready[1]
+        result = syncd("status", "-c", str(daemon.config), cwd=tmp_path)
+        text = " ".join(result.stdout.replace("│", " ").split())
+        assert "degraded: primary down" in text, result.stdout
+        assert "lag — (unknown while the primary is down)" in text
+        assert "0.000s" not in text
+    finally:
+        daemon.stop()
