@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -685,3 +686,12 @@ def test_both_forms_of_secondaries_are_refused() -> None:
         Config.from_mapping(
             {"secondary_url": "ws://a:1", "secondaries": [{"name": "b", "url": "ws://b:1"}]}
         )
+
+
+def test_the_example_config_documents_every_key() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^#?\s*([a-z_]+):", text, re.M))
+    missing = [k for k in Config.model_fields if k not in documented]
+    missing += [f"tables.*.{k}" for k in TableConfig.model_fields if k not in documented]
+    assert not missing, f"config/syncd.example.yaml says nothing of {missing}"
+    load_config(EXAMPLE, env={})  # and it loads
