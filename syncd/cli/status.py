@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import tool_errors
+from syncd.config import Config
 from syncd.config.secondaries import FLAT_NAME
 from syncd.tools.health import assess, refusal
 from syncd.tools.status import STATUS_TIMEOUT, gather
@@ -174,6 +177,15 @@ def status(
         float,
         typer.Option(help="Seconds to wait for the daemon's /status.", min=0.1, show_default=True),
     ] = STATUS_TIMEOUT,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Ask again every --interval seconds until Ctrl-C (--json: a line each)."
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between two --watch looks.")
+    ] = 2.0,
 ) -> None:
     """Show replication state: from the running daemon, else from the state directory.
 
@@ -185,14 +197,43 @@ def status(
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        info = gather(cfg, timeout=timeout)
-        refused = refusal(info)
-        if refused is not None:
-            fail(refused)
-        health = assess(info, cfg)
-        info.update(health=health.state, reasons=health.reasons)
+        if watch:
+            _watch(cfg, timeout, interval, json_output)
+        info, code = _look(cfg, timeout)
         if json_output:
             sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
         else:
             Console().print(render_status(info))
-    raise typer.Exit(health.exit_code)
+    raise typer.Exit(code)
+
+
+def _look(cfg: Config, timeout: float) -> tuple[dict[str, Any], int]:
+    """The status with its health and reasons, and the exit status it means; a refused
+    password ends the command."""
+    info = gather(cfg, timeout=timeout)
+    refused = refusal(info)
+    if refused is not None:
+        fail(refused)
+    health = assess(info, cfg)
+    info.update(health=health.state, reasons=health.reasons)
+    return info, health.exit_code
+
+
+def _watch(cfg: Config, timeout: float, interval: float, json_output: bool) -> NoReturn:
+    """``--watch``: the status again and again, in place on a terminal, until Ctrl-C."""
+    console = Console()
+    if json_output or not console.is_terminal:
+        while True:  # a log of looks: one JSON line, or one table, each
+            info, _ = _look(cfg, timeout)
+            if json_output:
+                sys.stdout.write(json.dumps(info, default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(render_status(info))
+            time.sleep(interval)
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            table = render_status(_look(cfg, timeout)[0])
+            table.caption = f"every {interval:g}s; Ctrl-C to stop"
+            live.update(table, refresh=True)
+            time.sleep(interval)

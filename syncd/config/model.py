@@ -183,6 +183,9 @@ class Config(BaseModel):
     """/readyz reports not ready once the secondary has been unreachable this long."""
     status_lag_threshold: Duration = 60.0
     """``syncd status`` reports degraded (exit 1) once the replication lag exceeds this."""
+    log_summary_interval: DurationOrZero = 60.0
+    """How often ``syncd run`` logs one ``replication_summary`` line (applied, lag,
+    backlog, each secondary's state) at info level; ``0``: never."""
     log_record_ids: Bool = False
     """Log record ids and natural keys (debugging); by default only a hash of the key."""
     volatile_fields: FieldNames = []

@@ -134,6 +134,8 @@ class Daemon:
                     self._notifier.ready(self._status_line())
                     log.info("daemon_ready", position=self.positions.position())
                     tg.start_soon(self._status_loop)
+                    if self.config.log_summary_interval > 0:
+                        tg.start_soon(self._summary_loop, self.config.log_summary_interval)
                     tg.start_soon(self._scan_tables_loop)
                     for name in self._joining:
                         tg.start_soon(self._join, name)
@@ -372,6 +374,23 @@ class Daemon:
         while True:
             await anyio.sleep(_STATUS_INTERVAL)
             self._notifier.status(self._status_line())
+
+    async def _summary_loop(self, interval: float) -> None:
+        """One info line per ``interval``: a terminal (or journal) shows the daemon at work."""
+        applied = self.rep.metrics.snapshot()["applied"]
+        while True:
+            await anyio.sleep(interval)
+            rep = self.rep
+            now = rep.metrics.snapshot()["applied"]
+            log.info(
+                "replication_summary",
+                applied=int(now),
+                applied_per_second=round((now - applied) / interval, 1),
+                lag_seconds=round(rep.lag_seconds(), 3) if self.primary.is_up else None,
+                backlog=rep.queue_depth + rep.spool_depth,
+                secondaries=rep.replicas.summary(rep.pauses.is_paused),
+            )
+            applied = now
 
     async def _watchdog(self, interval: float) -> None:
         while True:

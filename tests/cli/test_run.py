@@ -9,8 +9,11 @@ never a traceback, never a hang.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -339,3 +342,35 @@ async def test_a_daemon_waiting_on_the_primary_says_why_and_shows_no_lag(
         assert "0.000s" not in text
     finally:
         daemon.stop()
+
+
+def test_version_is_printed() -> None:
+    from importlib.metadata import version
+
+    result = syncd("--version", cwd=Path.cwd(), timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"syncd {version('syncd')}\n"
+
+
+def test_status_watch_asks_again_until_ctrl_c(tmp_path: Path) -> None:
+    write_config(tmp_path, primary=None, secondary=None, database="main")  # no daemon
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    args = ["status", "-c", "syncd.yaml", "--watch", "--json", "--interval", "0.2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        looks = [json.loads(proc.stdout.readline()) for _ in range(3)]  # blocks until each
+        assert all(look["health"] == "unknown" for look in looks)
+        assert looks[0]["checked_at"] < looks[2]["checked_at"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
