@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Metric as PromMetric
 
 # Batches are counted in operations: 1 (a lone write) up to the largest batch
 # size anyone should configure.
@@ -411,6 +412,34 @@ class Metrics:
                         continue
                     out[wanted[suffix]] += sample.value
         return out
+
+
+class WithoutCreated:
+    """A registry's metrics without the ``_created`` samples, for exposition.
+
+    prometheus_client adds a ``<name>_created`` timestamp series to every
+    counter and histogram child: half of /metrics, and nothing a dashboard or
+    alert of syncd reads. ``prometheus_client.disable_created_metrics()`` would
+    remove them process-wide, from an embedding application's metrics too; this
+    filters syncd's registry only.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        """Expose ``registry`` without its ``_created`` samples."""
+        self._registry = registry
+
+    def collect(self) -> Iterator[PromMetric]:
+        """The registry's families, each without its ``_created`` samples."""
+        for family in self._registry.collect():
+            kept = [s for s in family.samples if not s.name.endswith("_created")]
+            if len(kept) != len(family.samples):
+                family = copy.copy(family)
+                family.samples = kept
+            yield family
+
+    def restricted_registry(self, names: Iterable[str]) -> WithoutCreated:
+        """The same, over only ``names`` (``/metrics?name[]=...``)."""
+        return WithoutCreated(self._registry.restricted_registry(names))  # type: ignore[arg-type]
 
 
 def _guarded(fn: Callable[[], float]) -> Callable[[], float]:

@@ -52,6 +52,32 @@ app = typer.Typer(
     # Locals could hold raw config mappings with passwords in them.
     pretty_exceptions_show_locals=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("syncd")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"syncd {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print syncd's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """One-way SurrealDB replication: tail a primary, fill a secondary, merge reads."""
+
+
 dlq_app = typer.Typer(
     help="Inspect and act on the dead-letter file.",
     no_args_is_help=True,

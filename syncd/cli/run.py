@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
-from syncd.cli.app import ConfigOption, app, handle_errors, load_cli_config, resolve_config_path
+from syncd.cli.app import (
+    ConfigOption,
+    app,
+    fail,
+    handle_errors,
+    load_cli_config,
+    resolve_config_path,
+)
 from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
+from syncd.config import Config
 from syncd.interrupts import run_until_interrupted
+
+if TYPE_CHECKING:
+    from syncd.tools.backfill import BackfillResult
 
 
 @app.command()
@@ -33,6 +55,10 @@ def run(
         raise typer.Exit(run_daemon(cfg, resolve_config_path(config), resync=resync))
 
 
+#: Exit status of a backfill some of whose records a secondary refused (now dead letters).
+EXIT_DEAD_LETTERED = 1
+
+
 @app.command()
 def backfill(
     config: ConfigOption = None,
@@ -45,41 +71,87 @@ def backfill(
 
     Every secondary by default (the primary is read once for all of them);
     with --secondary, only those. Refuses when a secondary it would write to
-    is paused (`syncd pause`).
+    is paused (`syncd pause`). Ends with "copied N, dead-lettered M" per
+    secondary; exits 1 when a secondary refused records (see `syncd dlq list`),
+    2 on bad input, an unreachable database or nothing to copy.
     """
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
     from syncd.config.secondaries import select
+    from syncd.service.entry import check_daemon_config
     from syncd.tools.backfill import backfill_now
     from syncd.tools.control import refuse_while_paused
 
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
+        check_daemon_config(cfg, resolve_config_path(config), command="syncd backfill")
         # An unknown name: one line, before any connection.
         names = select(cfg.secondary_names(), secondary)
         refuse_while_paused(cfg, "a backfill", names)  # all of them before the first copy
         # Every secondary: one run fans out; a few of them: one run each.
         runs: list[str | None] = [None] if names == cfg.secondary_names() else list(names)
-        quiet_logging(cfg)  # its own progress and result lines; warnings and errors still show
-        console = Console(stderr=True)
-        counts: dict[str, int] = {}
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            console=console,
-            disable=not console.is_terminal,
-        ) as bar:
-            task = bar.add_task("backfill", total=None)
+        results: list[tuple[str | None, BackfillResult]] = []
+        with progress_bar() as bar:
+            # Inside the bar: log lines are printed above it, not into it.
+            quiet_logging(cfg)  # its own progress and result lines; warnings and errors show
+            task = bar.add_task("connecting to the primary", total=None)
 
-            def progress(name: str, rows: int) -> None:
-                counts[name] = counts.get(name, 0) + rows
-                bar.update(task, description=f"{name}: {counts[name]} records")
+            def on_tables(tables: list[str], total: int | None, to: str) -> None:
+                bar.reset(task, total=total, description=f"backfill{to}: {', '.join(tables)}")
+
+            def progress(name: str, rows: int, to: str) -> None:
+                bar.update(task, advance=rows, description=f"backfill{to}: {name}")
 
             for only in runs:
-                counts.clear()
-                run_until_interrupted(
-                    partial(backfill_now, only=only), cfg, table or None, progress
-                )
                 to = "" if only is None else f" to {only}"
-                for name, rows in counts.items():
-                    typer.echo(f"{name}: {rows} records copied{to}")
+                result = run_until_interrupted(
+                    partial(
+                        backfill_now,
+                        only=only,
+                        on_tables=partial(on_tables, to=to),
+                    ),
+                    cfg,
+                    table or None,
+                    partial(progress, to=to),
+                )
+                results.append((only, result))
+        quiet_logging(cfg)  # the bar's stream is gone
+        _report_backfill(cfg, results)
+
+
+def _report_backfill(cfg: Config, results: list[tuple[str | None, BackfillResult]]) -> None:
+    """Per table what was copied, per secondary copied and dead-lettered; the exit status."""
+    refused = 0
+    for only, result in results:
+        to = "" if only is None else f" to {only}"
+        for name, rows in result.copied.items():
+            typer.echo(f"{name}: {rows} records copied{to}")
+        for name, dead in result.dead_lettered.items():
+            refused += dead
+            line = f"{name}: copied {result.total}, dead-lettered {dead}"
+            typer.echo(line + (" (see `syncd dlq list`)" if dead else ""))
+    if results and not any(result.total for _, result in results):
+        tables = ", ".join(results[0][1].tables)
+        place = f'namespace "{cfg.primary_namespace}", database "{cfg.primary_database}"'
+        fail(
+            f"backfill: no record in {tables} on the primary ({place}): nothing copied "
+            "(are primary_namespace and primary_database the application's?)"
+        )
+    if refused:
+        raise typer.Exit(EXIT_DEAD_LETTERED)
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """A progress bar on stderr with a count, a percentage and an ETA; none off a terminal."""
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        yield bar

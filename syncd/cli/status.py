@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
 from syncd.cli.common import tool_errors
+from syncd.config import Config
 from syncd.config.secondaries import FLAT_NAME
 from syncd.tools.health import assess, refusal
 from syncd.tools.status import STATUS_TIMEOUT, gather
@@ -48,13 +51,15 @@ def _secondary(info: Mapping[str, Any], running: bool) -> str:
     return line
 
 
-def _backlog(info: Mapping[str, Any], running: bool) -> str:
+def _backlog(info: Mapping[str, Any], running: bool, primary_down: bool = False) -> str:
     """One secondary's row when there are several: its state, lag, backlog, dead letters."""
     parts = [_secondary(info, running)]
     if info.get("joining"):
         parts.append("joining (a backfill is bringing it up to date)")
     lag = info.get("lag_seconds")
-    if lag is not None:
+    if primary_down:
+        parts.append("lag unknown")
+    elif lag is not None:
         parts.append(f"lag {lag:.3f}s")
     queue, spool = info.get("queue_depth"), info.get("spool_depth")
     backlog = [
@@ -99,6 +104,12 @@ def _rates(rates: Mapping[str, Any] | None) -> str:
     return f"{', '.join(parts)} (over {window:.0f}s)"
 
 
+def _lag(lag: Any, primary_down: bool) -> str:
+    if primary_down:
+        return "— (unknown while the primary is down)"
+    return "unknown" if lag is None else f"{lag:.3f}s"
+
+
 def _count(value: Any, unit: str) -> str:
     return "unknown" if value is None else f"{int(value)} {unit}"
 
@@ -111,6 +122,9 @@ def render_status(info: Mapping[str, Any]) -> Table:
     else:
         source = f"state directory {info['state_dir']} ({info.get('note') or 'no daemon'})"
     lag = info.get("lag_seconds")
+    primary = info.get("primary")
+    # Nothing is read from a primary that is down: a lag of 0 would say "up to date".
+    primary_down = isinstance(primary, Mapping) and primary.get("up") is False
     count = info.get("dead_letters")
     dead = "unknown" if count is None else plural(int(count), "entry")
     if info.get("dead_letters_malformed"):
@@ -126,7 +140,7 @@ def render_status(info: Mapping[str, Any]) -> Table:
         ("health", health + (": " + "; ".join(reasons) if reasons else "")),
         ("source", source),
         ("secondary", _secondary(info.get("secondary") or {}, running)),
-        ("lag", "unknown" if lag is None else f"{lag:.3f}s"),
+        ("lag", _lag(lag, primary_down)),
         ("queue", _count(info.get("queue_depth"), "operations in memory")),
         ("spool", spool + " on disk"),
         ("checkpoint", _checkpoint(info.get("checkpoint"))),
@@ -138,11 +152,10 @@ def render_status(info: Mapping[str, Any]) -> Table:
         # One row each, in place of the one "secondary" row; lag and backlog rows are totals.
         at_row = [key for key, _ in rows].index("secondary")
         rows[at_row : at_row + 1] = [
-            (f"secondary {s.get('name')}", _backlog(s, running))
+            (f"secondary {s.get('name')}", _backlog(s, running, primary_down))
             for s in listed
             if isinstance(s, Mapping)
         ]
-    primary = info.get("primary")
     if isinstance(primary, Mapping) and primary.get("up") is not None:
         rows.insert(1, ("primary", _secondary(primary, running)))
     if info.get("resync_pending"):
@@ -184,6 +197,15 @@ def status(
         float,
         typer.Option(help="Seconds to wait for the daemon's /status.", min=0.1, show_default=True),
     ] = STATUS_TIMEOUT,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Ask again every --interval seconds until Ctrl-C (--json: a line each)."
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between two --watch looks.")
+    ] = 2.0,
 ) -> None:
     """Show replication state: from the running daemon, else from the state directory.
 
@@ -195,14 +217,43 @@ def status(
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
-        info = gather(cfg, timeout=timeout)
-        refused = refusal(info)
-        if refused is not None:
-            fail(refused)
-        health = assess(info, cfg)
-        info.update(health=health.state, reasons=health.reasons)
+        if watch:
+            _watch(cfg, timeout, interval, json_output)
+        info, code = _look(cfg, timeout)
         if json_output:
             sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
         else:
             Console().print(render_status(info))
-    raise typer.Exit(health.exit_code)
+    raise typer.Exit(code)
+
+
+def _look(cfg: Config, timeout: float) -> tuple[dict[str, Any], int]:
+    """The status with its health and reasons, and the exit status it means; a refused
+    password ends the command."""
+    info = gather(cfg, timeout=timeout)
+    refused = refusal(info)
+    if refused is not None:
+        fail(refused)
+    health = assess(info, cfg)
+    info.update(health=health.state, reasons=health.reasons)
+    return info, health.exit_code
+
+
+def _watch(cfg: Config, timeout: float, interval: float, json_output: bool) -> NoReturn:
+    """``--watch``: the status again and again, in place on a terminal, until Ctrl-C."""
+    console = Console()
+    if json_output or not console.is_terminal:
+        while True:  # a log of looks: one JSON line, or one table, each
+            info, _ = _look(cfg, timeout)
+            if json_output:
+                sys.stdout.write(json.dumps(info, default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(render_status(info))
+            time.sleep(interval)
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            table = render_status(_look(cfg, timeout)[0])
+            table.caption = f"every {interval:g}s; Ctrl-C to stop"
+            live.update(table, refresh=True)
+            time.sleep(interval)

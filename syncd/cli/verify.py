@@ -24,15 +24,33 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
-from syncd.cli.app import ConfigOption, app, fail, handle_errors, load_cli_config
+from syncd.cli.app import (
+    ConfigOption,
+    app,
+    fail,
+    handle_errors,
+    load_cli_config,
+    resolve_config_path,
+)
 from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
 from syncd.config import Config
 from syncd.config.secondaries import select
+from syncd.errors import SyncdError
 from syncd.interrupts import run_until_interrupted
+from syncd.service.entry import check_daemon_config
 from syncd.surreal.endpoints import open_connection
+from syncd.tools.records import count_records
 from syncd.tools.repair import RepairOutcome, verify_and_repair
 from syncd.tools.report import print_report
 from syncd.tools.verify import (
@@ -83,6 +101,23 @@ def _json(names: list[str], results: list[Result]) -> dict[str, Any]:
     return out
 
 
+async def _total(verifier: Verifier) -> int | None:
+    """Records the run will read on both sides (the bar's total); ``None`` if unknown."""
+    if verifier.options.sample:
+        return None
+    try:
+        tables = await verifier.tables()
+        return sum(
+            [
+                await count_records(side, table)
+                for table in tables
+                for side in (verifier.primary, verifier.secondary)
+            ]
+        )
+    except SyncdError:
+        return None  # 3.x: a table never written to on one side; a spinner then
+
+
 async def _run(
     cfg: Config, names: list[str], options: VerifyOptions, repair: bool, progress: Progress
 ) -> list[Result]:
@@ -90,14 +125,32 @@ async def _run(
     results: list[Result] = []
     async with open_connection(cfg, "primary") as primary:
         for name in names:
+            seen: dict[tuple[str, str], int] = {}
 
-            def on_progress(table: str, phase: str, rows: int, name: str = name) -> None:
+            def on_progress(
+                table: str,
+                phase: str,
+                rows: int,
+                name: str = name,
+                seen: dict[tuple[str, str], int] = seen,
+            ) -> None:
                 what = "primary" if phase == "primary" else name
-                progress.update(task, description=f"{name}: {table}: {rows} {what} records checked")
+                advance = rows - seen.get((table, phase), 0)
+                seen[(table, phase)] = rows
+                progress.update(
+                    task,
+                    advance=advance,
+                    description=f"{name}: {table}: {rows} {what} records checked",
+                )
 
             path = cfg.secondary_state(name) / PROGRESS_FILE
             async with open_connection(cfg, "secondary", secondary=name) as secondary:
                 progress.update(task, description=f"verifying {name}")
+                if not progress.disable and not repair:
+                    counting = Verifier(cfg, primary, secondary, options)
+                    progress.reset(
+                        task, total=await _total(counting), description=f"verifying {name}"
+                    )
                 if repair:
                     results.append(
                         await verify_and_repair(
@@ -191,6 +244,7 @@ def verify(
     """
     with handle_errors(), tool_errors():
         cfg = load_cli_config(config)
+        check_daemon_config(cfg, resolve_config_path(config), command="syncd verify")
         names = select(cfg.secondary_names(), secondary)
         quiet_logging(cfg)
         for name in table or []:  # before connecting: a typo should not wait on a network
@@ -207,12 +261,17 @@ def verify(
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
-            TimeElapsedColumn(),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
             console=err,
             transient=True,
             disable=not err.is_terminal,
         ) as progress:
+            quiet_logging(cfg)  # inside the bar: log lines are printed above it
             results = run_until_interrupted(_run, cfg, names, options, repair, progress)
+        quiet_logging(cfg)  # the bar's stream is gone
         code = _exit_code(results)
         if json_output:
             sys.stdout.write(json.dumps(_json(names, results), indent=2, default=str) + "\n")

@@ -10,6 +10,7 @@ keys, a second syntax we would have to document and test.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,13 @@ from syncd.errors import ConfigError
 #: What a required key is for, said when it is missing.
 REQUIRED_EXAMPLES = {"secondary_url": ', where replicated writes go, e.g. "ws://archive:8000/rpc"'}
 
-__all__ = ["apply_env", "describe", "read_yaml"]
+__all__ = ["apply_env", "describe", "read_yaml", "unknown_env"]
+
+#: ``SYNCD_*`` variables that are not config keys: read by the CLI, the dev server, benches.
+OTHER_VARIABLES = frozenset({"SYNCD_CONFIG", "SYNCD_DEVSERVER_ENGINE", "SYNCD_DEVSERVER_PASS"})
+#: Prefixes of ``SYNCD_*`` variables owned by tools outside the config (benchmarks).
+OTHER_PREFIXES = ("SYNCD_BENCH_",)
+_SECONDARY_PASSWORD = re.compile(r"SYNCD_SECONDARIES_[A-Z0-9_]+_PASS")
 
 
 class _Loader(yaml.SafeLoader):
@@ -92,6 +99,32 @@ def apply_env(data: dict[str, object], env: Mapping[str, str], keys: Iterable[st
             data[key] = env[name]
             used.add(key)
     return used
+
+
+def unknown_env(env: Mapping[str, str], keys: Iterable[str]) -> str | None:
+    """The first ``SYNCD_*`` variable of ``env`` that nothing reads, as a problem; else ``None``.
+
+    A typo (``SYNCD_SYNC_WORKER``) would otherwise be ignored while the
+    operator believes it applied, exactly as an unknown key in the file would.
+    The structured keys cannot come from the environment: saying so beats
+    ignoring them.
+    """
+    keys = list(keys)
+    settable = [ENV_PREFIX + k.upper() for k in keys if k not in STRUCTURED_KEYS]
+    known = {*settable, *OTHER_VARIABLES}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        if name.startswith(OTHER_PREFIXES) or _SECONDARY_PASSWORD.fullmatch(name):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key in STRUCTURED_KEYS:
+            return f"{name}: {key} comes only from the config file, not the environment"
+        candidates = [*settable, *OTHER_VARIABLES, "SYNCD_SECONDARIES_<NAME>_PASS"]
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        return f'unknown environment variable "{name}"{hint}'
+    return None
 
 
 def describe(

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from syncd.config.load import apply_env, describe, read_yaml
+from syncd.config.load import apply_env, describe, read_yaml, unknown_env
 from syncd.config.schema import SchemaConfig, TablePolicy, schema_value
 from syncd.config.secondaries import (
     FLAT_NAME,
@@ -40,6 +40,7 @@ from syncd.config.secondaries import (
     SecondaryConfig,
     apply_secret_sources,
     env_conflict,
+    follow_primary,
     form_problem,
     into_itself,
     secondaries_value,
@@ -96,6 +97,9 @@ INTERNAL_PREFIX = "syncd_"
 # --------------------------------------------------------------------------
 # Models.
 
+#: The primary's namespace and database when the config does not name them.
+PRIMARY_PLACE = {"primary_namespace": "remembrances", "primary_database": "production"}
+
 
 class Config(BaseModel):
     """The validated, immutable configuration of syncd (daemon, library and tools).
@@ -117,9 +121,9 @@ class Config(BaseModel):
     secondary_pass: Password = SecretStr("")
     """Password for ``secondary_user``; empty: do not sign in."""
     secondary_namespace: Name = "remembrances"
-    """Namespace on the secondary."""
+    """Namespace on the secondary; not given: ``primary_namespace``."""
     secondary_database: Name = "production"
-    """Database on the secondary."""
+    """Database on the secondary; not given: ``primary_database``."""
     sync_enabled: Bool = True
     """Master switch: false means writes go to the primary only and nothing is replicated."""
     sync_retry_interval: Duration = 5.0
@@ -142,10 +146,10 @@ class Config(BaseModel):
     """User to sign in to the primary as."""
     primary_pass: Password = SecretStr("")
     """Password for ``primary_user``; empty: do not sign in."""
-    primary_namespace: Name = "remembrances"
-    """Namespace on the primary."""
-    primary_database: Name = "production"
-    """Database on the primary."""
+    primary_namespace: Name = PRIMARY_PLACE["primary_namespace"]
+    """Namespace on the primary (and every secondary that names none)."""
+    primary_database: Name = PRIMARY_PLACE["primary_database"]
+    """Database on the primary (and every secondary that names none)."""
 
     secondaries: Annotated[list[SecondaryConfig] | None, BeforeValidator(secondaries_value)] = None
     """Several secondaries (instead of the flat ``secondary_*`` keys), each named."""
@@ -192,6 +196,9 @@ class Config(BaseModel):
     """/readyz reports not ready once the secondary has been unreachable this long."""
     status_lag_threshold: Duration = 60.0
     """``syncd status`` reports degraded (exit 1) once the replication lag exceeds this."""
+    log_summary_interval: DurationOrZero = 60.0
+    """How often ``syncd run`` logs one ``replication_summary`` line (applied, lag,
+    backlog, each secondary's state) at info level; ``0``: never."""
     log_record_ids: Bool = False
     """Log record ids and natural keys (debugging); by default only a hash of the key."""
     volatile_fields: FieldNames = []
@@ -204,6 +211,16 @@ class Config(BaseModel):
     long form ``{mode: mirror, mirror_removals: true}``."""
     schema_poll_interval: Duration = 10.0
     """How often the daemon reads the primary's definitions for new or changed ones."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secondaries_follow_the_primary(cls, data: object) -> object:
+        # A secondary's namespace and database not given are the primary's:
+        # the data lands under the names the application uses, not under the
+        # original module's "remembrances"/"production".
+        if not isinstance(data, Mapping):
+            return data
+        return follow_primary(data, PRIMARY_PLACE)
 
     @model_validator(mode="after")
     def _secondaries_well_formed(self) -> Config:
@@ -273,6 +290,9 @@ class Config(BaseModel):
         merged: dict[str, object] = {str(key): value for key, value in data.items()}
         from_env: set[str] = set()
         if env is not None:
+            stray = unknown_env(env, Config.model_fields)
+            if stray is not None:
+                raise ConfigError(prefix + stray)
             try:
                 apply_secret_sources(merged, env)
             except ValueError as exc:

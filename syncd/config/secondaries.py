@@ -8,6 +8,9 @@ Rules of this file:
   wins);
 - the flat ``secondary_*`` keys stay valid and mean one secondary named
   :data:`FLAT_NAME` with priority 0; giving both forms is a config error;
+- a secondary's ``namespace`` and ``database`` not given are the primary's
+  (``primary_namespace``/``primary_database``, whose own defaults stay the
+  original module's ``remembrances``/``production``); given, they stand;
 - a password may come from the file, a systemd credential named
   ``secondaries_<name>_pass`` (``LoadCredential=``; read from
   ``$CREDENTIALS_DIRECTORY``), or the environment variable
@@ -38,6 +41,7 @@ __all__ = [
     "apply_secret_sources",
     "credential",
     "env_conflict",
+    "follow_primary",
     "form_problem",
     "into_itself",
     "password_variable",
@@ -148,6 +152,30 @@ def apply_secret_sources(data: dict[str, object], env: Mapping[str, str]) -> set
     return used
 
 
+def follow_primary(data: Mapping[str, object], defaults: Mapping[str, str]) -> dict[str, object]:
+    """``data`` with each secondary's missing namespace and database set to the primary's.
+
+    ``defaults`` holds ``primary_namespace``/``primary_database`` for a config
+    that names neither. Only the form in use is filled (the flat keys, or the
+    entries of ``secondaries:``), so the two forms never seem both given.
+    """
+    out = dict(data)
+    place = {
+        side: out.get(f"primary_{side}", defaults[f"primary_{side}"])
+        for side in ("namespace", "database")
+    }
+    entries = out.get("secondaries")
+    if entries is None:
+        for side, value in place.items():
+            out.setdefault(f"secondary_{side}", value)
+        return out
+    if isinstance(entries, list):
+        out["secondaries"] = [
+            {**place, **entry} if isinstance(entry, Mapping) else entry for entry in entries
+        ]
+    return out
+
+
 def secondaries_value(value: object) -> object:
     """The ``secondaries`` key before validation: a non-empty list of unique names."""
     if value is None:
@@ -202,7 +230,8 @@ def into_itself(
             where = "secondary_url" if flat else f"secondaries.{secondary.name}.url"
             return (
                 f"{where}: same server, namespace and database as the primary "
-                "(a database cannot replicate into itself)"
+                "(a database cannot replicate into itself; a secondary's namespace and "
+                "database default to the primary's: name another one)"
             )
     return None
 

@@ -161,6 +161,14 @@ async def _demo(
                 read=run.read,
                 flushed=flushed,
                 metrics=metrics,
+                applied={
+                    str(e["name"]): int(e["applied"])
+                    for e in rep.status()["secondaries"]  # type: ignore[attr-defined]
+                },
+                superseded={
+                    name: int(rep.metrics.snapshot(secondary=name)["superseded"])
+                    for name in rep.fanout.names
+                },
             )
             names = " and ".join(rep.fanout.names)
             console.print(f"verifying: every record of the primary against {names} ...")

@@ -72,6 +72,10 @@ class DemoResult:
     flushed: bool
     metrics: str | None
     reports: dict[str, VerifyReport] = field(default_factory=dict)  # per secondary
+    # Per secondary: operations applied, and those superseded in a backlog by a
+    # newer write to the same record (sent once, as its newest state).
+    applied: dict[str, int] = field(default_factory=dict)
+    superseded: dict[str, int] = field(default_factory=dict)
 
 
 def equal(report: VerifyReport, expected: dict[str, int]) -> bool:
@@ -116,6 +120,20 @@ def summary(result: DemoResult) -> dict[str, Any]:
     }
 
 
+def _coalesced(result: DemoResult, name: str) -> str:
+    """``; applied N (M rewrites coalesced)`` for secondary ``name``, when known."""
+    if name not in result.applied:
+        return ""
+    words = f"; applied {result.applied[name]}"
+    superseded = result.superseded.get(name, 0)
+    if superseded:
+        words += (
+            f" ({plural(superseded, 'older write')} of a record replaced by a newer one "
+            "while waiting, not sent)"
+        )
+    return words
+
+
 def print_result(console: Console, result: DemoResult) -> int:
     """Print every verification, a line per secondary and the summary; 0 when all is well."""
     for name, report in result.reports.items():
@@ -133,7 +151,7 @@ def print_result(console: Console, result: DemoResult) -> int:
             else "DOES NOT equal the primary (see above)"
         )
         outage = _outage_words(result.outages.by_name.get(name))
-        console.print(f"{name}: {verdict}; {outage}", soft_wrap=True)
+        console.print(f"{name}: {verdict}; {outage}{_coalesced(result, name)}", soft_wrap=True)
     if result.read is None:
         console.print("the merged read during the outage did not happen", soft_wrap=True)
     if not console.is_terminal:  # for scripts and logs; a person has the lines above
@@ -142,7 +160,8 @@ def print_result(console: Console, result: DemoResult) -> int:
     if ok:
         console.print(
             f"every secondary equals the primary: {plural(result.writes, 'write')}, "
-            "none lost to the kill or the pause",
+            "none lost to the kill or the pause (fewer are applied than written: rewrites "
+            "of one record that wait in a backlog are sent once, as its newest state)",
             soft_wrap=True,
         )
     else:

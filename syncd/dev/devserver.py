@@ -343,9 +343,27 @@ async def serve(
         await stop.wait()
 
 
+_HELP = """\
+A SurrealDB endpoint for tests, demos and a first try of syncd: an embedded
+engine (2.3.10 or 3.2.4) served on ws://127.0.0.1:PORT/rpc. Not for production
+(run the real `surreal start` there): one session shared by every client, no
+live queries. Prints "listening ws://127.0.0.1:PORT/rpc" once it listens;
+stops on Ctrl-C or SIGTERM."""
+
+_EXAMPLES = """\
+examples:
+  python -m syncd.dev.devserver --port 8000 --user root --pass root
+  python -m syncd.dev.devserver --port 8001 --store surrealkv:///tmp/secondary --engine 3"""
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns 0 after a signal, 2 when the server cannot start."""
-    parser = argparse.ArgumentParser(prog="python -m syncd.dev.devserver", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m syncd.dev.devserver",
+        description=_HELP,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--store", default="mem://", help="mem://, surrealkv:///abs/path, ...")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default=HOST, help="must be 127.0.0.1")

@@ -185,8 +185,15 @@ class DeadLetterFile:
         *,
         first_failed_at: float,
         last_failed_at: float | None = None,
-    ) -> None:
-        """Record ``op`` as dead (``last_failed_at`` defaults to now); fsynced before return."""
+    ) -> bool:
+        """Record ``op`` as dead (``last_failed_at`` defaults to now); fsynced before return.
+
+        One entry per record and reason: when the file already holds ``op``'s
+        table and key with the same error (a backfill run again, a replay
+        refused again), that entry is kept (with this ``op``'s record if it
+        changed, and its first failure time), not repeated. Returns whether
+        an entry was added.
+        """
         last = datetime.now(UTC).timestamp() if last_failed_at is None else last_failed_at
         line = encode_line(op, error, first_failed_at, last)
         try:
@@ -194,6 +201,8 @@ class DeadLetterFile:
             with self._locked(exclusive=True, create=True) as fd:
                 assert fd is not None
                 size = os.fstat(fd).st_size
+                if size and self._merge_into_same(fd, size, op, error, last):
+                    return False
                 if size == 0:
                     os.fchmod(fd, 0o600)  # os.open's mode is subject to the umask
                 elif os.pread(fd, 1, size - 1) != b"\n":
@@ -204,6 +213,39 @@ class DeadLetterFile:
                     fsync_path(self.path.parent)
         except OSError as exc:
             raise DeadLetterError(f"cannot append to {self.path}: {exc}") from exc
+        return True
+
+    def _merge_into_same(self, fd: int, size: int, op: Operation, error: str, last: float) -> bool:
+        """Whether the file (``fd``, locked) already has ``op``'s record for ``error``.
+
+        If it has, and the record changed since, that line is rewritten (same
+        place, first failure kept). Only the lines' ``table``/``key``/``error``
+        are read: no payload is decoded.
+        """
+        lines = _lines(os.pread(fd, size, 0))
+        reason = one_line(error)
+        for index, raw in enumerate(lines):
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(data, dict) or (
+                data.get("table"),
+                data.get("key"),
+                data.get("error"),
+            ) != (op.table, op.key, reason):
+                continue
+            payload = base64.b64encode(op.to_bytes()).decode("ascii")
+            if data.get("payload") == payload:
+                return True
+            try:
+                first = _unix(str(data.get("first_failed_at")))
+            except ValueError:
+                first = last
+            lines[index] = encode_line(op, error, first, last)
+            write_atomically(self.path, b"".join(lines))  # under the flock: appenders retry
+            return True
+        return False
 
     def _raw_lines(self) -> list[bytes]:
         try:

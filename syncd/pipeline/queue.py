@@ -268,11 +268,15 @@ class SyncQueue:
             found.append((self._unwritten[0].seq, self._unwritten[0].enqueued_at))
         return found
 
+    def finished_through(self, seq: int) -> bool:
+        """Whether every operation with a sequence number ``<= seq`` has finished."""
+        oldest = self._oldest()
+        return not oldest or min(oldest)[0] > seq
+
     async def wait_finished(self, through_seq: int) -> None:
         """Return once every operation with ``seq <= through_seq`` has finished."""
         while True:
-            oldest = self._oldest()
-            if not oldest or min(oldest)[0] > through_seq:
+            if self.finished_through(through_seq):
                 return
             if self._finished.is_set():
                 self._finished = anyio.Event()

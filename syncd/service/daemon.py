@@ -64,6 +64,7 @@ from syncd.service.schemamirror import managed_query
 from syncd.service.sdnotify import Notifier
 from syncd.service.stopping import Stopped, unless_stopped
 from syncd.surreal.dialect import dialect_for
+from syncd.surreal.errors import cause
 
 log = structlog.get_logger("syncd.service.daemon")
 T = TypeVar("T")
@@ -149,6 +150,10 @@ class Daemon:
                     self._notifier.ready(self.fanout.summary())
                     log.info("daemon_ready", position=self.checkpointer.position())
                     tg.start_soon(self._status_loop)
+                    if self.config.log_summary_interval > 0:
+                        tg.start_soon(self._summary_loop, self.config.log_summary_interval)
+                    if self.config.log_summary_interval > 0:
+                        tg.start_soon(self._summary_loop, self.config.log_summary_interval)
                     tg.start_soon(self._scan_tables_loop)
                     for name in self._joining:
                         tg.start_soon(self._join, name)
@@ -391,8 +396,10 @@ class Daemon:
         """``/readyz``: not ready while starting or stopping, while the feed's position is
         stuck, or while a secondary is refused or down too long (the reason says which)."""
         if not self._ready:
-            refusals = self.fanout.refusals()
-            return False, "starting" if not refusals else f"starting: {refusals[0]}"
+            # What holds the start up (a refused password, a primary out of
+            # reach), not just "starting": the operator reads this first.
+            why = [*self.fanout.refusals(), *filter(None, [self._primary_problem()])]
+            return False, "starting" if not why else f"starting: {why[0]}"
         if not self.fanout.running or self._stop.is_set():
             return False, "stopping"
         if self.tail.stuck is not None:
@@ -404,6 +411,13 @@ class Daemon:
         if problems:
             return False, "; ".join(problems)
         return True, "ready"
+
+    def _primary_problem(self) -> str | None:
+        """Why the start waits on the primary, while it does (``/readyz``'s reason)."""
+        primary = self.primary
+        if primary.is_up or primary.failure is None:
+            return None
+        return f"primary down: {cause(primary.failure)}"
 
     def status(self) -> dict[str, object]:
         """``/status``: the secondaries' state, the checkpoint and the primary."""
@@ -431,6 +445,23 @@ class Daemon:
         while True:
             await anyio.sleep(_STATUS_INTERVAL)
             self._notifier.status(self.fanout.summary())
+
+    async def _summary_loop(self, interval: float) -> None:
+        """One info line per ``interval``: a terminal (or journal) shows the daemon at work."""
+        applied = self.metrics.snapshot()["applied"]
+        while True:
+            await anyio.sleep(interval)
+            fanout = self.fanout
+            now = self.metrics.snapshot()["applied"]
+            log.info(
+                "replication_summary",
+                applied=int(now),
+                applied_per_second=round((now - applied) / interval, 1),
+                lag_seconds=round(fanout.lag_seconds(), 3) if self.primary.is_up else None,
+                backlog=fanout.queue_depth + fanout.spool_depth,
+                secondaries=fanout.states(),
+            )
+            applied = now
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -18,12 +18,16 @@ __all__ = ["check_daemon_config", "run_daemon"]
 _IN_PROCESS = ("mem", "memory")
 
 
-def check_daemon_config(config: Config, config_path: Path | None = None) -> None:
-    """Refuse a config the daemon would run on while replicating nothing.
+def check_daemon_config(
+    config: Config, config_path: Path | None = None, *, command: str = "syncd run"
+) -> None:
+    """Refuse a config the daemon (or a tool reading the primary) would run on while
+    replicating, copying or comparing nothing.
 
     ``primary_url`` defaults to ``mem://`` for the library (which uses the
     application's own connection), but a daemon on it would tail an empty
-    database of its own and look healthy doing so.
+    database of its own and look healthy doing so; ``verify`` would call it
+    consistent and ``backfill`` would copy nothing.
 
     Raises:
         ConfigError: one line naming ``primary_url``.
@@ -31,7 +35,7 @@ def check_daemon_config(config: Config, config_path: Path | None = None) -> None
     if urlsplit(config.primary_url).scheme.lower() in _IN_PROCESS:
         source = f"config {config_path}: " if config_path is not None else "config: "
         raise ConfigError(
-            f"{source}primary_url: syncd run needs the URL of the database to replicate, "
+            f"{source}primary_url: {command} needs the URL of the database to replicate, "
             f'e.g. "ws://primary-db:8000/rpc" (got "{config.primary_url}": an empty '
             "database inside this process)"
         )

@@ -400,16 +400,19 @@ class Fanout:
             "dead_letters": snapshot.get("dead_letters", 0.0),
         }
 
-    def summary(self) -> str:
-        """One line for systemd's ``STATUS=``: lag, queue, spool, each secondary's state."""
+    def states(self) -> str:
+        """Each secondary's state in a few words: ``archive up, analytics PAUSED``."""
         paused = self.pauses.is_paused
-        states = ", ".join(
+        return ", ".join(
             f"{r.name} {'PAUSED' if paused(r.name) else 'up' if r.is_up else 'down'}"
             for r in self.replicas
         )
+
+    def summary(self) -> str:
+        """One line for systemd's ``STATUS=``: lag, queue, spool, each secondary's state."""
         return (
             f"lag {self.lag_seconds():.1f}s, queue {self.queue_depth}, "
-            f"spool {self.spool_depth}, {states}"
+            f"spool {self.spool_depth}, {self.states()}"
         )
 
     @property

@@ -44,6 +44,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from syncd.errors import ConfigError
 from syncd.logs import get_logger
+from syncd.metrics import WithoutCreated
 
 #: ``control(action, environ) -> (HTTP status line, JSON body)``, for POST /pause and /resume.
 Control = Callable[[str, WSGIEnvironment], tuple[str, Mapping[str, object]]]
@@ -207,7 +208,7 @@ class HttpEndpoint:
         a client silent for ``client_timeout`` seconds is disconnected.
         """
         self._host, self._port = parse_listen(listen)
-        self._metrics_app = make_wsgi_app(registry)
+        self._metrics_app = make_wsgi_app(WithoutCreated(registry))
         self._ready = ready or (lambda: (True, "ready"))
         self._status = status or dict
         self._control = control

@@ -180,6 +180,8 @@ class Replica:
         if paused or self.held_back or refused(self.secondary) is not None:
             return False  # a wrong password does not heal in a grace period, nor a pause end
         target = self.queue.last_seq
+        if self.queue.finished_through(target):
+            return True  # nothing to drain: no grace period for a secondary that is down
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if not self.secondary.is_up:

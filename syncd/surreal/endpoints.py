@@ -23,7 +23,7 @@ import anyio
 from syncd.config import Config, redact_url
 from syncd.errors import AuthenticationFailed
 from syncd.surreal.connection import ManagedConnection, managed_connection
-from syncd.surreal.errors import translated, unavailable
+from syncd.surreal.errors import cause, translated, unavailable
 from syncd.surreal.sdkvalues import SdkSession
 
 __all__ = ["CALL_TIMEOUT", "Caller", "DirectCaller", "open_connection"]
@@ -92,7 +92,8 @@ async def open_connection(
             if isinstance(conn.failure, AuthenticationFailed):
                 raise AuthenticationFailed(f"cannot sign in to the {role} at {url}: {conn.failure}")
             error = unavailable(role)
-            raise error(f"cannot connect to the {role} at {url}: {conn.last_error}")
+            why = cause(conn.failure) if conn.failure is not None else "no answer in time"
+            raise error(f"cannot connect to the {role} at {url}: {why}")
         yield conn
     finally:
         tg.cancel_scope.cancel()

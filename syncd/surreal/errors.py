@@ -33,6 +33,7 @@ from syncd.surreal.transport import EngineRefused, TransportClosed
 
 __all__ = [
     "ENGINE_ERROR_CODE",
+    "cause",
     "describe",
     "is_transport_error",
     "is_unavailable_timeout",
@@ -134,3 +135,18 @@ def describe(exc: BaseException) -> str:
     """One line naming an exception: its type and the first line of its message."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def cause(exc: BaseException) -> str:
+    """Why a database could not be reached, said once (for a tool's one line).
+
+    :func:`describe` of a translated transport failure reads
+    ``PrimaryUnavailable: primary unavailable: ConnectionRefusedError: ...``;
+    the message around it already names the database, so only the cause is kept.
+    """
+    if isinstance(exc, DatabaseUnavailable):
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        _, sep, rest = text.partition(" unavailable: ")
+        if sep and rest:
+            return "no answer in time" if rest == "timeout" else rest
+    return describe(exc)

@@ -49,6 +49,7 @@ from syncd.tools.records import count_records, last_id, list_tables, lookup, rea
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "PROGRESS_FILE",
+    "NothingCompared",
     "SchemaDrift",
     "TableReport",
     "Verifier",
@@ -177,6 +178,11 @@ class VerifyReport:
         }
 
 
+class NothingCompared(ConfigError):
+    """The run compared no record: no table, or no record on the primary (a wrong
+    ``primary_namespace``/``primary_database`` looks exactly like this)."""
+
+
 class _Stop(Exception):
     """``max_pages`` reached: progress is saved, the run ends incomplete."""
 
@@ -219,9 +225,19 @@ class Verifier:
         return await list_tables(self.primary)
 
     async def run(self) -> VerifyReport:
-        """Verify every table; the report says whether the run completed."""
+        """Verify every table; the report says whether the run completed.
+
+        Raises:
+            NothingCompared: the primary has no table, or a finished run found
+                no record on it: "consistent" would say nothing.
+        """
         self._tables = await self.tables()
         self._report.schema = await self.schema()
+        if not self._tables:
+            raise NothingCompared(
+                f"verify: the primary database {self._place()} has no tables: nothing to "
+                "compare (are primary_namespace and primary_database the application's?)"
+            )
         saved = self._load_progress()
         current: dict[str, Any] | None = None
         if saved is not None:
@@ -243,6 +259,7 @@ class Verifier:
             return self._report
         if self.progress_path is not None:
             self.progress_path.unlink(missing_ok=True)
+        self._refuse_an_empty_comparison()
         return self._report
 
     async def schema(self) -> list[SchemaDrift]:
@@ -266,6 +283,23 @@ class Verifier:
             if not c.definition.table or c.definition.table in self._tables
         ]
 
+    def _place(self) -> str:
+        config = self.config
+        return f'(namespace "{config.primary_namespace}", database "{config.primary_database}")'
+
+    def _refuse_an_empty_comparison(self) -> None:
+        tables = self._report.tables
+        on_primary = sum(_primary_size(t) for t in tables)
+        if on_primary:
+            return
+        on_secondary = sum(_secondary_size(t) for t in tables)
+        names = ", ".join(t.name for t in tables)
+        raise NothingCompared(
+            f"verify: no record on the primary {self._place()} in {names}, "
+            f"{on_secondary} on the secondary: nothing compared (are primary_namespace and "
+            "primary_database the application's?)"
+        )
+
     # -- one table ---------------------------------------------------------
 
     async def _verify_table(self, report: TableReport, resume: dict[str, Any] | None) -> None:
@@ -284,6 +318,7 @@ class Verifier:
             await self._primary_pass(report, spec, after)
             after = None
         await self._secondary_pass(report, spec, after)
+        _warn_if_only_on_secondary(report)
         self._done[report.name] = {"tally": report.tally.to_json(), "warnings": report.warnings}
         self._save(None)
 
@@ -317,6 +352,7 @@ class Verifier:
         extra = compare_rows(spec, await lookup(self.primary, spec, rows), rows).extra
         report.tally.add_secondary_page(len(rows), extra)
         self._report.pages += 2
+        _warn_if_only_on_secondary(report)
 
     def _repair_rows(self, spec: KeySpec, rows: list[dict[str, Any]], keys: set[str]) -> None:
         if self._repair is not None and keys:
@@ -418,6 +454,28 @@ async def apply_schema(secondary: Caller, drift: list[SchemaDrift]) -> tuple[int
 
 async def _run_statement(statement: str, conn: Any) -> Any:
     return await conn.query(statement)
+
+
+def _primary_size(report: TableReport) -> int:
+    if report.primary_total is not None:
+        return report.primary_total
+    return report.tally.primary_records
+
+
+def _secondary_size(report: TableReport) -> int:
+    if report.secondary_total is not None:
+        return report.secondary_total
+    return report.tally.secondary_records
+
+
+def _warn_if_only_on_secondary(report: TableReport) -> None:
+    """An empty table on the primary with records on the secondary is worth saying loudly."""
+    here, there = _primary_size(report), _secondary_size(report)
+    if here == 0 and there > 0:
+        report.warnings.append(
+            f"no record on the primary but {there} on the secondary: is this the primary "
+            "database the application writes to?"
+        )
 
 
 def _index_fields(definition: str) -> set[str] | None:

@@ -238,3 +238,11 @@ def test_each_secondary_is_shown_and_no_password_appears(tmp_path: Path) -> None
     assert rows["cold"][5] == "***" and rows["spare"][5] == "not set"
     # The flat secondary_* keys mean nothing next to a secondaries list: not shown.
     assert "secondary_url" not in human.stdout
+
+
+def test_unknown_environment_variable_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "syncd.yaml").write_text('secondary_url: "ws://127.0.0.1:1/rpc"\n')
+    result = syncd("check-config", cwd=tmp_path, env={"SYNCD_SYNC_WORKER": "8"})
+    line = assert_one_line_error(result)
+    assert 'unknown environment variable "SYNCD_SYNC_WORKER"' in line
+    assert '(did you mean "SYNCD_SYNC_WORKERS"?)' in line

@@ -9,8 +9,11 @@ never a traceback, never a hang.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +30,7 @@ from syncd.sink.operation import Operation
 from tests.support.daemon import SyncdProcess
 from tests.support.replica import rows_by_id
 from tests.support.secondaries import write_secondaries_config
-from tests.support.tools import close, connect, syncd, write_config
+from tests.support.tools import close, connect, free_port, syncd, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -248,7 +251,9 @@ async def test_backfill_copies_to_the_selected_secondaries_only(
 
     result = syncd("backfill", "-c", "syncd.yaml", "--secondary", "analytics", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "t: 2 records copied to analytics\n"
+    assert result.stdout == (
+        "t: 2 records copied to analytics\nanalytics: copied 2, dead-lettered 0\n"
+    )
     assert (await rows(targets["analytics"]), await rows(targets["archive"])) == (
         ["t:1", "t:2"],
         [],
@@ -260,3 +265,112 @@ async def test_backfill_copies_to_the_selected_secondaries_only(
     result = syncd("backfill", "-c", "syncd.yaml", "--secondary", "archive", cwd=tmp_path)
     assert result.returncode == 0, result.stderr  # a pause of another secondary is no reason
     assert await rows(targets["archive"]) == ["t:1", "t:2"]
+
+
+@pytest.mark.integration
+async def test_backfill_says_what_it_dead_lettered_once_and_exits_1(
+    tmp_path: Path, primary_server: ServerProcess, secondary_server: ServerProcess
+) -> None:
+    write_config(tmp_path, primary=primary_server, secondary=secondary_server, database="dead")
+    primary = await connect(primary_server, "dead")
+    await primary.query(
+        "CREATE t:1 SET u = 'same'; CREATE t:2 SET u = 'same'; CREATE t:3 SET u = 3"
+    )
+    await close(primary)
+    secondary = await connect(secondary_server, "dead")
+    await secondary.query("DEFINE INDEX t_u ON t FIELDS u UNIQUE")  # refuses the second 'same'
+    await close(secondary)
+    dlq = DeadLetterFile(tmp_path / "state" / "deadletters.jsonl")
+    for _ in range(2):  # a second run must not add the same dead letter again
+        result = syncd("backfill", "-c", "syncd.yaml", cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout.splitlines()[-1] == (
+            "secondary: copied 3, dead-lettered 1 (see `syncd dlq list`)"
+        )
+        assert dlq.count() == 1
+
+
+@pytest.mark.integration
+async def test_backfill_of_an_empty_primary_database_is_refused(
+    tmp_path: Path, primary_server: ServerProcess, secondary_server: ServerProcess
+) -> None:
+    write_config(tmp_path, primary=primary_server, secondary=secondary_server, database="void")
+    line = one_line(syncd("backfill", "-c", "syncd.yaml", cwd=tmp_path))
+    assert line == (
+        'syncd: backfill: the primary database (namespace "app", database "void") has no '
+        "tables to copy (are primary_namespace and primary_database the application's?)"
+    )
+
+
+@pytest.mark.parametrize("command", ["backfill", "verify"])
+def test_one_shot_tools_on_an_unreachable_primary_say_why_once_and_soon(
+    tmp_path: Path, command: str
+) -> None:
+    write_config(tmp_path, primary=None, secondary=None, database="main")  # connect_timeout 2s
+    started = time.monotonic()
+    line = one_line(syncd(command, "-c", "syncd.yaml", cwd=tmp_path, timeout=30))
+    assert time.monotonic() - started < 2.0 + 4.0  # connect_timeout, the interpreter's start
+    assert line.startswith("syncd: cannot connect to the primary at ws://127.0.0.1:9/rpc: ")
+    assert "unavailable" not in line and "PrimaryUnavailable" not in line
+    assert line.count("Error") == 1, line  # the cause, once
+
+
+@pytest.mark.integration
+async def test_a_daemon_waiting_on_the_primary_says_why_and_shows_no_lag(
+    tmp_path: Path, secondary_server: ServerProcess
+) -> None:
+    daemon = SyncdProcess(
+        tmp_path, f"ws://127.0.0.1:{free_port()}/rpc", f"{secondary_server.url}/rpc"
+    )
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        ready: tuple[int, str] = (0, "")
+        while time.monotonic() < deadline:
+            ready = daemon.http("/readyz")
+            if "primary down" in ready[1]:
+                break
+            await anyio.sleep(0.2)
+        assert ready[0] == 503, ready
+        assert ready[1].startswith("starting: primary down: ConnectionRefusedError"), ready
+        assert "unavailable" not in ready[1]
+        result = syncd("status", "-c", str(daemon.config), cwd=tmp_path)
+        text = " ".join(result.stdout.replace("│", " ").split())
+        assert "degraded: primary down" in text, result.stdout
+        assert "lag — (unknown while the primary is down)" in text
+        assert "0.000s" not in text
+    finally:
+        daemon.stop()
+
+
+def test_version_is_printed() -> None:
+    from importlib.metadata import version
+
+    result = syncd("--version", cwd=Path.cwd(), timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"syncd {version('syncd')}\n"
+
+
+def test_status_watch_asks_again_until_ctrl_c(tmp_path: Path) -> None:
+    write_config(tmp_path, primary=None, secondary=None, database="main")  # no daemon
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    args = ["status", "-c", "syncd.yaml", "--watch", "--json", "--interval", "0.2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        looks = [json.loads(proc.stdout.readline()) for _ in range(3)]  # blocks until each
+        assert all(look["health"] == "unknown" for look in looks)
+        assert looks[0]["checked_at"] < looks[2]["checked_at"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err

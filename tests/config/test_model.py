@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -193,12 +194,39 @@ def test_from_mapping_ignores_environment_unless_asked(monkeypatch: pytest.Monke
     assert Config.from_mapping(REQUIRED).sync_workers == 4
 
 
-def test_structured_keys_do_not_come_from_env() -> None:
-    config = Config.from_mapping(
-        REQUIRED, env={"SYNCD_TABLES": "events", "SYNCD_VOLATILE_FIELDS": "x"}
-    )
-    assert config.tables is None
-    assert config.volatile_fields == []
+@pytest.mark.parametrize("name", ["SYNCD_TABLES", "SYNCD_VOLATILE_FIELDS", "SYNCD_SECONDARIES"])
+def test_structured_keys_do_not_come_from_env(name: str) -> None:
+    message = problem({}, env={name: "events"})
+    assert f"{name}: {name[6:].lower()} comes only from the config file" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("SYNCD_SYNC_WORKER", "SYNCD_SYNC_WORKERS"),
+        ("SYNCD_SECONDARY_PASSWORD", "SYNCD_SECONDARY_PASS"),
+        ("SYNCD_CONFIGG", "SYNCD_CONFIG"),
+    ],
+)
+def test_unknown_env_variable_is_refused_with_a_hint(name: str, hint: str) -> None:
+    message = problem({}, env={name: "x"})
+    expected = f'unknown environment variable "{name}" (did you mean "{hint}"?)'
+    assert message == f"config t.yaml: {expected}"
+    assert '"x"' not in message  # a value might be a password
+
+
+def test_env_variables_that_are_not_keys_are_accepted() -> None:
+    env = {
+        "SYNCD_CONFIG": "syncd.yaml",
+        "SYNCD_DEVSERVER_ENGINE": "3",
+        "SYNCD_DEVSERVER_PASS": "p",
+        "SYNCD_BENCH_NO_PIN": "1",
+        "SYNCD_SECONDARIES_ARCHIVE_PASS": "p",
+        "SYNCD_SECONDARY_PASS": "p",
+        "SYNCD_CONTROL_TOKEN": "t",
+        "OTHER_SYNC_WORKER": "8",
+    }
+    assert Config.from_mapping(REQUIRED, env=env).secondary_pass.get_secret_value() == "p"
 
 
 def test_bad_env_value_names_the_variable() -> None:
@@ -382,6 +410,42 @@ def test_metrics_address(listen: str | None, address: tuple[str, int] | None) ->
 )
 def test_rejections(data: dict[str, object], expected: str) -> None:
     assert expected in problem(data)
+
+
+def test_secondary_place_defaults_to_the_primarys() -> None:
+    config = Config.from_mapping(
+        {**REQUIRED, "primary_namespace": "app", "primary_database": "main"}
+    )
+    assert (config.secondary_namespace, config.secondary_database) == ("app", "main")
+    # From the environment too: SYNCD_PRIMARY_* is applied before the default is taken.
+    env = {"SYNCD_PRIMARY_NAMESPACE": "shop", "SYNCD_PRIMARY_DATABASE": "orders"}
+    config = Config.from_mapping(REQUIRED, env=env)
+    assert (config.secondary_namespace, config.secondary_database) == ("shop", "orders")
+
+
+def test_explicit_secondary_place_stands() -> None:
+    config = Config.from_mapping(
+        {**REQUIRED, "primary_namespace": "app", "secondary_database": "archive"}
+    )
+    assert (config.secondary_namespace, config.secondary_database) == ("app", "archive")
+    env = {"SYNCD_SECONDARY_NAMESPACE": "cold", "SYNCD_PRIMARY_NAMESPACE": "app"}
+    assert Config.from_mapping(REQUIRED, env=env).secondary_namespace == "cold"
+
+
+def test_listed_secondaries_follow_the_primary_unless_told() -> None:
+    config = Config.from_mapping(
+        {
+            "primary_namespace": "app",
+            "primary_database": "main",
+            "secondaries": [
+                {"name": "a", "url": "ws://a:8000"},
+                {"name": "b", "url": "ws://b:8000", "namespace": "x", "priority": 1},
+            ],
+        }
+    )
+    a, b = config.secondary("a"), config.secondary("b")
+    assert (a.namespace, a.database) == ("app", "main")
+    assert (b.namespace, b.database) == ("x", "main")
 
 
 def test_same_server_other_database_is_fine() -> None:
@@ -633,3 +697,12 @@ def test_both_forms_of_secondaries_are_refused() -> None:
         Config.from_mapping(
             {"secondary_url": "ws://a:1", "secondaries": [{"name": "b", "url": "ws://b:1"}]}
         )
+
+
+def test_the_example_config_documents_every_key() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^#?\s*([a-z_]+):", text, re.M))
+    missing = [k for k in Config.model_fields if k not in documented]
+    missing += [f"tables.*.{k}" for k in TableConfig.model_fields if k not in documented]
+    assert not missing, f"config/syncd.example.yaml says nothing of {missing}"
+    load_config(EXAMPLE, env={})  # and it loads

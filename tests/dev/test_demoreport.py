@@ -71,3 +71,14 @@ def test_a_merged_read_that_returned_the_stale_row_exits_1() -> None:
     assert code == 1
     code, _ = run({"archive": complete(), "analytics": complete()}, read=None)
     assert code == 1
+
+
+def test_fewer_applied_than_written_is_explained() -> None:
+    result = DemoResult(6030, EXPECTED, Outages(), GOOD_READ, flushed=True, metrics=None)
+    result.reports = {"archive": complete()}
+    result.applied, result.superseded = {"archive": 5736}, {"archive": 294}
+    buffer = io.StringIO()
+    assert print_result(Console(file=buffer, width=300), result) == 0
+    out = buffer.getvalue()
+    assert "applied 5736 (294 older writes of a record replaced by a newer one while waiting" in out
+    assert "none lost to the kill or the pause (fewer are applied than written" in out

@@ -197,3 +197,18 @@ def test_unknown_engine_is_refused(args: list[str], env: str) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=30)
     assert done.returncode == 2
     assert "engine" in done.stderr.lower() or "invalid int" in done.stderr
+
+
+def test_help_says_what_it_is_under_its_own_name() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd.dev.devserver", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m syncd.dev.devserver ")
+    assert "Not for production" in result.stdout
+    assert "python -m syncd.dev.devserver --port 8000 --user root --pass root" in result.stdout
+    assert "cbor2" not in result.stdout  # the module's notes are for its readers, not its users

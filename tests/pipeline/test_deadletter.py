@@ -302,3 +302,28 @@ def test_live_count_tells_a_rewrite_that_reused_the_inode(dlq: DeadLetterFile) -
         f.write(b"\n" * size)
     dlq.append(op(8), "refused", first_failed_at=T0)
     assert dlq.live_count() == 1
+
+
+def test_the_same_record_and_reason_is_one_entry(dlq: DeadLetterFile) -> None:
+    assert dlq.append(op(1), "refused", first_failed_at=T0, last_failed_at=T0)
+    assert dlq.append(op(2), "refused", first_failed_at=T0)
+    before = dlq.path.read_bytes()
+    # The same record refused for the same reason again (a backfill run twice): nothing added.
+    assert not dlq.append(op(1), "refused", first_failed_at=T0 + 5)
+    assert dlq.path.read_bytes() == before
+    # Another reason is another entry.
+    assert dlq.append(op(1), "other reason", first_failed_at=T0)
+    assert dlq.count() == 3
+
+
+def test_a_changed_record_replaces_its_entry_in_place(dlq: DeadLetterFile) -> None:
+    dlq.append(op(1), "refused", first_failed_at=T0, last_failed_at=T0)
+    dlq.append(op(2), "refused", first_failed_at=T0)
+    newer = Operation("user", "user:1", {"id": RecordID("user", 1), "v": 2}, "backfill")
+    assert not dlq.append(newer, "refused", first_failed_at=T0 + 50, last_failed_at=T0 + 60)
+    (first, second), problems = dlq.read()
+    assert problems == [] and second.op == op(2)
+    assert first.op == newer  # the newest state is what a replay sends
+    assert first.first_failed_at == pytest.approx(T0)  # when it first failed stays
+    assert first.last_failed_at == pytest.approx(T0 + 60)
+    assert stat.S_IMODE(dlq.path.stat().st_mode) == 0o600

@@ -321,3 +321,24 @@ async def test_a_lost_changefeed_without_auto_enable_keeps_the_daemon_unready(
     await converge(db, secondary_server.url, "events", within=60)
     assert syncd.terminate() == 0
     await db.close()
+
+
+async def test_the_daemon_logs_a_summary_line_now_and_then(
+    primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
+) -> None:
+    db, syncd = await events_daemon(
+        primary_server, secondary_server, syncd_factory, log_summary_interval="500ms"
+    )
+    await db.query("CREATE events:1 SET n = 1")
+
+    def summaries() -> list[dict[str, Any]]:
+        lines = [json.loads(x) for x in syncd.log.read_text().splitlines() if x.startswith("{")]
+        return [e for e in lines if e.get("event") == "replication_summary"]
+
+    await until(lambda: any(e["applied"] >= 1 for e in summaries()), 30)
+    last = summaries()[-1]
+    assert last["level"] == "info"
+    assert {"applied", "applied_per_second", "lag_seconds", "backlog", "secondaries"} <= set(last)
+    assert last["secondaries"].endswith("secondary up")
+    assert "events:1" not in syncd.log.read_text()  # counts, never records
+    await db.close()

@@ -52,6 +52,8 @@ def test_routes(metrics: Metrics) -> None:
         code, _, body = get(http.url + "/metrics")
         assert code == 200
         assert 'syncd_operations_applied_total{secondary="secondary",table="user"} 3.0' in body
+        assert "_created" not in body  # half the series, read by nothing
+        assert "_created" not in get(http.url + "/metrics?name[]=syncd_operations_applied_total")[2]
 
         assert get(http.url + "/healthz")[::2] == (200, "ok\n")
 

@@ -95,3 +95,42 @@ async def close(db: Any) -> None:
     """Close an SDK connection, bounded."""
     with anyio.move_on_after(5):
         await db.close()
+
+
+def syncd_on_a_terminal(*args: str, cwd: Path, timeout: float = 120) -> tuple[int, str]:
+    """Run ``python -m syncd ARGS`` with a pseudo-terminal as stdout and stderr.
+
+    Returns the exit status and everything written to the terminal (escape
+    sequences included): what an operator at a terminal sees, frame by frame.
+    """
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env.update(COLUMNS="160", LINES="40", TERM="xterm")
+    main, child = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syncd", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+        )
+        os.close(child)
+        child = -1
+        chunks: list[bytes] = []
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = process.wait(timeout=timeout)
+    finally:
+        os.close(main)
+        if child >= 0:
+            os.close(child)
+    return code, b"".join(chunks).decode("utf-8", "replace")

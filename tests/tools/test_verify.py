@@ -24,7 +24,7 @@ from syncd.tools.records import last_id, lookup, read_page
 from syncd.tools.verify import Verifier, VerifyOptions
 from tests.support.engines import GENERATIONS
 from tests.support.secondaries import write_secondaries_config
-from tests.support.tools import close, connect, syncd, write_config
+from tests.support.tools import close, connect, syncd, syncd_on_a_terminal, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -307,3 +307,69 @@ def test_an_unknown_secondary_is_one_line_naming_the_configured_ones(tmp_path: P
             "syncd: unknown secondary 'nope' (configured: archive, analytics)\n"
         ), command
         assert result.stdout == ""
+
+
+def test_verify_and_backfill_refuse_the_in_process_primary(tmp_path: Path) -> None:
+    (tmp_path / "syncd.yaml").write_text('secondary_url: "ws://127.0.0.1:9/rpc"\n')
+    for command in ("verify", "backfill"):
+        result = syncd(command, "-c", "syncd.yaml", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr
+        assert f"primary_url: syncd {command} needs the URL of the database" in lines[0]
+
+
+async def test_a_primary_database_without_tables_is_not_called_consistent(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill_each([(servers[1], "nothing_here")])  # the secondary only
+    write_config(tmp_path, primary=servers[0], secondary=servers[1], database="nothing_here")
+    result = syncd("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    (line,) = result.stderr.splitlines()
+    assert 'the primary database (namespace "app", database "nothing_here") has no tables' in line
+    assert "consistent" not in result.stdout
+
+
+async def test_tables_empty_on_the_primary_are_said_loudly(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill_each([(servers[1], "empty_primary")])
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="empty_primary", tables=TABLES
+    )
+    result = syncd("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    (line,) = result.stderr.splitlines()
+    assert "no record on the primary" in line and "80 on the secondary" in line
+    assert "nothing compared" in line
+    # One table empty on the primary among others that are not: a warning on that table.
+    await fill_each([(servers[0], "half_empty"), (servers[1], "half_empty")])
+    db = await connect(servers[0], "half_empty")
+    try:
+        await db.query("DELETE kv")
+    finally:
+        await close(db)
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="half_empty", tables=TABLES
+    )
+    code, report = verify(tmp_path)
+    assert code == 0
+    (kv,) = [t for t in report["tables"] if t["table"] == "kv"]
+    assert any("no record on the primary but 20 on the secondary" in w for w in kv["warnings"])
+
+
+async def test_on_a_terminal_verify_and_backfill_show_a_total(
+    tmp_path: Path, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    await fill(servers, "terminal")
+    write_config(
+        tmp_path, primary=servers[0], secondary=servers[1], database="terminal", tables=TABLES
+    )
+    code, seen = syncd_on_a_terminal("verify", "-c", "syncd.yaml", cwd=tmp_path)
+    assert code == 0, seen
+    assert "160/160" in seen and "100%" in seen  # 80 records on each side: counted first
+    code, seen = syncd_on_a_terminal("backfill", "-c", "syncd.yaml", cwd=tmp_path)
+    assert code == 0, seen
+    assert "80/80" in seen and "100%" in seen
+    assert "secondary: copied 80, dead-lettered 0" in seen
