@@ -25,8 +25,10 @@ Rules this module keeps:
 - Operations the spool reports lost (damaged frames, a missing or cut
   segment) are never known by table: with a ledger, every replicated table
   (``every_table``) is recorded for a re-sync. Without (daemon), the
-  checkpoint never passed them (their positions never finish), so the feed is
-  read again from there on the next start.
+  checkpoint never passed them: lost at open, they are read again from the
+  feed by this start; lost while running, their positions never finish, so
+  the checkpoint stays below them (:attr:`lost_until_restart` says so) and
+  the next start reads them again.
 - Operations that need no durability (a re-sync's copies: the ledger and the
   primary are their record) go to memory without the spool when order allows
   (:meth:`put_copies`), so a full disk does not stop the copy that repairs it.
@@ -83,6 +85,9 @@ class SyncQueue:
         self._ledger = ledger
         self._every_table = list(every_table)
         self._lost_seen = 0
+        #: Operations the spool lost while running, without a ledger (daemon):
+        #: applied only once a restart reads them from the feed again.
+        self.lost_until_restart = 0
         self._fsync_interval = fsync_interval
         self._metrics = metrics
         # Daemon only: operations the disk refused, newer than all it holds.
@@ -115,16 +120,20 @@ class SyncQueue:
         self._resumed_through = self._spool.max_seq
         if len(self._spool):
             log.info("spool_resumed", operations=len(self._spool))
-        self._note_lost()
+        self._note_lost(at_open=True)
 
-    def _note_lost(self) -> None:
+    def _note_lost(self, *, at_open: bool = False) -> None:
         """Have what the spool lost delivered again (see the module docstring)."""
         lost = self._spool.lost
         if lost <= self._lost_seen:
             return
-        self._lost_seen = lost
+        new, self._lost_seen = lost - self._lost_seen, lost
         if self._ledger is None:
-            log.error("spool_loss_read_again_from_feed", frames=lost)
+            if at_open:
+                log.warning("spool_loss_read_again_from_feed", frames=new)
+            else:
+                self.lost_until_restart += new
+                log.error("spool_loss_needs_restart", frames=self.lost_until_restart)
             return
         for table in self._every_table:
             self._ledger.mark(table, 0)

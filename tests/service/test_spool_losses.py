@@ -4,11 +4,14 @@ Library mode: 600 records are written while the secondary is down, the
 application stops, the spool's files are damaged on disk the way a bad disk, a
 crash or an operator would, and the next start (secondary up) delivers what
 survived and copies again every table whose operations may have been lost:
-the secondary ends equal to the primary.
+the secondary ends equal to the primary. Daemon: its feed is its record (the
+checkpoint never passes an operation not applied), so a restart on a damaged
+spool reads the lost operations from the feed again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +23,9 @@ from surrealdb import RecordID
 
 from syncd.dev.process import DevServerProcess as ServerProcess
 from syncd.pipeline.segments import HEADER, Frame, walk
+from tests.support.daemon import connect, converge
 from tests.support.replica import replicator, rows_by_id, secondary_rows
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -104,3 +109,35 @@ async def test_a_damaged_spool_is_repaired_from_the_primary(
         assert await secondary_rows(secondary_server.url, table) == await rows_by_id(
             primary, table
         ), table
+
+
+@pytest.mark.parametrize("kind", ["bytes_flipped", "cut_to_10_bytes", "segment_missing"])
+async def test_the_daemon_reads_what_its_spool_lost_from_the_feed_again(
+    tmp_path: Path,
+    primary_server: ServerProcess,
+    secondary_server: ServerProcess,
+    syncd_factory: Any,
+    kind: str,
+) -> None:
+    db = await connect(primary_server.url)
+    await db.query("DEFINE TABLE events CHANGEFEED 1d")
+    syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+    syncd.start()
+    syncd.wait_ready()
+    secondary_server.stop()
+    await db.query(f"FOR $i IN 0..600 {{ UPSERT events CONTENT {{id: $i, text: '{'x' * 200}'}} }}")
+
+    def spooled() -> bool:
+        status = json.loads(syncd.http("/status")[1] or "{}")
+        return int(status.get("queue_depth", 0)) + int(status.get("spool_depth", 0)) >= 600
+
+    await until(spooled, 60)
+    syncd.kill()
+    (segment,) = sorted((syncd.state / "spool").glob("seg-*.spool"))
+    DAMAGE[kind](segment)
+    secondary_server.start()
+    syncd.start()
+    await converge(db, secondary_server.url, "events", within=90)
+    assert syncd.terminate() == 0
+    assert "Traceback" not in syncd.log.read_text()
+    await db.close()
