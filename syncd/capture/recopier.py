@@ -2,11 +2,17 @@
 
 When the disk is full or ``spool_max_bytes`` is reached, the queue records the
 tables of the operations it could not keep in the ledger
-(:mod:`syncd.pipeline.recopy`). This task brings them back. Rules:
+(:mod:`syncd.pipeline.recopy`); when the spool is found damaged, every
+replicated table. This task brings them back. Rules:
 
-- it runs while the ledger names a table, the secondary is up, the spool takes
-  writes again, and the application has wrapped a primary connection: the copy
-  reads the primary through that connection, as the application does;
+- it runs while the ledger names a table, the secondary is up, and the
+  application has wrapped a primary connection: the copy reads the primary
+  through that connection, as the application does; :data:`EVERY_TABLE`
+  stands for every table the primary has then;
+- it starts once what was queued before it has been applied, and its rows go
+  to memory without the spool (:meth:`SyncQueue.put_copies`: the ledger and
+  the primary are their record), so a disk that is still full does not stop
+  the copy;
 - a table is copied through the pipeline like a backfill
   (:func:`syncd.capture.backfill.copy_tables`: record-id ranges, each chunk
   applied before the next is read), so it lands behind everything queued
@@ -35,7 +41,7 @@ from syncd.errors import PrimaryUnavailable
 from syncd.keys import KeyRule
 from syncd.metrics import Metrics
 from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.recopy import RecopyLedger
+from syncd.pipeline.recopy import EVERY_TABLE, RecopyLedger
 from syncd.sink.operation import Operation
 from syncd.surreal.connection import ManagedConnection
 from syncd.surreal.errors import describe, is_transport_error
@@ -107,7 +113,7 @@ class _CopyIntake:
             op = Operation.from_row(record, self._keys, table=self._table, source=RESYNC_SOURCE)
             if op is not None and op.key not in self.written:
                 ops.append(op)
-        self._queue.put_many(ops)
+        self._queue.put_copies(ops)
         return len(ops)
 
     def enqueue(self, ops: Iterable[Operation]) -> None:
@@ -171,12 +177,7 @@ class Recopier:
             await self.changed.wait()
 
     def _ready(self) -> bool:
-        return (
-            bool(self._ledger)
-            and self.primary is not None
-            and self._secondary.is_up
-            and self._queue.writable
-        )
+        return bool(self._ledger) and self.primary is not None and self._secondary.is_up
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Copy marked tables whenever they can be copied, until cancelled."""
@@ -195,28 +196,43 @@ class Recopier:
         if generation is None:
             return True
         log.info("resync_started", table=table)
-        intake = _CopyIntake(self._queue, self._keys, self._metrics, table)
-        start = Checkpoint(position=None, backfill=start_backfill(0))
-        self._queue.observers.append(intake.observe)
+        primary = AppPrimary(self.primary)
         try:
-            await copy_tables(
-                primary=AppPrimary(self.primary),
-                intake=intake,
-                tables=[table],
-                checkpoint=start,
-                save=_discard,
-                query_seconds=self._query_seconds,
-            )
+            # Behind what was queued before: older operations land first.
+            await self._queue.wait_finished(self._queue.last_seq)
+            for name in await self._tables(primary, table):
+                await self._copy_one(primary, name)
         except Exception as exc:
             log.error("resync_failed", table=table, error=describe(exc))
             return False
-        finally:
-            self._queue.observers.remove(intake.observe)
         if not self._ledger.clear(table, generation):
             log.warning("resync_again", table=table, reason="operations not kept during the copy")
             return False
         log.info("resync_done", table=table)
         return True
+
+    async def _tables(self, primary: AppPrimary, table: str) -> list[str]:
+        """``table``, or every table of the primary for :data:`EVERY_TABLE`."""
+        if table != EVERY_TABLE:
+            return [table]
+        info = await primary.call(lambda c: c.query("INFO FOR DB"), self._query_seconds)
+        tables = info.get("tables", {}) if isinstance(info, Mapping) else {}
+        return sorted(str(name) for name in tables)
+
+    async def _copy_one(self, primary: AppPrimary, table: str) -> None:
+        intake = _CopyIntake(self._queue, self._keys, self._metrics, table)
+        self._queue.observers.append(intake.observe)
+        try:
+            await copy_tables(
+                primary=primary,
+                intake=intake,
+                tables=[table],
+                checkpoint=Checkpoint(position=None, backfill=start_backfill(0)),
+                save=_discard,
+                query_seconds=self._query_seconds,
+            )
+        finally:
+            self._queue.observers.remove(intake.observe)
 
 
 async def _discard(_: Checkpoint) -> None:

@@ -22,6 +22,16 @@ Rules this module keeps:
   tables are recorded for a re-sync (a kill would lose what is only in
   memory). Without (daemon: its changefeed is its buffer): they wait in memory,
   in order, until the disk takes them, and :attr:`writable` is false meanwhile.
+- Operations the spool reports lost (damaged frames, a missing or cut
+  segment) are never known by table: with a ledger, every replicated table
+  (``every_table``) is recorded for a re-sync. Without (daemon), the
+  checkpoint never passed them: lost at open, they are read again from the
+  feed by this start; lost while running, their positions never finish, so
+  the checkpoint stays below them (:attr:`lost_until_restart` says so) and
+  the next start reads them again.
+- Operations that need no durability (a re-sync's copies: the ledger and the
+  primary are their record) go to memory without the spool when order allows
+  (:meth:`put_copies`), so a full disk does not stop the copy that repairs it.
 """
 
 from __future__ import annotations
@@ -64,12 +74,20 @@ class SyncQueue:
         spool: Spool,
         metrics: Metrics | None = None,
         ledger: RecopyLedger | None = None,
+        every_table: Sequence[str] = (),
         fsync_interval: float = 0.5,
     ) -> None:
+        """``every_table``: what the ledger records when operations of unknown tables
+        are lost (the replicated tables, or the ledger's word for all of them)."""
         self._window = Window(lanes)
         self._capacity = capacity
         self._spool = spool
         self._ledger = ledger
+        self._every_table = list(every_table)
+        self._lost_seen = 0
+        #: Operations the spool lost while running, without a ledger (daemon):
+        #: applied only once a restart reads them from the feed again.
+        self.lost_until_restart = 0
         self._fsync_interval = fsync_interval
         self._metrics = metrics
         # Daemon only: operations the disk refused, newer than all it holds.
@@ -102,6 +120,23 @@ class SyncQueue:
         self._resumed_through = self._spool.max_seq
         if len(self._spool):
             log.info("spool_resumed", operations=len(self._spool))
+        self._note_lost(at_open=True)
+
+    def _note_lost(self, *, at_open: bool = False) -> None:
+        """Have what the spool lost delivered again (see the module docstring)."""
+        lost = self._spool.lost
+        if lost <= self._lost_seen:
+            return
+        new, self._lost_seen = lost - self._lost_seen, lost
+        if self._ledger is None:
+            if at_open:
+                log.warning("spool_loss_read_again_from_feed", frames=new)
+            else:
+                self.lost_until_restart += new
+                log.error("spool_loss_needs_restart", frames=self.lost_until_restart)
+            return
+        for table in self._every_table:
+            self._ledger.mark(table, 0)
 
     @property
     def lanes(self) -> int:
@@ -178,6 +213,28 @@ class SyncQueue:
             return
         self._disk_ok()
         for op in batch[:deliver]:
+            self._admit(op)
+
+    def put_copies(self, ops: Iterable[Operation]) -> None:
+        """Enqueue operations that need not be durable (a re-sync's copies).
+
+        To memory alone while nothing older waits on disk (memory may go past
+        ``capacity`` by one copy's chunk); otherwise behind the rest, through
+        the spool, like :meth:`put_many`.
+        """
+        batch = list(ops)
+        if len(self._spool) or self._reading is not None or self._unwritten or self._closed:
+            self.put_many(batch)
+            return
+        for op in batch:
+            op.seq = self._next_seq
+            self._next_seq += 1
+        if self._metrics is not None:
+            for op in batch:
+                self._metrics.count_enqueued(op.table, op.source)
+        for observe in self.observers:
+            observe(batch)
+        for op in batch:
             self._admit(op)
 
     def _encodable(self, batch: list[Operation]) -> list[Operation]:
@@ -359,6 +416,7 @@ class SyncQueue:
                     self._admit(op)
             finally:
                 self._reading = None
+            self._note_lost()
             if not ops:  # only damage was left (reported by the spool): the low moved
                 self._finished.set()
                 return

@@ -17,6 +17,10 @@ generation wins, so a write torn by a crash leaves the previous one. A write
 is handed to the OS at once (a killed process loses nothing) and fsynced by
 :meth:`RecopyLedger.sync`, which the queue's run task calls.
 
+The spool's damage marks tables too: what a damaged frame or a missing
+segment held is not known by table, so every replicated table is marked (the
+``tables`` list, or :data:`EVERY_TABLE` when it is omitted).
+
 A marked table also carries a count, in memory only, bumped by every unkept
 operation: a copy clears the table only if the count it started with is
 still current.
@@ -34,9 +38,13 @@ from pathlib import Path
 
 import structlog
 
-__all__ = ["RecopyLedger", "read_ledger"]
+__all__ = ["EVERY_TABLE", "RecopyLedger", "read_ledger"]
 
 log = structlog.get_logger("syncd.pipeline.recopy")
+
+#: The entry for "every table of the primary": operations of unknown tables were
+#: lost (a damaged spool) and no ``tables`` list says which are replicated.
+EVERY_TABLE = "*"
 
 _SLOT = 64 * 1024
 _HEAD = struct.Struct("<IIQ")  # crc32 of the rest, payload length, generation

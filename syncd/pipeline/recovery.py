@@ -8,6 +8,14 @@ kept in ``corrupt/`` for a human, then made into a pad frame in place, so the
 next open does not report them again. A damaged segment header is rewritten
 (frames describe themselves: only the nonce, hence a saved read position, is
 lost). A torn tail (power loss mid-write) is cut off.
+
+A segment can also go whole: ``head.json`` names every segment the spool
+holds (rewritten when one is started or deleted), so a named segment missing
+at open is reported lost (``spool_segment_missing``), and so is a segment cut
+shorter than its header but not empty (an empty one was started and never
+written: it held nothing). What was lost is never known by table: the caller
+(the queue) has every replicated table copied again (library) or relies on
+the feed (daemon).
 """
 
 from __future__ import annotations
@@ -50,13 +58,18 @@ OnLost = Callable[[int], None] | None
 def recover(directory: Path, on_lost: OnLost) -> tuple[list[Segment], int, int]:
     """Check every segment in ``directory``; return those holding unconfirmed
     frames (in read order), the largest seq ever spooled, and the next segment number."""
-    max_seq, saved = load_state(directory)
+    max_seq, saved, named = load_state(directory)
     for stray in directory.glob(".seg-*.tmp"):  # a rewrite cut short: keep its bytes
         keep(directory, stray.read_bytes(), f"{stray.name.lstrip('.')}.stray")
         stray.unlink()
     segments: list[Segment] = []
     next_tail, last = TAIL_BASE, None
-    for path in sorted(directory.glob("seg-*.spool")):
+    found = sorted(directory.glob("seg-*.spool"))
+    for gone in sorted(set(named) - {path.name for path in found}):
+        log.error("spool_segment_missing", file=gone)
+        if on_lost is not None:
+            on_lost(1)  # at least one: how many it held is not known
+    for path in found:
         if match := NAME.fullmatch(path.name):
             number = int(match.group(1))
             next_tail = max(next_tail, number + 1)
@@ -67,27 +80,36 @@ def recover(directory: Path, on_lost: OnLost) -> tuple[list[Segment], int, int]:
     return segments, max_seq, next_tail
 
 
-def load_state(directory: Path) -> tuple[int, dict[str, list[Any]]]:
-    """``max_seq`` and the saved offsets from ``head.json`` (none if missing or damaged)."""
+def load_state(directory: Path) -> tuple[int, dict[str, list[Any]], list[str]]:
+    """``max_seq``, the saved offsets and the segments named in ``head.json``
+    (none if missing or damaged; an older ``head.json`` names no segment)."""
     try:
         state = json.loads((directory / STATE).read_text())
         items = state["offsets"].items()
         offsets = {str(k): v for k, v in items if isinstance(v, list) and len(v) == 2}
-        return int(state["max_seq"]), offsets
+        named = [str(n) for n in state.get("segments", []) if NAME.fullmatch(str(n))]
+        return int(state["max_seq"]), offsets, named
     except FileNotFoundError:
-        return 0, {}
+        return 0, {}, []
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        # Costs only re-delivery of partly confirmed segments: not worth refusing to start.
+        # Costs re-delivery of partly confirmed segments, and the check for
+        # missing ones this once: not worth refusing to start.
         log.warning("spool_state_ignored", error=f"{type(exc).__name__}: {exc}")
-        return 0, {}
+        return 0, {}, []
 
 
 def save_state(directory: Path, segments: list[Segment], max_seq: int, *, fsync: bool) -> None:
-    """Replace ``head.json``: each partly confirmed segment's name, nonce and offset."""
+    """Replace ``head.json``: every segment's name, and each partly confirmed one's
+    nonce and offset."""
     offsets = {
         s.path.name: [s.nonce.hex(), s.confirmed] for s in segments if s.confirmed > HEADER.size
     }
-    state = {"v": 1, "max_seq": max_seq, "offsets": offsets}
+    state = {
+        "v": 1,
+        "max_seq": max_seq,
+        "offsets": offsets,
+        "segments": [s.path.name for s in segments],
+    }
     write_atomically(directory / STATE, json.dumps(state).encode(), durable=fsync)
 
 
@@ -100,9 +122,16 @@ def check_segment(
     ``saved`` is its ``head.json`` entry; ``last`` the previous segment's last seq.
     """
     size = path.stat().st_size
-    if size < HEADER.size:  # created, header never completed: holds no operation
-        log.warning("spool_tail_truncated", file=path.name, offset=0, bytes_dropped=size)
+    if not size:  # created, never written (its header goes out with its first frames)
         path.unlink()
+        return None, 0
+    if size < HEADER.size:  # cut inside the header: its frames are gone
+        keep(path.parent, path.read_bytes(), f"{path.name}.torn-0")
+        path.unlink()
+        log.warning("spool_tail_truncated", file=path.name, offset=0, bytes_dropped=size)
+        log.error("spool_frames_lost", file=path.name, offset=0, frames=1)
+        if on_lost is not None:
+            on_lost(1)  # at least one: how many it held is not known
         return None, 0
     with path.open("r+b") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if mm[:8] == LEGACY_MAGIC:

@@ -22,8 +22,12 @@ The spool alone counts what it holds: unread operations (``len``), read and
 unconfirmed ones, their bytes, and the oldest unread one's seq and time
 (:attr:`Spool.head`). ``max_bytes`` bounds it: an append that would pass it
 raises :class:`SpoolFull` (an ``OSError`` like a full disk), all or nothing.
-Damage is logged, counted (``on_lost``) and never fatal, and costs only the
-frames it overlaps (see :mod:`syncd.pipeline.recovery`).
+Damage is logged, counted (``on_lost``, :attr:`Spool.lost`) and never fatal,
+and costs only the frames it overlaps (see :mod:`syncd.pipeline.recovery`); the
+queue has what they held delivered by other means. ``head.json`` names every
+segment, so a segment that disappears is found too; it is rewritten whenever a
+segment is started or deleted (once per ``segment_bytes``), and a failure to
+write it (a full disk) is logged and costs only that check and re-delivery.
 """
 
 from __future__ import annotations
@@ -86,6 +90,9 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self._on_lost = on_lost
+        #: Frames reported lost since this object was made (damage, missing segments).
+        self.lost = 0
+        self._state_failed = False
         self._lock = threading.Lock()
         self._reset()
 
@@ -108,7 +115,7 @@ class Spool:
                 raise RuntimeError("spool is already open")
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # umask only narrows
             self._reset()
-            found = recover(self.directory, self._on_lost)
+            found = recover(self.directory, self._count_lost)
             self._segments, self._max_seq, self._next_tail = found
             self._count = sum(seg.frames for seg in self._segments)
             self._bytes = sum(seg.size - seg.offset for seg in self._segments)
@@ -188,7 +195,10 @@ class Spool:
                 os.close(self._fd)
                 self._fd = None
             seg.path.unlink(missing_ok=True)
-        del self._segments[segments:]
+        if removed := self._segments[segments:]:
+            del self._segments[segments:]
+            self._next_tail = removed[0].number  # numbers stay contiguous
+            self._write_state()
         if tail is not None and state is not None:
             size, frames, offset, read = state
             if tail is self._tail and self._fd is not None:
@@ -214,6 +224,7 @@ class Spool:
         self._tail = Segment(number, path, os.urandom(8), 0, 0, 0, 0)
         self._segments.append(self._tail)
         self._dir_dirty = True
+        self._write_state()  # names it: should it go missing, that is noticed
 
     def read(self, max_ops: int) -> list[Operation]:
         """Return up to ``max_ops`` unread operations, oldest first.
@@ -270,9 +281,14 @@ class Spool:
         after = walk(mm, region.end, seg.size)
         remaining = sum(1 for item in after if not isinstance(item, Damage) and item.seq)
         lost = seg.frames - remaining
-        report_lost(seg.path, fd, mm[region.start : region.end], region, lost, self._on_lost)
+        report_lost(seg.path, fd, mm[region.start : region.end], region, lost, self._count_lost)
         seg.frames = remaining
         self._count -= lost
+
+    def _count_lost(self, frames: int) -> None:
+        self.lost += frames
+        if self._on_lost is not None:
+            self._on_lost(frames)
 
     def _peek(self) -> tuple[int, float] | None:
         """The oldest unread frame's (seq, enqueued_at)."""
@@ -312,10 +328,23 @@ class Spool:
         self._segments.remove(seg)
         self._bytes -= seg.size - seg.confirmed
         self._dir_dirty = True
+        self._write_state()  # first: a segment it still names would count as lost
         seg.path.unlink(missing_ok=True)
 
     def _write_state(self, *, fsync: bool = False) -> None:
-        save_state(self.directory, self._segments, self._max_seq, fsync=fsync)
+        try:
+            save_state(self.directory, self._segments, self._max_seq, fsync=fsync)
+        except OSError as exc:
+            # A full disk: the offsets and names in head.json are late, which
+            # costs re-delivery (harmless) and, after a crash, maybe a needless
+            # re-copy; refusing appends or confirms for it would cost far more.
+            if not self._state_failed:
+                log.warning("spool_state_write_failed", error=str(exc))
+            self._state_failed = self._dirty = True
+            return
+        if self._state_failed:
+            log.info("spool_state_written_again")
+        self._state_failed = False
         self._since_checkpoint = 0
 
     def sync(self) -> None:
@@ -323,10 +352,11 @@ class Spool:
         with self._lock:
             if not self._open or not (self._dirty or self._dir_dirty or self._unsynced):
                 return
-            self._write_state()
+            self._dirty = False
+            self._write_state()  # a failure marks it dirty again
             paths = self._unsynced + ([self._tail.path] if self._tail else [])
             paths += [self.directory] if self._dir_dirty else []
-            self._unsynced, self._dir_dirty, self._dirty = [], False, False
+            self._unsynced, self._dir_dirty = [], False
         for path in paths:  # outside the lock: appends must not wait on the disk
             fsync_path(path, missing_ok=True)  # confirmed and deleted meanwhile: fine
 

@@ -10,6 +10,11 @@ lowest every secondary has applied or dead-lettered through (each replica
 says only that); each secondary's own position past it is saved too, and
 after a restart what a secondary had applied is not enqueued to it again.
 The file's format is :mod:`syncd.capture.checkpoint`'s.
+
+A save that fails (a full disk) is logged once (``checkpoint_save_failed``,
+error) and tried again a second later: the file on disk keeps the older,
+safe position, so the cost is re-reading more of the feed after a crash,
+never a change missed, and never the end of the daemon.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class Checkpointer:
         self.server_version: str | None = None
         #: The secondaries the saved position speaks for (stamped on every save).
         self.caught_up: tuple[str, ...] = ()
+        #: The last save failed: :attr:`saved` is ahead of the file.
+        self.failing = False
 
     @property
     def path(self) -> str:
@@ -135,8 +142,17 @@ class Checkpointer:
             server=self.server_version,
             secondaries=self.caught_up,
         )
-        await anyio.to_thread.run_sync(self._file.save, checkpoint)
         self.saved = checkpoint
+        try:
+            await anyio.to_thread.run_sync(self._file.save, checkpoint)
+        except OSError as exc:
+            if not self.failing:
+                log.error("checkpoint_save_failed", error=str(exc), position=checkpoint.position)
+            self.failing = True
+            return
+        if self.failing:
+            log.info("checkpoint_saved_again", position=checkpoint.position)
+        self.failing = False
         if checkpoint.position is not None:
             self._metrics.checkpoint_position.set(checkpoint.position)
         self._metrics.checkpoint_timestamp.set(checkpoint.saved_at)
@@ -154,6 +170,7 @@ class Checkpointer:
         own = {name: at for name, at in applied.items() if at > safe}
         moved = self.saved.position is None or safe > self.saved.position
         # A secondary that finished joining is recorded even when nothing else moved.
-        if moved or own != self.saved.applied or self.caught_up != self.saved.secondaries:
+        changed = own != self.saved.applied or self.caught_up != self.saved.secondaries
+        if moved or changed or self.failing:
             at = safe if self.saved.position is None else max(safe, self.saved.position)
             await self.save(replace(self.saved.advanced(at), applied=own))

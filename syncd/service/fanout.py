@@ -372,12 +372,19 @@ class Fanout:
     # -- health and totals ----------------------------------------------------
 
     def problems(self) -> list[str]:
-        """Why the secondaries make a process unready: refused credentials, or down
-        longer than ``readyz_down_threshold`` (each names its secondary)."""
+        """Why the secondaries make a process unready: refused credentials, down
+        longer than ``readyz_down_threshold``, or a spool that lost operations
+        while the daemon ran (each names its secondary)."""
         threshold = self.config.readyz_down_threshold
         refusals = [p for r in self.replicas if (p := r.refusal()) is not None]
         downs = [p for r in self.replicas if (p := r.down_too_long(threshold)) is not None]
-        return refusals + downs
+        lost = [
+            f"{r.name}: its spool lost {n} operations while running; a restart reads "
+            "them from the changefeed again"
+            for r in self.replicas
+            if (n := r.queue.lost_until_restart)
+        ]
+        return refusals + downs + lost
 
     def refusals(self) -> list[str]:
         """The secondaries refusing syncd's credentials, each named."""

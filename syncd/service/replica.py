@@ -26,7 +26,7 @@ from syncd.config import Config
 from syncd.metrics import Metrics
 from syncd.pipeline.deadletter import DeadLetterFile
 from syncd.pipeline.queue import SyncQueue
-from syncd.pipeline.recopy import RecopyLedger
+from syncd.pipeline.recopy import EVERY_TABLE, RecopyLedger
 from syncd.pipeline.spool import Spool
 from syncd.pipeline.statedir import resync_file, state_files
 from syncd.pipeline.worker import Worker, WorkerSettings
@@ -79,6 +79,8 @@ class Replica:
             spool=spool,
             metrics=metrics,
             ledger=self.ledger,
+            # Lost operations' tables are unknown: every replicated table.
+            every_table=list(config.tables) if config.tables is not None else [EVERY_TABLE],
             fsync_interval=config.capture_fsync_interval,
         )
         self.secondary = managed_connection(

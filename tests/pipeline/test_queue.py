@@ -271,3 +271,54 @@ async def test_spooled_operations_survive_a_crash_after_refill(tmp_path: Path) -
     assert len(taken) == 10  # in a worker's hands, not applied yet
     # SIGKILL now: no persist(), no close(). What does the next start find?
     assert spooled_count(tmp_path) == 10
+
+
+async def test_operations_the_spool_lost_mark_every_replicated_table(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    spool.append([Operation(table="t", key=f"k{i}", record={"id": i}, seq=i) for i in (1, 2)])
+    spool.close()
+    for segment in (tmp_path / "spool").glob("seg-*.spool"):
+        segment.unlink()  # gone: which tables it held is unknown
+    ledger = RecopyLedger(tmp_path / "resync")
+    ledger.open()
+    queue = SyncQueue(
+        lanes=1, capacity=5, spool=Spool(tmp_path / "spool"), ledger=ledger, every_table=["a", "b"]
+    )
+    with capture_logs() as logs:
+        queue.open()
+    assert ledger.tables() == ["a", "b"] and "resync_marked" in [e["event"] for e in logs]
+    queue.persist()
+    queue.close()
+    ledger.close()
+
+
+async def test_copies_go_to_memory_without_the_spool_when_nothing_waits_on_disk(
+    tmp_path: Path,
+) -> None:
+    queue = make(tmp_path, lanes=1, capacity=2)
+    queue.put_copies([op(f"c{i}", i) for i in range(5)])  # past capacity: one chunk
+    assert (queue.depth, queue.spooled, queue._spool.bytes) == (5, 0, 0)
+    queue.put_many([op(f"w{i}", i) for i in range(3)])  # memory is full: these spool
+    queue.put_copies([op("c9", 9)])  # behind them, through the spool, in order
+    assert queue.spooled == 4
+    queue.persist()
+    queue.close()
+
+
+async def test_without_a_ledger_a_loss_while_running_waits_for_a_restart(tmp_path: Path) -> None:
+    queue = make(tmp_path, lanes=1, capacity=2)
+    queue.put_many([op(f"k{i}", i, position=100 + i) for i in range(10)])  # 8 wait on disk
+    (segment,) = (tmp_path / "spool").glob("seg-*.spool")
+    with segment.open("r+b") as f:
+        f.seek(segment.stat().st_size - 40)
+        f.write(b"\xff" * 4)  # the last frame, found damaged when read back
+    taken = await drain(queue, 0)
+    while queue.spooled:  # what the run task does
+        await queue._refill()
+        taken += await drain(queue, 0)
+    assert [o.key for o in taken] == [f"k{i}" for i in range(9)]
+    assert queue.lost_until_restart == 1
+    assert queue.positions.safe_through(200) == 108  # held below the lost one: read again
+    queue.persist()
+    queue.close()

@@ -168,13 +168,28 @@ def test_torn_tail_is_truncated(tmp_path: Path) -> None:
         s.close()
 
 
-def test_torn_segment_header_is_removed(tmp_path: Path) -> None:
+def test_torn_segment_header_is_removed_and_reported_lost(tmp_path: Path) -> None:
     (tmp_path / f"seg-{10**12:020d}.spool").write_bytes(b"SYNC")
     s = Spool(tmp_path)
     with capture_logs() as logs:
         s.open()
     try:
-        assert [e["event"] for e in logs] == ["spool_tail_truncated"]
+        # Its first write held frames too (the header goes out with them).
+        assert [e["event"] for e in logs] == ["spool_tail_truncated", "spool_frames_lost"]
+        assert segments(tmp_path) == [] and s.lost == 1
+        s.append([op(1)])
+        assert drain(s) == [1]
+    finally:
+        s.close()
+
+
+def test_an_empty_segment_is_removed_quietly(tmp_path: Path) -> None:
+    (tmp_path / f"seg-{10**12:020d}.spool").write_bytes(b"")
+    s = Spool(tmp_path)
+    with capture_logs() as logs:
+        s.open()
+    try:
+        assert logs == [] and s.lost == 0
         assert segments(tmp_path) == []
         s.append([op(1)])
         assert drain(s) == [1]
@@ -308,7 +323,9 @@ def test_a_failed_append_leaves_nothing_behind(
     assert (len(spool), spool.bytes) == state
     monkeypatch.undo()
     spool.append([op(i, pad=40) for i in range(2, 101)])  # the queue's retry
-    assert drain(reopened(spool)) == list(range(1, 101))  # each seq once
+    again = reopened(spool)
+    assert drain(again) == list(range(1, 101))  # each seq once
+    assert again.lost == 0  # the segments it rolled and removed are not "missing"
 
 
 def test_a_failed_delivering_append_leaves_nothing_behind(

@@ -215,3 +215,32 @@ def test_pads_are_skipped_by_the_reader(tmp_path: Path) -> None:
     assert isinstance(first, Frame) and first.seq == 0
     seqs, _, lost = reopen_and_drain(tmp_path)
     assert seqs == [s for s in range(1, 31) if s != seq] and lost == 0
+
+
+def test_a_missing_segment_is_reported_lost(tmp_path: Path) -> None:
+    files = written(tmp_path)
+    gone = [seq for _, _, seq in frames_of(files[1])]
+    files[1].unlink()
+    seqs, logs, lost = reopen_and_drain(tmp_path)
+    assert seqs == [s for s in range(1, 61) if s not in gone] and lost >= 1
+    (event,) = [e for e in logs if e["event"] == "spool_segment_missing"]
+    assert event["log_level"] == "error" and event["file"] == files[1].name
+
+
+def test_the_only_segment_missing_is_reported_lost(tmp_path: Path) -> None:
+    (only,) = written(tmp_path, segment_bytes=1 << 20)
+    only.unlink()
+    seqs, _, lost = reopen_and_drain(tmp_path)
+    assert seqs == [] and lost >= 1
+
+
+def test_segments_confirmed_and_deleted_are_not_missing(tmp_path: Path) -> None:
+    s = Spool(tmp_path, segment_bytes=1024)
+    s.open()
+    s.append([op(i) for i in range(1, 61)])
+    assert len(s.read(30)) == 30
+    s.confirm(30)  # deletes the segments read to their end
+    s.close()
+    seqs, logs, lost = reopen_and_drain(tmp_path)
+    assert seqs == list(range(31, 61)) and lost == 0
+    assert not [e for e in logs if e["event"] == "spool_segment_missing"]

@@ -19,8 +19,9 @@ from structlog.testing import capture_logs
 from surrealdb import RecordID
 
 from syncd.dev.process import DevServerProcess as ServerProcess
-from tests.support.daemon import converge, events_daemon
+from tests.support.daemon import connect, converge, events_daemon
 from tests.support.replica import replicator, rows_by_id, secondary_rows
+from tests.support.tinydisk import fill, tiny_disk
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -124,6 +125,36 @@ async def test_writes_during_a_resync_are_not_overwritten_by_older_copies(
     )
 
 
+async def test_library_on_a_full_filesystem_drains_and_recopies_while_it_stays_full(
+    tmp_path: Path, primary: Any, secondary_server: ServerProcess
+) -> None:
+    secondary_server.stop()
+    with tiny_disk(tmp_path / "state", "1m") as state, capture_logs() as logs:
+        async with replicator(tmp_path, secondary_server.url) as rep:
+            db = rep.wrap(primary)
+            for n in range(3000):
+                await db.upsert(RecordID("events", n), {"n": n, "text": "x" * 1000})
+            events = [e["event"] for e in logs]
+            assert "spool_disk_full" in events and rep.status()["resync_pending"] == ["events"]
+            filler = state / "filler"
+            fill(filler)  # whatever the spool frees, nothing else gets any room
+            secondary_server.start()
+            await rep.flush(timeout=120)  # drained, and re-copied, on a disk still full
+            assert rep.status()["resync_pending"] == []
+            assert await secondary_rows(secondary_server.url, "events") == await rows_by_id(
+                primary, "events"
+            )
+            filler.unlink()  # space again
+            for n in range(3000, 3100):
+                await db.upsert(RecordID("events", n), {"n": n, "text": "y"})
+            await rep.flush(timeout=60)
+    assert await secondary_rows(secondary_server.url, "events") == await rows_by_id(
+        primary, "events"
+    )
+    failures = [e for e in logs if e["event"] == "spool_io_failed" or "exc_info" in e]
+    assert not failures, failures[:3]
+
+
 async def test_daemon_stays_up_when_the_spool_is_full_and_goes_on(
     primary_server: ServerProcess, secondary_server: ServerProcess, syncd_factory: Any
 ) -> None:
@@ -146,3 +177,36 @@ async def test_daemon_stays_up_when_the_spool_is_full_and_goes_on(
     assert "spool_writable_again" in syncd.log.read_text()
     assert syncd.terminate() == 0
     await db.close()
+
+
+async def test_daemon_on_a_full_filesystem_goes_on_when_space_comes_back(
+    tmp_path: Path,
+    primary_server: ServerProcess,
+    secondary_server: ServerProcess,
+    syncd_factory: Any,
+) -> None:
+    with tiny_disk(tmp_path / "state", "2m") as state:
+        db = await connect(primary_server.url)
+        await db.query("DEFINE TABLE events CHANGEFEED 1d")
+        syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
+        syncd.start()
+        syncd.wait_ready()
+        secondary_server.stop()
+        await db.query("FOR $i IN 0..500 { UPSERT events CONTENT {id: $i, n: $i} }")
+        filler = state / "filler"
+        fill(filler)  # the disk is full: nothing more can be spooled
+        for start in range(500, 3000, 500):
+            await db.query(
+                f"FOR $i IN {start}..{start + 500} "
+                f"{{ UPSERT events CONTENT {{id: $i, n: $i, text: '{'x' * 200}'}} }}"
+            )
+        await until(lambda: "spool_disk_full" in syncd.log.read_text(), 60)
+        await anyio.sleep(2)
+        assert syncd.proc is not None and syncd.proc.poll() is None
+        filler.unlink()  # space again
+        secondary_server.start()
+        await converge(db, secondary_server.url, "events", within=90)
+        assert syncd.proc.poll() is None, syncd.log.read_text()[-3000:]
+        assert "Traceback" not in syncd.log.read_text()
+        assert syncd.terminate() == 0
+        await db.close()
