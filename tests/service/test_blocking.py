@@ -21,7 +21,8 @@ from surrealdb import AsyncSurreal, RecordID, Surreal
 
 from syncd import BlockingReplicator, Replicator
 from syncd.dev.process import DevServerProcess as ServerProcess
-from tests.support.replica import make_config, secondary_rows
+from tests.capture.test_exact_values import LITERAL, assert_exact, exact_rows
+from tests.support.replica import DATABASE, NAMESPACE, make_config, secondary_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -165,3 +166,17 @@ def test_eight_threads_through_a_secondary_killed_and_frozen(
         rep.flush(timeout=60)
         expected = rows(primary, "events")
     assert replica_rows(secondary_server.url, "events") == expected
+
+
+def test_blocking_capture_is_exact(tmp_path: Path, secondary_server: ServerProcess) -> None:
+    with blocking_primary() as primary, blocking_replicator(tmp_path, secondary_server.url) as rep:
+        db = rep.wrap(primary)
+        db.query(f"CREATE vals:1 CONTENT {LITERAL}")
+        db.upsert(RecordID("vals", 2), {"n": 1})
+        db.query(f"UPDATE vals:2 CONTENT {LITERAL}")
+        db.query_raw(f"BEGIN; CREATE vals:3 CONTENT {LITERAL}; COMMIT")
+        rep.flush(timeout=60)
+    replica = anyio.run(exact_rows, secondary_server.url, NAMESPACE, DATABASE, "vals")
+    assert sorted(replica) == ["vals:1", "vals:2", "vals:3"]
+    for row in replica.values():
+        assert_exact(row)
