@@ -11,15 +11,17 @@ are driven here to completion without an event loop, since on the write path
 nothing in them waits for anything but the primary, which a blocking
 connection answers synchronously. So a write returns as soon as the primary
 has answered and the capture is in the spool: the rows are copied in the
-application's thread, then handed to the loop thread in one call, which puts
-them on every replica's queue (the queue is the loop's alone: it wakes the
-workers through loop-bound events). A merged read runs on the loop thread:
+application's thread, then handed to the loop thread in one ready callback,
+which puts them on every replica's queue (the queue is the loop's alone: it
+wakes the workers through loop-bound events). A merged read runs on the loop thread:
 the primary's read in a worker thread, the secondaries' concurrently, bounded
 by ``query_timeout``. Any number of application threads may call at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
@@ -78,12 +80,53 @@ def _inline(method: Callable[..., T]) -> Callable[..., Coroutine[Any, Any, T]]:
     return call
 
 
+class LoopCall:
+    """Run a plain function on an event loop's thread and wait for its result.
+
+    The cheapest handoff measured (a ready callback and a thread event:
+    ~17 µs p50 here, where a portal's call, which starts a task, is ~90 µs).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Call onto ``loop``, which runs in another thread."""
+        self._loop = loop
+
+    def __call__(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the loop thread; ``LoopGone`` when that loop no longer runs."""
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, fn()))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        try:
+            self._loop.call_soon_threadsafe(run)
+        except RuntimeError:  # closed
+            raise LoopGone from None
+        while not done.wait(0.5):
+            if not self._loop.is_running():
+                raise LoopGone
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+
+class LoopGone(Exception):
+    """The replicator's event loop has stopped."""
+
+
 class _LoopIntake:
     """The fan-out's intake, reached from any thread: copy here, enqueue on the loop."""
 
-    def __init__(self, intake: Intake, portal: BlockingPortal) -> None:
+    def __init__(self, intake: Intake, call: LoopCall) -> None:
         self._intake = intake
-        self._portal = portal
+        self._call = call
         self.metrics = intake.metrics
         self.keys = intake.keys
 
@@ -98,7 +141,12 @@ class _LoopIntake:
         copied = [copy(row) for row in rows]
         if not copied:
             return 0
-        return self._portal.call(partial(self._intake.capture, copied, source=source, copy=_same))
+        try:
+            return self._call(partial(self._intake.capture, copied, source=source, copy=_same))
+        except LoopGone:
+            # The primary committed: the write must not fail because syncd stopped.
+            self._intake.count_uncaptured("replicator_closed")
+            return 0
 
     def count_uncaptured(self, reason: str) -> None:
         self._intake.count_uncaptured(reason)  # a counter and a log line: thread-safe
@@ -149,13 +197,18 @@ class BlockingReplicatedConnection:
     """
 
     def __init__(
-        self, primary: Any, intake: Intake, reads: MergedReads | None, portal: BlockingPortal
+        self,
+        primary: Any,
+        intake: Intake,
+        reads: MergedReads | None,
+        portal: BlockingPortal,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
-        """Wrap ``primary``; ``intake`` and ``reads`` live on ``portal``'s loop."""
+        """Wrap ``primary``; ``intake`` and ``reads`` live on ``loop``, reached by ``portal``."""
         self._primary = primary
         self._inner = ReplicatedConnection(
             _AsAsync(primary),
-            _LoopIntake(intake, portal),  # type: ignore[arg-type]
+            _LoopIntake(intake, LoopCall(loop)),  # type: ignore[arg-type]
             None if reads is None else _LoopReads(reads, portal),  # type: ignore[arg-type]
             tap_target=primary,
         )

@@ -16,6 +16,7 @@ thread. How a wrapped blocking connection's calls run is
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractContextManager
 from functools import partial
 from types import TracebackType
@@ -54,6 +55,7 @@ class BlockingReplicator:
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._running: AbstractContextManager[Replicator] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> BlockingReplicator:
         """Start the loop thread, then the replicator on it (see :meth:`Replicator.__aenter__`).
@@ -71,6 +73,7 @@ class BlockingReplicator:
             portal_cm.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._portal_cm, self._portal, self._running = portal_cm, portal, running
+        self._loop = portal.call(asyncio.get_running_loop)
         return self
 
     def __exit__(
@@ -110,8 +113,9 @@ class BlockingReplicator:
         for replica in self.replicator.fanout:
             if replica.recopier is not None:
                 replica.recopier.primary = ThreadedPrimary(primary)
+        assert self._loop is not None  # set with the portal
         return BlockingReplicatedConnection(
-            primary, self.replicator.fanout, self.replicator.reads, portal
+            primary, self.replicator.fanout, self.replicator.reads, portal, self._loop
         )
 
     def flush(self, timeout: float | None = 30.0) -> None:
