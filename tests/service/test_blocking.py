@@ -180,3 +180,18 @@ def test_blocking_capture_is_exact(tmp_path: Path, secondary_server: ServerProce
     assert sorted(replica) == ["vals:1", "vals:2", "vals:3"]
     for row in replica.values():
         assert_exact(row)
+
+
+def test_writes_after_the_replicator_stopped_still_reach_the_primary(
+    tmp_path: Path, secondary_server: ServerProcess
+) -> None:
+    with blocking_primary() as primary:
+        with blocking_replicator(tmp_path, secondary_server.url) as rep:
+            db = rep.wrap(primary)
+            db.upsert(RecordID("events", "before"), {"n": 1})
+        db.upsert(RecordID("events", "after"), {"n": 2})  # counted as not captured, not raised
+        assert sorted(rows(primary, "events")) == ["events:after", "events:before"]
+        assert sorted(str(r["id"]) for r in db.select("events")) == sorted(rows(primary, "events"))
+        registry = rep.metrics.registry
+    name = "syncd_uncaptured_writes_total"
+    assert registry.get_sample_value(name, {"reason": "replicator_closed"}) == 1
