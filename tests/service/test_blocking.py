@@ -195,3 +195,21 @@ def test_writes_after_the_replicator_stopped_still_reach_the_primary(
         registry = rep.metrics.registry
     name = "syncd_uncaptured_writes_total"
     assert registry.get_sample_value(name, {"reason": "replicator_closed"}) == 1
+
+
+def test_a_merged_read_with_a_frozen_secondary_is_bounded_by_query_timeout(
+    tmp_path: Path, secondary_server: ServerProcess
+) -> None:
+    with blocking_primary() as primary, blocking_replicator(tmp_path, secondary_server.url) as rep:
+        db = rep.wrap(primary)
+        db.upsert(RecordID("events", "a"), {"n": 1})
+        rep.flush(timeout=30)
+        secondary_server.freeze()
+        try:
+            start = time.monotonic()
+            assert [str(r["id"]) for r in db.select("events")] == ["events:a"]
+            took = time.monotonic() - start
+        finally:
+            secondary_server.thaw()
+    # query_timeout is 500 ms in the test config; the primary's read is the rest.
+    assert took < 0.5 * 1.1 + 0.5, took
