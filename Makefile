@@ -5,7 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration clean
+# The applications' side of the compatibility matrix: SDK 1.0.8 and LangChain's
+# vector store, in an environment of their own (the project's own has 2.0.0).
+COMPAT       := .venv-compat
+COMPAT_STAMP := $(COMPAT)/.installed
+COMPAT_PINS  := 'surrealdb==1.0.8' 'langchain-surrealdb==0.2.1' 'langchain-core~=1.1' numpy \
+                'pytest>=8.2' 'pytest-timeout>=2.3'
+
+.PHONY: demo test lint typecheck unit integration compat clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +20,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(COMPAT_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/pip install --quiet --upgrade pip
+	$(COMPAT)/bin/pip install --quiet -e . $(COMPAT_PINS)
+	touch $(COMPAT_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/syncd demo
 
 # The whole suite; CI prints the 15 slowest tests so creeping ones are seen.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck compat
 	$(BIN)/pytest -q --durations=15
+
+# tests/compat on SDK 1.0.8 (+ LangChain); the whole suite runs it on 2.0.0.
+# Served databases run from the project's environment (its SDK embeds 2.3.10).
+compat: $(STAMP) $(COMPAT_STAMP)
+	SYNCD_DEVSERVER_PYTHON=$(abspath $(BIN))/python $(COMPAT)/bin/pytest -q -p no:cacheprovider tests/compat
 
 # Everything not marked `integration` (no processes, no served engines): seconds.
 unit: $(STAMP)
@@ -35,4 +53,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT) .pytest_cache .mypy_cache .ruff_cache

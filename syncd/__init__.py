@@ -3,6 +3,7 @@
 This module re-exports the public names and nothing else; see the README.
 """
 
+from syncd.capture.blocking import BlockingReplicatedConnection
 from syncd.capture.wrapper import ReplicatedConnection
 from syncd.config import Config, TableConfig, load_config
 from syncd.errors import (
@@ -19,11 +20,14 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.reads.merge import OrderTerm, key_for_table, merge_rows
+from syncd.service.blocking import BlockingReplicator
 from syncd.service.replicator import Replicator
 from syncd.sink.operation import Operation
 
 __all__ = [
     "AuthenticationFailed",
+    "BlockingReplicatedConnection",
+    "BlockingReplicator",
     "Config",
     "ConfigError",
     "DatabaseUnavailable",

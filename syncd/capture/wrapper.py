@@ -58,15 +58,26 @@ class ReplicatedConnection:
     Methods syncd does not touch are delegated to the wrapped connection.
     """
 
-    def __init__(self, primary: Any, intake: Intake, reads: MergedReads | None = None) -> None:
-        """Wrap ``primary``: writes go to ``intake``, reads merge through ``reads``."""
+    def __init__(
+        self,
+        primary: Any,
+        intake: Intake,
+        reads: MergedReads | None = None,
+        *,
+        tap_target: Any = None,
+    ) -> None:
+        """Wrap ``primary``: writes go to ``intake``, reads merge through ``reads``.
+
+        ``tap_target``: the SDK connection whose answers' bytes are kept, when
+        ``primary`` only calls it (a blocking connection, capture/blocking.py).
+        """
         self._primary = primary
         self._intake = intake
         self._reads = reads
         self._races = RaceGuard()
         # The answers' own bytes, decoded exactly: the SDK's values lose a
         # datetime's nanoseconds and NULL versus NONE (surreal/tap.py).
-        self._tapped = tap(primary)
+        self._tapped = tap(primary if tap_target is None else tap_target)
 
     @property
     def primary(self) -> Any:

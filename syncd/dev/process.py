@@ -130,7 +130,11 @@ class DevServerProcess:
                 time.sleep(0.1)
 
     def _spawn(self, deadline: float) -> None:
-        cmd = [sys.executable, "-m", "syncd.dev.devserver", "--store", self.store]
+        # SYNCD_DEVSERVER_PYTHON: the interpreter that serves (the compatibility
+        # tests' environment has an SDK whose embedded engine is not the 2.3.10
+        # the devserver serves; the project's own environment has it).
+        python = os.environ.get("SYNCD_DEVSERVER_PYTHON") or sys.executable
+        cmd = [python, "-m", "syncd.dev.devserver", "--store", self.store]
         cmd += ["--port", str(self._port), "--user", self.user]
         if self.engine is not None:
             cmd += ["--engine", str(self.engine)]

@@ -29,6 +29,7 @@ from syncd.service.fanout import Fanout
 from syncd.service.httpserver import HttpEndpoint, serve
 from syncd.service.rates import RateSampler
 from syncd.service.schemamirror import app_query
+from syncd.surreal.kinds import check_kind
 
 __all__ = ["Replicator"]
 
@@ -119,7 +120,12 @@ class Replicator:
 
         A re-sync (after a spool could not keep some operations) reads the
         primary through the connection wrapped last.
+
+        Raises:
+            TypeError: ``primary`` is not an asynchronous SDK connection (a
+                blocking one is wrapped by ``syncd.BlockingReplicator``).
         """
+        check_kind(primary, "async")
         for replica in self.fanout:
             if replica.recopier is not None:
                 replica.recopier.primary = primary

@@ -18,8 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from surrealdb.errors import ConnectionUnavailableError
-from surrealdb.errors import ServerError as SdkServerError
+from surrealdb import errors as sdk_errors
 from websockets.exceptions import WebSocketException
 
 from syncd.errors import (
@@ -43,6 +42,17 @@ __all__ = [
     "translated",
     "unavailable",
 ]
+
+
+class _Absent(Exception):
+    """Stands for an SDK error class an SDK version does not have (1.0.x: neither)."""
+
+
+# 2.0's; 1.0.x raises plain exceptions (its connection errors are OSError/websockets').
+ConnectionUnavailableError: type[Exception] = getattr(
+    sdk_errors, "ConnectionUnavailableError", _Absent
+)
+SdkServerError: type[Exception] = getattr(sdk_errors, "ServerError", _Absent)
 
 #: The RPC error code ``surreal start`` (and the devserver) put on engine errors.
 ENGINE_ERROR_CODE = -32000
@@ -115,7 +125,12 @@ def translate(exc: BaseException, role: str) -> BaseException:
     if isinstance(exc, EngineRefused):
         return ServerError(ENGINE_ERROR_CODE, str(exc))
     if isinstance(exc, SdkServerError):  # through an SDK connection (DirectCaller)
-        return ServerError(exc.code, str(exc), kind=exc.kind, details=exc.details)
+        return ServerError(
+            getattr(exc, "code", ENGINE_ERROR_CODE),
+            str(exc),
+            kind=getattr(exc, "kind", None),
+            details=getattr(exc, "details", None),
+        )
     return exc
 
 

@@ -18,5 +18,8 @@ def first_result(response: Any) -> Any:
     """The first statement's result of a ``query_raw`` response, raising as the SDK does."""
     UtilsMixin.check_response_for_error(response, "query")
     UtilsMixin.check_response_for_result(response, "query")
-    UtilsMixin._check_query_result(response["result"][0])
+    # 2.0 raises on a failed first statement; 1.0.x returns its error text.
+    check_statement = getattr(UtilsMixin, "_check_query_result", None)
+    if check_statement is not None:
+        check_statement(response["result"][0])
     return response["result"][0]["result"]
