@@ -21,6 +21,7 @@ by ``query_timeout``. Any number of application threads may call at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from functools import partial
@@ -150,6 +151,11 @@ class _LoopIntake:
 
     def count_uncaptured(self, reason: str) -> None:
         self._intake.count_uncaptured(reason)  # a counter and a log line: thread-safe
+
+    def schema_changed(self) -> None:
+        # The mirror's wake-up belongs to the loop.
+        with contextlib.suppress(LoopGone):
+            self._call(self._intake.schema_changed)
 
 
 def _same(value: Any) -> Any:

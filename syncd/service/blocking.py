@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from syncd.capture.blocking import BlockingReplicatedConnection
 from syncd.config import Config
 from syncd.service.replicator import Replicator
+from syncd.service.schemamirror import app_query
 from syncd.surreal.kinds import check_kind
 
 __all__ = ["BlockingReplicator"]
@@ -110,9 +111,13 @@ class BlockingReplicator:
         """
         check_kind(primary, "blocking")
         portal = self.portal
+        threaded = ThreadedPrimary(primary)
         for replica in self.replicator.fanout:
             if replica.recopier is not None:
-                replica.recopier.primary = ThreadedPrimary(primary)
+                replica.recopier.primary = threaded
+        schema = self.replicator.fanout.schema
+        schema.primary = app_query(threaded, self.replicator.config.write_timeout)
+        portal.call(schema.changed)
         assert self._loop is not None  # set with the portal
         return BlockingReplicatedConnection(
             primary, self.replicator.fanout, self.replicator.reads, portal, self._loop
