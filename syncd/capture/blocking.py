@@ -70,6 +70,8 @@ class _AsAsync:
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        #: The blocking connection itself.
+        self.conn = conn
         for name in _CALLED:
             setattr(self, name, _inline(getattr(conn, name)))
 
@@ -181,13 +183,33 @@ class _LoopReads:
 
     async def query_raw(
         self,
-        primary_call: Coroutine[Any, Any, Any],
+        primary: _AsAsync,
         query: str,
         vars: dict[str, Any] | None,
         statements: list[Statement],
     ) -> Any:
-        call = partial(self._reads.query_raw, _threaded(primary_call), query, vars, statements)
+        # On the loop, the merged query reads the primary through worker threads.
+        threaded = ThreadedPrimary(primary.conn)
+        call = partial(self._reads.query_raw, threaded, query, vars, statements)
         return self._portal.call(call)
+
+
+class ThreadedPrimary:
+    """A blocking connection as code on the loop reads it: each call in a worker thread."""
+
+    def __init__(self, conn: Any) -> None:
+        """Wrap ``conn``, a connected blocking SDK connection."""
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._conn, name)
+        if not callable(method):
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await anyio.to_thread.run_sync(partial(method, *args, **kwargs))
+
+        return call
 
 
 def _threaded(primary_call: Coroutine[Any, Any, T]) -> Awaitable[T]:

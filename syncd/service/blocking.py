@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AbstractContextManager
-from functools import partial
 from types import TracebackType
 from typing import Any
 
-import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from prometheus_client import CollectorRegistry
 
-from syncd.capture.blocking import BlockingReplicatedConnection
+from syncd.capture.blocking import BlockingReplicatedConnection, ThreadedPrimary
 from syncd.config import Config
 from syncd.service.replicator import Replicator
 from syncd.service.schemamirror import app_query
@@ -145,21 +143,3 @@ class BlockingReplicator:
     def status(self) -> dict[str, object]:
         """The snapshot :meth:`Replicator.status` answers."""
         return self.portal.call(self.replicator.status)
-
-
-class ThreadedPrimary:
-    """A blocking connection as the loop's re-sync reads it: each call in a worker thread."""
-
-    def __init__(self, conn: Any) -> None:
-        """Wrap ``conn``, a connected blocking SDK connection."""
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._conn, name)
-        if not callable(method):
-            return method
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await anyio.to_thread.run_sync(partial(method, *args, **kwargs))
-
-        return call

@@ -75,13 +75,13 @@ class Reads:
 
     async def query_raw(
         self,
-        primary_call: Awaitable[Any],
+        primary: Any,
         query: str,
         vars: dict[str, Any] | None,
         statements: list[Statement],
     ) -> Any:
         self.queries.append(query)
-        return await primary_call
+        return await primary.query_raw(query, vars)
 
     def count(self, outcome: str, secondary: str | None = None) -> None:
         self.counted.append(outcome)
