@@ -21,6 +21,9 @@ from rich.text import Text
 from syncd.cli.app import ConfigOption, app, handle_errors, resolve_config_path
 from syncd.config import load_config
 
+# A table's options shown only when they say something (their defaults are not).
+_DEFAULT_OPTIONS = {("prefer", "primary"), ("unmergeable", "raise")}
+
 
 def _render(key: str, value: object) -> str:
     """A summary value as shown in the human table."""
@@ -42,7 +45,7 @@ def _render(key: str, value: object) -> str:
             details = [
                 f"{option}: {', '.join(value) if isinstance(value, list) else value}"
                 for option, value in options.items()
-                if value and (option, value) != ("prefer", "primary")
+                if value and not (isinstance(value, str) and (option, value) in _DEFAULT_OPTIONS)
             ]
             lines.append(f"{name} ({'; '.join(details)})" if details else str(name))
         return "\n".join(lines)

@@ -290,7 +290,7 @@ class Config(BaseModel):
         merged: dict[str, object] = {str(key): value for key, value in data.items()}
         from_env: set[str] = set()
         if env is not None:
-            stray = unknown_env(env, Config.model_fields)
+            stray = unknown_env(env, config_keys())
             if stray is not None:
                 raise ConfigError(prefix + stray)
             try:

@@ -291,15 +291,16 @@ async def test_a_plain_select_query_is_merged(primary: Any) -> None:
         "SELECT * FROM r LIMIT $n",
     ],
 )
-async def test_a_select_that_cannot_be_merged_reads_the_primary_only(
+async def test_aggregates_projections_and_parameters_are_merged_too(
     primary: Any, query: str
 ) -> None:
+    # Merged reads answer these like the union (syncd.reads.union): routed there.
     await primary.create(RecordID("r", "1"), {"n": 1})
     reads = Reads()
     db, intake = wrap(primary, reads)
     await db.query(query, {"n": 1})
-    assert reads.queries == []
-    assert reads.counted == ["primary_only_unsupported"]
+    assert reads.queries == [query]
+    assert reads.counted == []
     assert intake.captures == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncd.config import Config
+from syncd.config.model import config_keys
 from syncd.config.show import summarize
 from tests.support.replica import entry, make_config
 
@@ -18,7 +19,7 @@ def test_every_key_is_shown_with_secrets_masked(tmp_path: Path) -> None:
         volatile_fields=["seen"],
     )
     shown = summarize(config)
-    assert set(shown) == set(Config.model_fields)
+    assert set(shown) == set(config_keys())
     text = repr(shown)
     assert "urlpass1x" not in text and "primpass9z" not in text
     assert shown["secondary_url"] == "ws://root:***@h:8000/rpc"
@@ -27,10 +28,21 @@ def test_every_key_is_shown_with_secrets_masked(tmp_path: Path) -> None:
     assert shown["query_timeout"] == "500ms"
     assert shown["health_check_interval"] == "1s"
     assert shown["tables"] == {
-        "events": {"key": ["slug"], "volatile_fields": [], "version": None, "prefer": "primary"},
-        "users": {"key": None, "volatile_fields": [], "version": None, "prefer": "primary"},
+        "events": {"key": ["slug"], **DEFAULTS},
+        "users": {"key": None, **DEFAULTS},
     }
     assert shown["volatile_fields"] == ["seen"]
+
+
+#: A table's options left at their defaults, as shown.
+DEFAULTS = {
+    "volatile_fields": [],
+    "version": None,
+    "prefer": "primary",
+    "schema": None,
+    "events": False,
+    "unmergeable": "raise",
+}
 
 
 def test_an_empty_password_shows_as_none(tmp_path: Path) -> None:
