@@ -66,8 +66,10 @@ async def test_status_of_a_running_replicator(
     rep = Replicator(config, registry=CollectorRegistry())
     plain = rep.status
     # The daemon's /status adds its checkpoint; the library's has none to show.
-    checkpoint = {"position": 4242, "saved_at": time.time() - 3, "backfill": None}
-    rep.status = lambda: {**plain(), "checkpoint": checkpoint}  # type: ignore[method-assign]
+    rep.status = lambda: {  # type: ignore[method-assign]
+        **plain(),
+        "checkpoint": {"position": 4242, "saved_at": time.time() - 3, "backfill": None},
+    }
     async with rep:
         db = rep.wrap(primary)
         for i in range(30):
