@@ -15,6 +15,16 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from syncd.cli.app import fail
 from syncd.config import Config
@@ -88,3 +98,22 @@ def ask_daemon(config: Config, action: str, secondary: str | None) -> list[dict[
         return send_control(config, action, secondary)
     except NoDaemon as exc:
         fail(str(exc), EXIT_NO_DAEMON)
+
+
+@contextlib.contextmanager
+def progress_bar(console: Console | None = None) -> Iterator[Progress]:
+    """A progress bar (on stderr unless told) with a count, a percentage and an ETA; none
+    off a terminal."""
+    console = console or Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        yield bar

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from syncd.cli.app import (
     ConfigOption,
@@ -27,7 +15,7 @@ from syncd.cli.app import (
     load_cli_config,
     resolve_config_path,
 )
-from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
+from syncd.cli.common import SecondariesOption, progress_bar, quiet_logging, tool_errors
 from syncd.config import Config
 from syncd.interrupts import run_until_interrupted
 
@@ -137,21 +125,3 @@ def _report_backfill(cfg: Config, results: list[tuple[str | None, BackfillResult
         )
     if refused:
         raise typer.Exit(EXIT_DEAD_LETTERED)
-
-
-@contextmanager
-def progress_bar() -> Iterator[Progress]:
-    """A progress bar on stderr with a count, a percentage and an ETA; none off a terminal."""
-    console = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
-        yield bar

@@ -25,13 +25,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -43,7 +37,7 @@ from syncd.cli.app import (
     load_cli_config,
     resolve_config_path,
 )
-from syncd.cli.common import SecondariesOption, quiet_logging, tool_errors
+from syncd.cli.common import SecondariesOption, progress_bar, quiet_logging, tool_errors
 from syncd.config import Config
 from syncd.config.secondaries import select
 from syncd.errors import SyncdError
@@ -258,17 +252,7 @@ def verify(
             restart=restart,
         )
         err = Console(stderr=True)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress:
+        with progress_bar(err) as progress:
             quiet_logging(cfg)  # inside the bar: log lines are printed above it
             results = run_until_interrupted(_run, cfg, names, options, repair, progress)
         quiet_logging(cfg)  # the bar's stream is gone
