@@ -24,6 +24,8 @@ from tests.support.engines import GENERATIONS
 from tests.support.replica import embedded_primary
 from tests.support.server import ServerProcess
 
+pytest_plugins = ["tests.support.burn"]
+
 
 @pytest.fixture(autouse=True)
 def _logging_left_as_found() -> Iterator[None]:
