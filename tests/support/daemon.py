@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from surrealdb import AsyncSurreal
 
 from tests.support.replica import DATABASE, NAMESPACE, rows_by_id, secondary_rows
@@ -97,6 +98,19 @@ class SyncdProcess:
             return e.code, e.read().decode()
         except OSError:
             return 0, ""
+
+    def metric(self, name: str) -> float:
+        """The sum of ``name``'s samples on /metrics, every label together (0: none, or
+        /metrics did not answer)."""
+        code, body = self.http("/metrics")
+        if code != 200:
+            return 0.0
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name == name
+        )
 
     def kill(self) -> None:
         assert self.proc is not None
