@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -98,6 +99,20 @@ class SyncdProcess:
             return e.code, e.read().decode()
         except OSError:
             return 0, ""
+
+    def events(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        """The JSON log lines of ``event`` so far whose ``fields`` match, oldest first."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue  # a line a process wrote past the logger (an exit message)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # the last line, half written as we read
+            if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                found.append(entry)
+        return found
 
     def metric(self, name: str) -> float:
         """The sum of ``name``'s samples on /metrics, every label together (0: none, or
