@@ -244,12 +244,12 @@ async def test_sigterm_during_backfill_with_secondary_down_exits(
         primary_server.url, secondary_server.url, tables={"events": {}}, drain_timeout="2s"
     )
     syncd.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "backfill_table_started" not in syncd.log.read_text():
         assert time.monotonic() < deadline, syncd.log.read_text()
         assert syncd.proc.poll() is None, syncd.log.read_text()
         await anyio.sleep(0.1)
-    await anyio.sleep(0.5)
+    await until(lambda: queue_depth(syncd) > 0, 60)  # a chunk copied, waiting on the secondary
     syncd.proc.send_signal(signal.SIGTERM)
     try:
         code = syncd.proc.wait(15)  # drain_timeout 2 s + margin
@@ -272,14 +272,14 @@ async def test_primary_outage_during_backfill_is_waited_out(
     secondary_server.stop()  # the first chunk waits to be applied
     syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
     syncd.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "backfill_table_started" not in syncd.log.read_text():
         assert time.monotonic() < deadline, syncd.log.read_text()
         await anyio.sleep(0.1)
-    await anyio.sleep(0.5)
+    await until(lambda: queue_depth(syncd) > 0, 60)  # the first chunk waits on the secondary
     primary_server.kill()  # a primary blip...
     secondary_server.start()  # ...just when the next chunk is due
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "backfill_waiting_for_primary" not in syncd.log.read_text():
         code = syncd.proc.poll()
         assert code is None, (
