@@ -12,7 +12,7 @@ COMPAT_STAMP := $(COMPAT)/.installed
 COMPAT_PINS  := 'surrealdb==1.0.8' 'langchain-surrealdb==0.2.1' 'langchain-core~=1.1' numpy \
                 'pytest>=8.2' 'pytest-timeout>=2.3'
 
-.PHONY: demo test lint typecheck unit integration compat clean
+.PHONY: demo test lint typecheck unit integration compat stress clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest -q -m integration --durations=15
+
+# The integration tests under load, in a random order: a burner process spins on
+# every CPU for the whole run (tests/support/burn.py), and pytest-randomly prints
+# the seed (`-p randomly --randomly-seed=N` replays an order). No reruns: a test
+# that passes only the second time has a bug. `make test` keeps file order, so CI
+# fails for a reason, not for an order; this is where order and timing are hunted.
+stress: $(STAMP)
+	$(BIN)/pytest -m integration -p randomly --burn-cpus=-1 --durations=15 -rfE
 
 lint: $(STAMP)
 	$(BIN)/ruff check syncd tests bench

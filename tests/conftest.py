@@ -24,6 +24,8 @@ from tests.support.daemon import connect as connect_primary
 from tests.support.engines import GENERATIONS
 from tests.support.replica import embedded_primary
 
+pytest_plugins = ["tests.support.burn"]
+
 
 @pytest.fixture(autouse=True)
 def _logging_left_as_found() -> Iterator[None]:

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -22,7 +21,8 @@ from syncd.service.replicator import Replicator
 from syncd.surreal.codec import NONE, Datetime, Duration, GeometryPoint, RecordID
 from syncd.surreal.rpc import RpcClient
 from tests.support.daemon import events_daemon
-from tests.support.replica import DATABASE, NAMESPACE, make_config
+from tests.support.replica import DATABASE, NAMESPACE, make_config, table_rows
+from tests.support.waiting import polled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -52,7 +52,7 @@ async def exact_rows(url: str, namespace: str, database: str, table: str) -> dic
     try:
         await client.signin("root", "root")
         await client.use(namespace, database)
-        rows = await client.query(f"SELECT * FROM {table}")
+        rows = await table_rows(lambda: client.query(f"SELECT * FROM {table}"))
     finally:
         await client.close()
     return {str(row["id"]): row for row in rows}
@@ -89,12 +89,11 @@ async def test_daemon_mode_carries_every_value_exactly(
         await db.query(f"CREATE events:1 CONTENT {LITERAL}")
         # RETURN NONE: the test's own SDK connection cannot decode 0ns (its bug).
         await db.query("CREATE events:2 CONTENT {ttl: 0ns, n: 1} RETURN NONE")
-        replica: dict[str, Any] = {}
-        for _ in range(100):
-            replica = await exact_rows(secondary_server.url, NAMESPACE, DATABASE, "events")
-            if len(replica) == 2:
-                break
-            await anyio.sleep(0.2)
+        replica = await polled(
+            lambda: exact_rows(secondary_server.url, NAMESPACE, DATABASE, "events"),
+            lambda rows: len(rows) == 2,
+            60,
+        )
         assert_exact(replica["events:1"])
         assert replica["events:2"]["ttl"] == Duration(0, 0)
     finally:

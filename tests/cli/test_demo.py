@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from syncd.dev.demo import SECONDARIES, demo_config
 from syncd.dev.demoplan import Timeline
 from tests.support.tools import syncd
 
@@ -63,6 +64,8 @@ def test_demo_kills_one_secondary_pauses_the_other_and_both_end_equal_to_the_pri
     tmp_path: Path, engine: str
 ) -> None:
     result = syncd("demo", "--duration", "6", "--engine", engine, cwd=tmp_path, timeout=100)
+    config = demo_config({name: "ws://127.0.0.1:1" for name, _ in SECONDARIES}, "-", tmp_path)
+    in_flight = config.sync_workers * config.sync_batch_size
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "Traceback" not in result.stderr
@@ -103,8 +106,11 @@ def test_demo_kills_one_secondary_pauses_the_other_and_both_end_equal_to_the_pri
             assert tally["primary_records"] == expected, (s["name"], table, tally)
             assert tally["missing"] == tally["differing"] == 0, (s["name"], table, tally)
         assert s["tables"]["events"]["extra"] == 5  # the deleted events: kept, an archive
-        # Most of what was written during the outage waited, then drained.
-        assert s["peak_backlog"] > 10 * s["applied_during_outage"], s
+        # Most of what was written during the outage waited, then drained: only
+        # batches already sent when it began may finish during it (the pause and
+        # the kill hold the rest), however slow a loaded machine makes them.
+        assert s["applied_during_outage"] <= in_flight, s
+        assert s["peak_backlog"] > s["applied_during_outage"], s
         assert s["drain_seconds"] is not None and s["drain_seconds"] >= 0, s
     archive, analytics = summary["secondaries"]
     assert (archive["outage"], analytics["outage"]) == ("killed", "paused")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncd.config import Config
 from syncd.config.model import config_keys
 from syncd.config.show import summarize
 from tests.support.replica import entry, make_config

@@ -149,8 +149,8 @@ async def test_without_a_ledger_a_failing_disk_keeps_operations_in_memory_in_ord
                 queue.put(op("a", v))  # never raises into the application
         assert [e["event"] for e in logs] == ["spool_disk_full"]  # once, not per put
         assert (queue.unwritten, queue.writable) == (1200, False)
-        await anyio.sleep(0.6)  # the run task tries, fails, keeps everything
-        assert attempts >= 2 and queue.unwritten == 1200
+        await until(lambda: attempts >= 2)  # the run task tries, fails, keeps everything
+        assert queue.unwritten == 1200
         broken = False
         await until(lambda: queue.writable)  # the next try of the run task writes them
         out = await drain(queue, 0, limit=1200)

@@ -20,6 +20,7 @@ import pytest
 
 from syncd.dev.process import DevServerProcess as ServerProcess
 from tests.support.daemon import (
+    SyncdProcess,
     connect,
     converge,
     events_daemon,
@@ -28,6 +29,12 @@ from tests.support.replica import secondary_rows
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+def queue_depth(syncd: SyncdProcess) -> int:
+    """Operations the daemon holds in memory (0 while /status does not answer)."""
+    code, body = syncd.http("/status")
+    return int(json.loads(body)["queue_depth"]) if code == 200 else 0
 
 
 async def test_raw_queries_and_return_none_replicate_and_sigterm_drains(
@@ -102,19 +109,18 @@ async def test_secondary_killed_and_frozen_during_the_stream(
     secondary_server.kill()
     for i in range(300, 600):
         await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
-    deadline = time.monotonic() + 20
     # Polling another process's endpoint: there is no event to wait on.
-    while syncd.http("/readyz")[0] != 503 and time.monotonic() < deadline:  # noqa: ASYNC110
-        await anyio.sleep(0.2)
-    assert syncd.http("/readyz")[0] == 503  # flips while the secondary is down
+    await until(lambda: syncd.http("/readyz")[0] == 503, 60)  # flips while it is down
     secondary_server.start()
     await converge(db, secondary_server.url, "events")
     assert syncd.http("/readyz")[0] == 200
+    downs = len(syncd.events("connection_down", role="secondary"))
     secondary_server.freeze()
     try:
         for i in range(600, 800):
             await db.query(f"UPSERT events:{i % 100} SET n = {i} RETURN NONE")
-        await anyio.sleep(4)  # longer than write_timeout: the daemon notices
+        # A write or a health check times out: the daemon takes it for down.
+        await until(lambda: len(syncd.events("connection_down", role="secondary")) > downs, 60)
     finally:
         secondary_server.thaw()
     await converge(db, secondary_server.url, "events")
@@ -159,17 +165,25 @@ async def test_notify_socket_gets_ready_watchdog_status_stopping_in_order(
         syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
         syncd.start(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
         syncd.wait_ready()
-        await anyio.sleep(1.5)
-        assert syncd.terminate() == 0
         messages: list[str] = []
-        while True:
+
+        def kinds() -> list[str]:
+            return [m.splitlines()[0].split("=")[0] for m in messages]
+
+        def receive() -> bool:
             try:
                 messages.append(sock.recv(4096).decode())
             except TimeoutError:
-                break
+                return False
+            return True
+
+        await until(lambda: receive() and kinds().count("WATCHDOG") >= 2, 60)
+        assert syncd.terminate() == 0
+        while receive():
+            pass
     finally:
         sock.close()
-    kinds = [m.splitlines()[0].split("=")[0] for m in messages]
+    kinds = kinds()
     assert "READY" in kinds and "STOPPING" in kinds
     assert kinds.index("READY") < kinds.index("STOPPING")
     assert kinds.count("WATCHDOG") >= 2
@@ -185,7 +199,8 @@ async def test_primary_restarted_during_the_stream_and_a_second_signal_exits_at_
         await db.query(f"UPSERT events:{i} SET n = {i} RETURN NONE")
     await db.close()
     primary_server.kill()
-    await anyio.sleep(1.5)  # the daemon sees the primary gone and keeps running
+    # The daemon sees the primary gone and keeps running.
+    await until(lambda: syncd.events("connection_down", role="primary"), 60)
     assert syncd.proc is not None and syncd.proc.poll() is None
     primary_server.start()  # same store, same port
     db = await connect(primary_server.url)
@@ -198,9 +213,9 @@ async def test_primary_restarted_during_the_stream_and_a_second_signal_exits_at_
     try:
         for i in range(400, 450):
             await db.query(f"UPSERT events:{i} SET n = {i} RETURN NONE")
-        await anyio.sleep(0.5)
+        await until(lambda: queue_depth(syncd) > 0, 60)  # read, and stuck on the secondary
         syncd.proc.send_signal(signal.SIGTERM)
-        await anyio.sleep(0.3)
+        await until(lambda: syncd.events("daemon_draining"), 60)
         started = time.monotonic()
         syncd.proc.send_signal(signal.SIGTERM)
         assert syncd.proc.wait(10) != 0
@@ -229,12 +244,12 @@ async def test_sigterm_during_backfill_with_secondary_down_exits(
         primary_server.url, secondary_server.url, tables={"events": {}}, drain_timeout="2s"
     )
     syncd.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "backfill_table_started" not in syncd.log.read_text():
         assert time.monotonic() < deadline, syncd.log.read_text()
         assert syncd.proc.poll() is None, syncd.log.read_text()
         await anyio.sleep(0.1)
-    await anyio.sleep(0.5)
+    await until(lambda: queue_depth(syncd) > 0, 60)  # a chunk copied, waiting on the secondary
     syncd.proc.send_signal(signal.SIGTERM)
     try:
         code = syncd.proc.wait(15)  # drain_timeout 2 s + margin
@@ -257,14 +272,14 @@ async def test_primary_outage_during_backfill_is_waited_out(
     secondary_server.stop()  # the first chunk waits to be applied
     syncd = syncd_factory(primary_server.url, secondary_server.url, tables={"events": {}})
     syncd.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "backfill_table_started" not in syncd.log.read_text():
         assert time.monotonic() < deadline, syncd.log.read_text()
         await anyio.sleep(0.1)
-    await anyio.sleep(0.5)
+    await until(lambda: queue_depth(syncd) > 0, 60)  # the first chunk waits on the secondary
     primary_server.kill()  # a primary blip...
     secondary_server.start()  # ...just when the next chunk is due
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while "backfill_waiting_for_primary" not in syncd.log.read_text():
         code = syncd.proc.poll()
         assert code is None, (

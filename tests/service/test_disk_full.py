@@ -162,10 +162,20 @@ async def test_daemon_stays_up_when_the_spool_is_full_and_goes_on(
         primary_server, secondary_server, syncd_factory, spool_max_bytes="4KiB"
     )
     secondary_server.stop()
-    for start in range(0, 3000, 500):
+
+    async def upserts(start: int) -> None:
         await db.query(
             f"FOR $i IN {start}..{start + 500} {{ UPSERT events CONTENT {{id: $i, n: $i}} }}"
         )
+
+    # An empty spool takes any one append, however large (else a transaction
+    # bigger than the bound could never pass). So the first transaction is read
+    # and spooled before the others are written: read together with them, as a
+    # daemon slow to get the CPU does, it would leave no later append to refuse.
+    await upserts(0)
+    await until(lambda: syncd.metric("syncd_spool_bytes") > 0, 60)
+    for start in range(500, 3000, 500):
+        await upserts(start)
     await until(lambda: "spool_disk_full" in syncd.log.read_text(), 60)
     assert syncd.proc is not None and syncd.proc.poll() is None
     lines = [json.loads(line) for line in syncd.log.read_text().splitlines() if "{" in line]

@@ -27,6 +27,7 @@ from tests.support.replica import (
     secondary_rows,
     spooled_count,
 )
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -77,7 +78,8 @@ async def test_secondary_killed_and_restarted_mid_stream(
             if i == 300:
                 secondary_server.kill()
             if i == 600:
-                await anyio.sleep(0.5)  # the outage outlasts a few reconnect attempts
+                # The outage lasts until syncd has seen it.
+                await until(lambda: not rep.replicas.first.is_up, 30)
                 secondary_server.start()
             if i % 50 == 0:
                 await anyio.sleep(0.01)  # writes and drain interleave, as in an application

@@ -6,6 +6,8 @@ import os
 import socket
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from syncd.service.sdnotify import Notifier
 
 
@@ -35,4 +37,9 @@ def test_watchdog_for_another_pid_is_ignored() -> None:
 
 
 def test_a_dead_socket_is_logged_not_raised(tmp_path: Path) -> None:
-    Notifier({"NOTIFY_SOCKET": str(tmp_path / "missing.sock")}).ready("x")
+    with capture_logs() as logs:
+        Notifier({"NOTIFY_SOCKET": str(tmp_path / "missing.sock")}).ready("x")
+    assert [(e["event"], e["log_level"], e["fields"]) for e in logs] == [
+        ("sd_notify_failed", "warning", ["READY", "STATUS"])
+    ]
+    assert logs[0]["error"]  # the OS's reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from surrealdb import AsyncSurreal
 
 from syncd.dev.process import DevServerProcess as ServerProcess
@@ -97,6 +99,33 @@ class SyncdProcess:
             return e.code, e.read().decode()
         except OSError:
             return 0, ""
+
+    def events(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        """The JSON log lines of ``event`` so far whose ``fields`` match, oldest first."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue  # a line a process wrote past the logger (an exit message)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # the last line, half written as we read
+            if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                found.append(entry)
+        return found
+
+    def metric(self, name: str) -> float:
+        """The sum of ``name``'s samples on /metrics, every label together (0: none, or
+        /metrics did not answer)."""
+        code, body = self.http("/metrics")
+        if code != 200:
+            return 0.0
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name == name
+        )
 
     def kill(self) -> None:
         assert self.proc is not None
