@@ -79,7 +79,7 @@ async def test_secondary_killed_and_restarted_mid_stream(
                 secondary_server.kill()
             if i == 600:
                 # The outage lasts until syncd has seen it.
-                await until(lambda: not rep.replicas.first.is_up, 30)
+                await until(lambda: not rep.fanout.first.is_up, 30)
                 secondary_server.start()
             if i % 50 == 0:
                 await anyio.sleep(0.01)  # writes and drain interleave, as in an application
