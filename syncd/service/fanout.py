@@ -376,7 +376,7 @@ class Fanout:
         longer than ``readyz_down_threshold``, or a spool that lost operations
         while the daemon ran (each names its secondary)."""
         threshold = self.config.readyz_down_threshold
-        refusals = [p for r in self.replicas if (p := r.refusal()) is not None]
+        refusals = self.refusals()
         downs = [p for r in self.replicas if (p := r.down_too_long(threshold)) is not None]
         lost = [
             f"{r.name}: its spool lost {n} operations while running; a restart reads "

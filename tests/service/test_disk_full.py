@@ -211,7 +211,8 @@ async def test_daemon_on_a_full_filesystem_goes_on_when_space_comes_back(
                 f"{{ UPSERT events CONTENT {{id: $i, n: $i, text: '{'x' * 200}'}} }}"
             )
         await until(lambda: "spool_disk_full" in syncd.log.read_text(), 60)
-        await anyio.sleep(2)
+        # Up and answering while the disk stays full (a process only just alive would not).
+        await until(lambda: syncd.http("/healthz")[0] == 200, 60)
         assert syncd.proc is not None and syncd.proc.poll() is None
         filler.unlink()  # space again
         secondary_server.start()
